@@ -1,0 +1,129 @@
+# gemma-run build. `make` builds build/gemma-run (CPU backend always, CUDA when
+# nvcc is found; CUDA=0 forces CPU-only). See README.md and docs/.
+#
+# Sources are found by wildcard, so a new module file or test needs no edit here:
+#   common/ loader/ kernels/ kernels/cpu/ service/  -> build/libgemma.a
+#   kernels/cuda/*.cu                               -> nvcc, when CUDA is on
+#   tests/**/test_*.c                               -> one binary each, run by tests/run.sh
+#   tests/fuzz/fuzz_*.c                             -> libFuzzer targets (make fuzz)
+#   bench/*.c                                       -> build/bench/* (bench/loadgen.c -> build/loadgen)
+
+BUILD   ?= build
+CUDA    ?= auto
+SAN     ?= 0
+CC      ?= cc
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+ifeq ($(CUDA),0)
+NVCC :=
+endif
+HAVE_CUDA := $(if $(NVCC),1,0)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+
+PKGS    := libevent libevent_pthreads libcjson libcurl openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT     ?= -O2
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Werror -MMD -MP -D_GNU_SOURCE \
+           -I. $(PKG_CFLAGS) -pthread -fno-strict-aliasing
+# The CPU kernels are the hot loops: vectorise them for AVX2/FMA machines
+# (every Cloud Run GPU host has them).
+KCFLAGS := -O3 -mavx2 -mfma -mf16c
+LDLIBS  := $(PKG_LIBS) -lm -pthread
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(HAVE_CUDA),1)
+CFLAGS  += -DGR_HAVE_CUDA=1 -I$(CUDA_HOME)/include
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+NVFLAGS := -std=c++17 -O3 -I. -Xcompiler -fPIC,-Wall,-Werror \
+           -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+           -gencode arch=compute_90,code=compute_90
+endif
+
+LIB_SRC := $(wildcard common/*.c loader/*.c kernels/*.c kernels/cpu/*.c service/*.c)
+LIB_SRC := $(filter-out service/main.c,$(LIB_SRC))
+CU_SRC  := $(if $(filter 1,$(HAVE_CUDA)),$(wildcard kernels/cuda/*.cu))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+LIB     := $(BUILD)/libgemma.a
+
+TEST_SRC := $(wildcard tests/*/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(filter-out bench/loadgen.c,$(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+TOOLS   := $(if $(wildcard tools/mkmodel.c),$(BUILD)/mkmodel) $(if $(wildcard bench/loadgen.c),$(BUILD)/loadgen)
+
+.PHONY: all deps run test test-gpu asan fuzz bench clean tests
+all: $(BUILD)/gemma-run $(TOOLS)
+
+$(BUILD)/obj/kernels/cpu/%.o: kernels/cpu/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KCFLAGS) -c $< -o $@
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/gemma-run: $(BUILD)/obj/service/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/mkmodel: $(BUILD)/obj/tools/mkmodel.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/loadgen: $(BUILD)/obj/bench/loadgen.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests: all $(TEST_BIN)
+
+deps:
+	@tools/deps.sh
+
+# Serves the demo model (tools/mkmodel --preset tiny) on the CPU backend.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@tools/demo-model.sh $(BUILD)/demo-model
+	$(BUILD)/gemma-run serve --model $(BUILD)/demo-model --backend cpu --port $${PORT:-8080}
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) HAVE_CUDA=$(HAVE_CUDA) tests/run.sh
+
+# CUDA op and model parity tests; needs a GPU.
+test-gpu: deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) HAVE_CUDA=$(HAVE_CUDA) GR_TEST_GPU=1 tests/run.sh
+
+# The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU build).
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 tests
+	@BUILD=build-asan HAVE_CUDA=0 GR_SAN=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TIME ?= 20
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang CUDA=0 \
+	  SAN=0 OPT="-O1 -fsanitize=fuzzer-no-link,address,undefined" $(BUILD)-fuzz-lib
+	@tools/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_SRC)
+$(BUILD)-fuzz-lib: $(LIB)
+
+bench: deps all $(BENCH_BIN)
+	@BUILD=$(BUILD) bench/run.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,314 @@
+/* util.c - see util.h. */
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/status.h"
+
+double now_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double wall_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+	char *p = buf;
+	while (n > 0) {
+		ssize_t r = pread(fd, p, n, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return ST_EIO;
+		}
+		if (r == 0)
+			return ST_EIO;	/* unexpected end of file */
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+int write_full(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t r = write(fd, p, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return ST_EIO;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int read_file(const char *path, size_t max_bytes, char **out, size_t *len)
+{
+	struct stat sb;
+	char *buf;
+	int fd, rc;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_err(errno == ENOENT ? ST_ENOENT : ST_EIO, "cannot open '%s': %s", path,
+			       strerror(errno));
+	if (fstat(fd, &sb) < 0) {
+		rc = log_err(ST_EIO, "cannot stat '%s': %s", path, strerror(errno));
+		goto out_close;
+	}
+	if ((uint64_t)sb.st_size > max_bytes) {
+		rc = log_err(ST_ERANGE, "'%s' is %lld bytes, over the limit of %zu", path,
+			     (long long)sb.st_size, max_bytes);
+		goto out_close;
+	}
+	buf = malloc((size_t)sb.st_size + 1);
+	if (!buf) {
+		rc = ST_ENOMEM;
+		goto out_close;
+	}
+	if ((rc = pread_full(fd, buf, (size_t)sb.st_size, 0)) < 0) {
+		log_err(rc, "cannot read '%s': %s", path, strerror(errno));
+		free(buf);
+		goto out_close;
+	}
+	buf[sb.st_size] = 0;
+	*out = buf;
+	if (len)
+		*len = (size_t)sb.st_size;
+out_close:
+	close(fd);
+	return rc;
+}
+
+int write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int rc;
+	if (fd < 0)
+		return log_err(ST_EIO, "cannot create '%s': %s", path, strerror(errno));
+	rc = write_full(fd, buf, len);
+	if (close(fd) < 0 && rc == 0)
+		rc = ST_EIO;
+	if (rc < 0)
+		return log_err(rc, "cannot write '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+float f16_to_f32(f16 h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+	float f;
+
+	if (exp == 0) {
+		/* zero or subnormal: man * 2^-24 */
+		f = ldexpf((float)man, -24);
+		return sign ? -f : f;
+	}
+	if (exp == 31)
+		u = sign | 0x7f800000u | (man << 13);
+	else
+		u = sign | ((exp + 112) << 23) | (man << 13);
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+f16 f32_to_f16(float f)
+{
+	uint32_t u, sign, man;
+	int exp;
+
+	memcpy(&u, &f, 4);
+	sign = (u >> 16) & 0x8000;
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return (f16)(sign | 0x7e00);
+	exp = (int)((u >> 23) & 0xff) - 127 + 15;
+	man = u & 0x7fffff;
+	if (exp >= 31)
+		return (f16)(sign | 0x7c00);
+	if (exp <= 0) {
+		if (exp < -10)
+			return (f16)sign;
+		man |= 0x800000;
+		uint32_t shift = (uint32_t)(14 - exp);
+		uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+		if (rem > mid || (rem == mid && (half & 1)))
+			half++;
+		return (f16)(sign | half);
+	}
+	uint32_t h = sign | ((uint32_t)exp << 10) | (man >> 13);
+	uint32_t rem = man & 0x1fff;
+	if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+		h++;	/* may carry into the exponent, which is right */
+	return (f16)h;
+}
+
+size_t json_escape(char *dst, size_t cap, const char *s)
+{
+	size_t o = 0;
+	if (cap == 0)
+		return 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char tmp[8];
+		const char *rep = NULL;
+		size_t rn;
+		switch (c) {
+		case '"':  rep = "\\\""; break;
+		case '\\': rep = "\\\\"; break;
+		case '\n': rep = "\\n"; break;
+		case '\r': rep = "\\r"; break;
+		case '\t': rep = "\\t"; break;
+		default:
+			if (c < 0x20) {
+				snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+				rep = tmp;
+			}
+		}
+		if (rep) {
+			rn = strlen(rep);
+			if (o + rn >= cap)
+				break;
+			memcpy(dst + o, rep, rn);
+			o += rn;
+		} else {
+			if (o + 1 >= cap)
+				break;
+			dst[o++] = (char)c;
+		}
+	}
+	dst[o] = 0;
+	return o;
+}
+
+int parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+	if (!s || !*s)
+		return ST_EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return ST_EINVAL;
+	*out = v;
+	return 0;
+}
+
+int parse_f64(const char *s, double *out)
+{
+	char *end;
+	double v;
+	if (!s || !*s)
+		return ST_EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || isnan(v))
+		return ST_EINVAL;
+	*out = v;
+	return 0;
+}
+
+int utf8_valid(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (i + len > n)
+			return 0;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+void rng_seed(struct rng *r, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++)
+		r->s[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+uint64_t rng_next(struct rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return result;
+}
+
+double rng_uniform(struct rng *r)
+{
+	return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+double rng_normal(struct rng *r)
+{
+	double u1 = rng_uniform(r), u2 = rng_uniform(r);
+	if (u1 < 1e-300)
+		u1 = 1e-300;
+	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}

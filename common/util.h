@@ -1,0 +1,82 @@
+/*
+ * util.h - small helpers shared by every module: clocks, whole-file reads,
+ * float formats (bf16, f16), JSON string escaping, number parsing.
+ *
+ * Nothing here allocates except read_file(), whose buffer the caller frees.
+ */
+#ifndef GR_UTIL_H
+#define GR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+typedef uint16_t bf16;	/* bfloat16 bits */
+typedef uint16_t f16;	/* IEEE half bits */
+
+/* Monotonic seconds (CLOCK_MONOTONIC) and wall-clock seconds since the epoch. */
+double now_sec(void);
+double wall_sec(void);
+
+/*
+ * Reads a whole file into a new NUL-terminated buffer (*out, caller frees);
+ * *len gets the size without the NUL. Refuses files over max_bytes.
+ */
+int read_file(const char *path, size_t max_bytes, char **out, size_t *len);
+
+/* Writes all of buf to path (created or truncated). */
+int write_file(const char *path, const void *buf, size_t len);
+
+/* pread/pwrite that loop over short transfers; 0 or a negative status. */
+int pread_full(int fd, void *buf, size_t n, uint64_t off);
+int write_full(int fd, const void *buf, size_t n);
+
+static inline float bf16_to_f32(bf16 h)
+{
+	uint32_t u = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* Round to nearest even; NaN stays NaN. */
+static inline bf16 f32_to_bf16(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return (bf16)((u >> 16) | 0x40);
+	u += 0x7fffu + ((u >> 16) & 1);
+	return (bf16)(u >> 16);
+}
+
+float f16_to_f32(f16 h);
+f16 f32_to_f16(float f);
+
+/*
+ * Escapes s as the inside of a JSON string into dst (always NUL-terminated,
+ * truncated if needed). Returns the length written.
+ */
+size_t json_escape(char *dst, size_t cap, const char *s);
+
+/* Strict integer/float parsing of a whole string; 0 or ST_EINVAL. */
+int parse_i64(const char *s, int64_t *out);
+int parse_f64(const char *s, double *out);
+
+/* Whether the n bytes at s are valid UTF-8 (no overlongs, no surrogates). */
+int utf8_valid(const char *s, size_t n);
+
+/* Deterministic PRNG (xoshiro256**), seeded with splitmix64. */
+struct rng { uint64_t s[4]; };
+void rng_seed(struct rng *r, uint64_t seed);
+uint64_t rng_next(struct rng *r);
+/* Uniform in [0, 1). */
+double rng_uniform(struct rng *r);
+/* Standard normal (Box-Muller). */
+double rng_normal(struct rng *r);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * engine.h - the inference engine as the HTTP service sees it: one engine
+ * thread that owns the model, the backend and the KV cache, and runs
+ * continuous batching over submitted requests.
+ *
+ * Contract with the service (service/http_*.c):
+ *   - eng_submit() and eng_cancel() may be called from any thread; they only
+ *     take a lock and signal the engine thread.
+ *   - Output of a request is delivered by calling on_output on the engine
+ *     thread, once per emitted token-group and once at the end (final=1).
+ *     The callback must be cheap and must not call back into the engine
+ *     (the service copies the event into its queue and event_active()s its
+ *     loop). After the final event the request id is never used again.
+ *   - Text is delivered already detokenized incrementally: never half a
+ *     UTF-8 character, stop strings removed (held back until they cannot
+ *     be a prefix of a stop string).
+ * The engine knows nothing of HTTP or JSON.
+ */
+#ifndef GR_ENGINE_H
+#define GR_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/backend.h"
+#include "loader/loader.h"
+
+struct tokenizer;
+
+#define ENG_MAX_STOP 16
+#define ENG_MAX_LOGPROBS 20
+
+struct eng_sampling {
+	double temperature;		/* 0 = greedy */
+	int top_k;			/* 0 or -1 = off */
+	double top_p;			/* 1 = off */
+	double min_p;			/* 0 = off */
+	int has_seed;
+	uint64_t seed;
+	double presence_penalty;	/* OpenAI semantics, 0 = off */
+	double frequency_penalty;	/* 0 = off */
+	double repetition_penalty;	/* HF/vLLM semantics, 1 = off */
+	int max_tokens;			/* > 0 */
+	int min_tokens;			/* stop conditions ignored before this many */
+	int ignore_eos;
+	int logprobs;			/* -1: none; 0..ENG_MAX_LOGPROBS: chosen + top-N */
+	int n_stop;
+	char *stop[ENG_MAX_STOP];	/* stop strings (owned by the request after submit) */
+	int n_stop_ids;
+	int stop_ids[ENG_MAX_STOP];	/* extra stop token ids */
+};
+
+/* Fills the defaults above (temperature 1, top_p 1, max_tokens 16, ...). */
+void eng_sampling_default(struct eng_sampling *s);
+
+/* Checks ranges; on error names the parameter in *param and returns ST_EINVAL. */
+int eng_sampling_check(const struct eng_sampling *s, int vocab_size, const char **param,
+		       char *err, size_t errlen);
+
+enum eng_finish { ENG_FINISH_NONE = 0, ENG_FINISH_STOP, ENG_FINISH_LENGTH, ENG_FINISH_ABORT,
+		  ENG_FINISH_ERROR };
+
+struct eng_logprob {
+	int token;
+	float logprob;
+};
+
+struct eng_output {
+	uint64_t id;
+	void *user;			/* as given to eng_submit */
+	/* Tokens sampled since the last event and the text they completed. */
+	int n_tokens;
+	const int *tokens;
+	const char *text;		/* NUL-terminated, may be "" */
+	size_t text_len;
+	/* Per token when logprobs >= 0: chosen token's logprob and top-N. */
+	const float *token_logprobs;			/* [n_tokens] */
+	const struct eng_logprob *top_logprobs;		/* [n_tokens][n_top] */
+	int n_top;
+	/* Set on the final event. */
+	int final;
+	enum eng_finish finish;
+	const char *error;		/* message when finish == ENG_FINISH_ERROR */
+	int n_prompt_tokens;
+	int n_generated;
+	double t_queued, t_first_token, t_done;	/* now_sec() stamps */
+};
+
+typedef void (*eng_output_fn)(const struct eng_output *o);
+
+struct eng_opts {
+	int max_num_seqs;		/* --max-num-seqs (default 64) */
+	int max_num_batched_tokens;	/* --max-num-batched-tokens (default 2048) */
+	int max_model_len;		/* --max-model-len (0: from config, capped) */
+	int max_queue;			/* --max-queue: waiting requests before 429 (default 256) */
+	int block_size;			/* KV block size in tokens (default 16) */
+	size_t kv_bytes;		/* KV cache budget in bytes (0: from memory info) */
+	double gpu_memory_utilization;	/* --gpu-memory-utilization (default 0.9) */
+};
+
+struct eng_stats {
+	int running, waiting;
+	double kv_usage;		/* 0..1 */
+	int kv_blocks_total, kv_blocks_free;
+	uint64_t preemptions;
+	uint64_t prompt_tokens, generation_tokens;
+	uint64_t steps;
+};
+
+struct engine;
+
+void eng_opts_default(struct eng_opts *o);
+
+/*
+ * Creates the engine over a loaded model (borrowed; must outlive the
+ * engine) and a tokenizer (borrowed), sizes the KV cache and starts the
+ * engine thread. on_output is called for every request.
+ */
+int eng_create(const struct eng_opts *opts, struct ld_model *model, struct tokenizer *tok,
+	       eng_output_fn on_output, struct engine **out);
+
+/* Runs one forward pass on a short prompt so that the first request is not the first step. */
+int eng_warmup(struct engine *e);
+
+/*
+ * Queues a request. prompt ids are copied (BOS included by the caller).
+ * The sampling struct is copied and its stop strings duplicated.
+ * Returns 0 and the id in *id, ST_EFULL when the waiting queue is full
+ * (the service answers 429), or ST_EINVAL with *err set (prompt empty,
+ * longer than max_model_len, token id out of range).
+ */
+int eng_submit(struct engine *e, const int *prompt, int n_prompt, const struct eng_sampling *s,
+	       void *user, uint64_t *id, char *err, size_t errlen);
+
+/* Cancels a request; its final event (ENG_FINISH_ABORT) follows at the next step. */
+void eng_cancel(struct engine *e, uint64_t id);
+
+void eng_get_stats(struct engine *e, struct eng_stats *st);
+
+/* Stops the engine thread (aborting what is left) and frees everything. */
+void eng_destroy(struct engine *e);
+
+#endif
