@@ -57,6 +57,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS   := $(if $(wildcard tools/mkmodel.c),$(BUILD)/mkmodel) $(if $(wildcard bench/loadgen.c),$(BUILD)/loadgen)
 
 .PHONY: all deps run test test-gpu asan fuzz bench clean tests
+.SECONDARY:
 all: $(BUILD)/gemma-run $(TOOLS)
 
 $(BUILD)/obj/kernels/cpu/%.o: kernels/cpu/%.c

@@ -268,16 +268,25 @@ int main(int argc, char **argv)
 			t[i].std = 1.0f / sqrtf((float)t[i].shape[1]);
 		}
 	}
+	/* Cut where the running byte count crosses k/shards of the total; every shard gets a tensor. */
+	if (shards > n) {
+		fprintf(stderr, "mkmodel: %d shards for %d tensors\n", (int)shards, n);
+		return 2;
+	}
 	uint64_t acc = 0;
+	int cur = 0, in_shard = 0;
 	for (int i = 0; i < n; i++) {
 		uint64_t sz = t[i].numel * (uint64_t)esize;
-		int s = (int)MIN((uint64_t)shards - 1, (acc + sz / 2) * (uint64_t)shards / (total ? total : 1));
-		if (i > 0 && s < t[i - 1].shard)
-			s = t[i - 1].shard;
-		t[i].shard = s;
-		t[i].begin = shard_bytes[s];
-		shard_bytes[s] += sz;
+		if (in_shard > 0 && cur < shards - 1 &&
+		    (acc + sz / 2 > total * (uint64_t)(cur + 1) / (uint64_t)shards || n - i <= shards - 1 - cur)) {
+			cur++;
+			in_shard = 0;
+		}
+		t[i].shard = cur;
+		t[i].begin = shard_bytes[cur];
+		shard_bytes[cur] += sz;
 		acc += sz;
+		in_shard++;
 	}
 	const char *dtname = esize == 2 ? "BF16" : "F32";
 	for (int s = 0; s < shards; s++) {
