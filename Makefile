@@ -16,7 +16,8 @@ NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/
 ifeq ($(CUDA),0)
 NVCC :=
 endif
-HAVE_CUDA := $(if $(NVCC),1,0)
+# CUDA is built when nvcc is found and there is CUDA code to build.
+HAVE_CUDA := $(if $(and $(NVCC),$(wildcard kernels/cuda/*.cu)),1,0)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 
 PKGS    := libevent libevent_pthreads libcjson libcurl openssl
@@ -115,11 +116,9 @@ asan: deps
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TIME ?= 20
+# Each libFuzzer target for FUZZ_TIME seconds (clang, ASan + UBSan).
 fuzz: deps
-	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang CUDA=0 \
-	  SAN=0 OPT="-O1 -fsanitize=fuzzer-no-link,address,undefined" $(BUILD)-fuzz-lib
 	@tools/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_SRC)
-$(BUILD)-fuzz-lib: $(LIB)
 
 bench: deps all $(BENCH_BIN)
 	@BUILD=$(BUILD) bench/run.sh

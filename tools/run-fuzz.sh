@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# tools/run-fuzz.sh SECONDS fuzz_x.c... - builds each libFuzzer target with clang
+# (ASan + UBSan) against the project sources and runs it for SECONDS, starting
+# from tests/fuzz/corpus/<name>/ when present. Fails if any target finds a crash.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=$1; shift
+out=build-fuzz/fuzz
+mkdir -p "$out"
+flags="-std=c11 -g -O1 -D_GNU_SOURCE -I. $(pkg-config --cflags libcjson libcurl openssl libevent) -fsanitize=address,undefined"
+libs="$(pkg-config --libs libevent libevent_pthreads libcjson libcurl openssl) -lm -pthread"
+# The parsers under test live in common/, loader/ and service/: build those into an
+# archive so that each target links only the objects it uses (the compute kernels
+# are left out: they are not parsers and use compiler extensions clang 14 lacks).
+srcs=$(ls common/*.c loader/*.c kernels/g2_config.c service/*.c | grep -v '^service/main.c$')
+mkdir -p "$out/obj"
+objs=()
+for s in $srcs; do
+	o="$out/obj/$(echo "$s" | tr / _).o"
+	if [ ! -f "$o" ] || [ "$s" -nt "$o" ]; then
+		# shellcheck disable=SC2086
+		clang $flags -fsanitize=fuzzer-no-link -c "$s" -o "$o"
+	fi
+	objs+=("$o")
+done
+rm -f "$out/libfuzzdeps.a"
+ar rcs "$out/libfuzzdeps.a" "${objs[@]}"
+status=0
+for t in "$@"; do
+	name=$(basename "$t" .c)
+	echo "fuzz: building $name"
+	# shellcheck disable=SC2086
+	clang $flags -fsanitize=fuzzer -o "$out/$name" "$t" "$out/libfuzzdeps.a" $libs
+	corpus="tests/fuzz/corpus/${name#fuzz_}"
+	work="$out/corpus-$name"
+	mkdir -p "$work"
+	[ -d "$corpus" ] && cp -n "$corpus"/* "$work"/ 2>/dev/null || true
+	echo "fuzz: running $name for ${secs}s"
+	if ! "$out/$name" -max_total_time="$secs" -max_len=65536 -artifact_prefix="$out/$name-" "$work" \
+		>"$out/$name.log" 2>&1; then
+		echo "fuzz: $name FAILED (see $out/$name.log)"; tail -30 "$out/$name.log"; status=1
+	else
+		grep -E '^#[0-9]+.*DONE|Done [0-9]+ runs' "$out/$name.log" | tail -1 || true
+	fi
+done
+exit $status
