@@ -73,7 +73,24 @@ int utf8_valid(const char *s, size_t n);
 /* Deterministic PRNG (xoshiro256**), seeded with splitmix64. */
 struct rng { uint64_t s[4]; };
 void rng_seed(struct rng *r, uint64_t seed);
-uint64_t rng_next(struct rng *r);
+
+static inline uint64_t rng_rotl_(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t rng_next(struct rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t result = rng_rotl_(s[1] * 5, 7) * 9, t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rng_rotl_(s[3], 45);
+	return result;
+}
 /* Uniform in [0, 1). */
 double rng_uniform(struct rng *r);
 /* Standard normal (Box-Muller). */

@@ -96,15 +96,19 @@ static void *writer(void *arg)
 		const struct mk_tensor *t = &jl->t[ti];
 		uint64_t k = b - jl->first_block[ti];
 		uint64_t e0 = k * BLOCK_ELEMS, n = MIN((uint64_t)BLOCK_ELEMS, t->numel - e0);
-		struct rng r;
-		rng_seed(&r, mix(mix(jl->seed, (uint64_t)ti), k));
-		float a = t->std * 1.7320508f;	/* uniform [-a, a] has std a/sqrt(3) */
-		for (uint64_t i = 0; i < n; i++) {
-			float v = t->mean + a * (float)(2.0 * rng_uniform(&r) - 1.0);
-			if (jl->elem_size == 2)
-				((bf16 *)buf)[i] = f32_to_bf16(v);
-			else
-				((float *)buf)[i] = v;
+		struct rng r_;
+		rng_seed(&r_, mix(mix(jl->seed, (uint64_t)ti), k));
+		/* Four 16-bit uniforms per draw: u in [-1, 1), value mean + a*u. */
+		float a = t->std * 1.7320508f / 32768.0f;	/* uniform [-A, A] has std A/sqrt(3) */
+		for (uint64_t i = 0; i < n; i += 4) {
+			uint64_t r = rng_next(&r_);
+			for (uint64_t j = 0; j < 4 && i + j < n; j++) {
+				float v = t->mean + a * (float)(int16_t)(uint16_t)(r >> (16 * j));
+				if (jl->elem_size == 2)
+					((bf16 *)buf)[i + j] = f32_to_bf16(v);
+				else
+					((float *)buf)[i + j] = v;
+			}
 		}
 		size_t bytes = (size_t)n * (size_t)jl->elem_size;
 		uint64_t off = t->file_off + e0 * (uint64_t)jl->elem_size;
