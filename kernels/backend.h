@@ -17,7 +17,19 @@
  *                     bytes straight into their final place (CPU backend).
  *
  * The compute ops of the Gemma 2 forward are declared in the second part of
- * struct be_ops (kernels/ owns them; see kernels/gemma2.c).
+ * struct be_ops (kernels/ owns them; see kernels/gemma2.c). Conventions:
+ *   - every tensor pointer is device memory (CPU: host memory from alloc);
+ *     only copy_h2d's src and copy_d2h's dst are host memory;
+ *   - output first, then inputs, then sizes; activations are fp32, row-major
+ *     (n_tok, width); weights keep their stored dtype (enum be_dtype) and are
+ *     upcast to fp32 inside the op;
+ *   - ops are batched over all tokens of a step and issued in order on one
+ *     compute stream; copy_d2h returns once the bytes are on the host;
+ *   - each op returns 0 or a negative enum status (ST_EINVAL bad sizes,
+ *     ST_ENOSYS dtype not supported by this backend);
+ *   - the result for one token row never depends on how many rows are in the
+ *     batch or how the work is split over threads (batch invariance): the
+ *     CPU backend keeps the same accumulation order for every row.
  */
 #ifndef GR_BACKEND_H
 #define GR_BACKEND_H
@@ -32,6 +44,32 @@ struct be_opts {
 
 struct be_ops;
 
+/* Element type of a weight or cache buffer. */
+enum be_dtype { BE_F32 = 0, BE_F16 = 1, BE_BF16 = 2 };
+
+/*
+ * Attention over the paged KV cache, for n_tok query tokens of any number
+ * of sequences. The cache of one layer is (n_slots, n_kv_heads*head_dim)
+ * for K and the same for V, slot = block * block_size + offset. Key j
+ * (position j) of the sequence in row s of block_tables lives in slot
+ * block_tables[s*max_blocks + j/block_size]*block_size + j%block_size.
+ * Query token t (sequence seq[t], position pos[t]) sees keys j with
+ * j <= pos[t], and pos[t] - window < j when window > 0; all of them must
+ * already be written (kv_write of this step comes first).
+ */
+struct be_attn {
+	int n_tok;
+	int n_heads, n_kv_heads, head_dim;	/* query head h uses kv head h/(n_heads/n_kv_heads) */
+	int block_size;
+	int max_blocks;				/* row stride of block_tables */
+	float scale;				/* query_pre_attn_scalar^-0.5 */
+	float softcap;				/* cap*tanh(s/cap) before the mask; 0 = none */
+	int window;				/* sliding window; 0 = global */
+	const int32_t *pos;			/* device [n_tok] */
+	const int32_t *seq;			/* device [n_tok] row of block_tables */
+	const int32_t *block_tables;		/* device [n_seqs][max_blocks] */
+};
+
 /* A created backend: its op table and its private state. */
 struct be {
 	const struct be_ops *ops;
@@ -42,6 +80,7 @@ struct be_ops {
 	const char *name;
 	int host_visible;
 	int n_upload_lanes;
+	enum be_dtype kv_dtype;		/* element type of the KV cache (cpu: BE_F32) */
 
 	/* Creates the backend's context in *ctx; ST_ENOSYS/ST_ECUDA if no device. */
 	int (*create)(const struct be_opts *opts, void **ctx);
@@ -57,6 +96,55 @@ struct be_ops {
 	int (*sync)(void *ctx);
 	/* Bytes of device memory free and in total (CPU: from /proc/meminfo). */
 	int (*mem_info)(void *ctx, size_t *free_bytes, size_t *total_bytes);
+
+	/* ---- compute ops (kernels/cpu/cpu_ops.c, cpu_matmul.c, cpu_attention.c) ---- */
+
+	/* Stream-ordered copies of per-step inputs and outputs (n bytes). copy_d2h
+	 * waits until every op issued before it is done and the bytes arrived. */
+	int (*copy_h2d)(void *ctx, void *dst, const void *src_host, size_t n);
+	int (*copy_d2h)(void *ctx, void *dst_host, const void *src, size_t n);
+
+	/* out (n_tok, d) = table[ids[t]] * scale; table (vocab, d) in dt. */
+	int (*embed)(void *ctx, float *out, const void *table, enum be_dtype dt,
+		     const int32_t *ids, int n_tok, int d, float scale);
+
+	/* out (n_tok, d) = x / sqrt(mean(x^2) + eps) * (1 + w); w (d) in wdt;
+	 * fp32 throughout; out may equal x. */
+	int (*rmsnorm)(void *ctx, float *out, const float *x, const void *w, enum be_dtype wdt,
+		       int n_tok, int d, float eps);
+
+	/* y (n_tok, n_out) = x (n_tok, n_in) * W^T; W (n_out, n_in) row-major in
+	 * wdt. y must not alias x. */
+	int (*matmul)(void *ctx, float *y, const float *x, const void *w, enum be_dtype wdt,
+		      int n_tok, int n_out, int n_in);
+
+	/* In place on x (n_tok, n_heads*head_dim): rotate-half RoPE of each head
+	 * at position pos[t]: inv_freq_i = theta^(-2i/head_dim), i < head_dim/2. */
+	int (*rope)(void *ctx, float *x, const int32_t *pos, int n_tok, int n_heads,
+		    int head_dim, float theta);
+
+	/* k_cache[slots[t]] = k[t], v_cache[slots[t]] = v[t] (kv_dim values per
+	 * slot, cache element type kv_dt; the CPU backend keeps F32). */
+	int (*kv_write)(void *ctx, void *k_cache, void *v_cache, enum be_dtype kv_dt,
+			const float *k, const float *v, const int32_t *slots, int n_tok, int kv_dim);
+
+	/* out (n_tok, n_heads*head_dim) = softmax(mask(softcap(q.k * scale))) V
+	 * for q (n_tok, n_heads*head_dim); see struct be_attn. */
+	int (*attention)(void *ctx, float *out, const float *q, const void *k_cache,
+			 const void *v_cache, enum be_dtype kv_dt, const struct be_attn *a);
+
+	/* out[i] = gelu_tanh(gate[i]) * up[i], n values; out may equal gate or up. */
+	int (*gelu_mul)(void *ctx, float *out, const float *gate, const float *up, size_t n);
+
+	/* y[i] += x[i], n values. */
+	int (*add)(void *ctx, float *y, const float *x, size_t n);
+
+	/* x[i] = cap * tanh(x[i] / cap), n values, in place. */
+	int (*softcap)(void *ctx, float *x, size_t n, float cap);
+
+	/* out (n_rows, d) = x[rows[r]] for r < n_rows; rows is device memory. */
+	int (*gather_rows)(void *ctx, float *out, const float *x, const int32_t *rows,
+			   int n_rows, int d);
 };
 
 /* Backends built into this binary. be_cuda_ops exists only with GR_HAVE_CUDA. */

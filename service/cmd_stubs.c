@@ -13,10 +13,3 @@ int cmd_not_built(const char *name)
 	return 2;
 }
 
-int cmd_serve(int argc, char **argv) { (void)argc; (void)argv; return cmd_not_built("serve"); }
-int cmd_generate(int argc, char **argv) { (void)argc; (void)argv; return cmd_not_built("generate"); }
-int cmd_logits(int argc, char **argv) { (void)argc; (void)argv; return cmd_not_built("logits"); }
-int cmd_tokenize(int argc, char **argv) { (void)argc; (void)argv; return cmd_not_built("tokenize"); }
-int cmd_detokenize(int argc, char **argv) { (void)argc; (void)argv; return cmd_not_built("detokenize"); }
-int cmd_load(int argc, char **argv) { (void)argc; (void)argv; return cmd_not_built("load"); }
-int cmd_checksum(int argc, char **argv) { (void)argc; (void)argv; return cmd_not_built("checksum"); }

@@ -1,16 +1,51 @@
 /*
  * cpu.h - internals shared by the CPU backend's files (the files in kernels/cpu).
  * Not part of the backend interface; include kernels/backend.h for that.
+ *
+ * The context owns a persistent pthread pool (n_threads - 1 workers plus the
+ * calling thread). cpu_parallel() splits a job into tasks taken in any order
+ * by any thread; every op is written so that each output value is computed
+ * by one task with a fixed arithmetic order, so results do not depend on the
+ * number of threads or on the batch size. Ops on one context must be issued
+ * by one thread at a time (the engine thread), as on a CUDA stream.
  */
 #ifndef GR_CPU_H
 #define GR_CPU_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/backend.h"
 
+/*
+ * FP exceptions are never enabled, so the CPU kernels may evaluate both arms
+ * of a select: this lets gcc vectorise loops over cpu_tanh()/cpu_exp_neg()
+ * (it changes no result).
+ */
+#pragma GCC optimize("no-trapping-math")
+
+typedef void (*cpu_task_fn)(void *arg, int task);
+
+struct cpu_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t wake;		/* workers wait here for a new job */
+	pthread_cond_t done;		/* the caller waits here for the job's end */
+	pthread_t *threads;
+	int n_workers;
+	int stop;
+	uint64_t gen;			/* job generation, bumped per job */
+	cpu_task_fn fn;
+	void *arg;
+	int n_tasks;
+	_Atomic int next;		/* next task index to take */
+	int busy;			/* workers still inside the current job */
+};
+
 struct cpu_ctx {
 	int n_threads;
+	struct cpu_pool pool;
 };
 
 int cpu_create(const struct be_opts *opts, void **ctx);
@@ -21,5 +56,92 @@ int cpu_upload(void *ctx, void *dst, const void *src, size_t n, int lane, void (
 	       void *arg);
 int cpu_sync(void *ctx);
 int cpu_mem_info(void *ctx, size_t *free_bytes, size_t *total_bytes);
+
+/* Thread pool (cpu_pool.c). */
+int cpu_pool_start(struct cpu_pool *p, int n_workers);
+void cpu_pool_stop(struct cpu_pool *p);
+/* Runs fn(arg, i) for i in [0, n_tasks) on the pool and the caller; returns when all ran. */
+void cpu_parallel(struct cpu_ctx *c, int n_tasks, cpu_task_fn fn, void *arg);
+
+/* Compute ops (cpu_ops.c, cpu_matmul.c, cpu_attention.c); see backend.h. */
+int cpu_copy_h2d(void *ctx, void *dst, const void *src, size_t n);
+int cpu_copy_d2h(void *ctx, void *dst, const void *src, size_t n);
+int cpu_embed(void *ctx, float *out, const void *table, enum be_dtype dt, const int32_t *ids,
+	      int n_tok, int d, float scale);
+int cpu_rmsnorm(void *ctx, float *out, const float *x, const void *w, enum be_dtype wdt,
+		int n_tok, int d, float eps);
+int cpu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype wdt,
+	       int n_tok, int n_out, int n_in);
+int cpu_rope(void *ctx, float *x, const int32_t *pos, int n_tok, int n_heads, int head_dim,
+	     float theta);
+int cpu_kv_write(void *ctx, void *k_cache, void *v_cache, enum be_dtype kv_dt, const float *k,
+		 const float *v, const int32_t *slots, int n_tok, int kv_dim);
+int cpu_attention(void *ctx, float *out, const float *q, const void *k_cache,
+		  const void *v_cache, enum be_dtype kv_dt, const struct be_attn *a);
+int cpu_gelu_mul(void *ctx, float *out, const float *gate, const float *up, size_t n);
+int cpu_add(void *ctx, float *y, const float *x, size_t n);
+int cpu_softcap(void *ctx, float *x, size_t n, float cap);
+int cpu_gather_rows(void *ctx, float *out, const float *x, const int32_t *rows, int n_rows,
+		    int d);
+
+/* Element conversion shared by the ops. */
+static inline float cpu_load_elem(const void *p, enum be_dtype dt, size_t i)
+{
+	if (dt == BE_F32)
+		return ((const float *)p)[i];
+	if (dt == BE_BF16) {
+		union { uint32_t u; float f; } v = { .u = (uint32_t)((const uint16_t *)p)[i] << 16 };
+		return v.f;
+	}
+	return (float)((const _Float16 *)p)[i];
+}
+
+/*
+ * tanh for vector loops: exact Taylor series below |x| < 0.3, else
+ * (1 - e) / (1 + e) with e = exp(-2|x|) from cpu_exp_neg(). Within a few
+ * float ulps of tanh over the whole range; branch-free, so gcc vectorises
+ * loops that call it. cpu_exp_neg(x) is exp(x) for x <= 0 (clamped at -87).
+ */
+static inline float cpu_exp_neg(float x)
+{
+	const float log2e = 1.44269504088896341f;
+	const float ln2_hi = 0.693145751953125f, ln2_lo = 1.42860682030941723e-6f;
+	float t, n, r, p;
+	union { uint32_t u; float f; } s;
+
+	x = x < -87.0f ? -87.0f : x;
+	t = x * log2e;
+	n = (t + 12582912.0f) - 12582912.0f;	/* round to nearest integer */
+	r = (x - n * ln2_hi) - n * ln2_lo;	/* |r| <= ln2/2 */
+	p = 1.0f / 5040.0f;
+	p = p * r + 1.0f / 720.0f;
+	p = p * r + 1.0f / 120.0f;
+	p = p * r + 1.0f / 24.0f;
+	p = p * r + 1.0f / 6.0f;
+	p = p * r + 0.5f;
+	p = p * r + 1.0f;
+	p = p * r + 1.0f;
+	s.u = (uint32_t)((int32_t)n + 127) << 23;
+	return p * s.f;
+}
+
+static inline float cpu_tanh(float x)
+{
+	float a = x < 0 ? -x : x;
+	float x2 = x * x;
+	float small, e, big;
+
+	/* tanh x = x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835 - 1382x^11/155925 */
+	small = -1382.0f / 155925.0f;
+	small = small * x2 + 62.0f / 2835.0f;
+	small = small * x2 - 17.0f / 315.0f;
+	small = small * x2 + 2.0f / 15.0f;
+	small = small * x2 - 1.0f / 3.0f;
+	small = x + x * (small * x2);
+	e = cpu_exp_neg(-2.0f * a);
+	big = (1.0f - e) / (1.0f + e);
+	big = x < 0 ? -big : big;
+	return a < 0.3f ? small : big;
+}
 
 #endif

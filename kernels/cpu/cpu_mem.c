@@ -1,6 +1,7 @@
 /*
  * cpu_mem.c - memory, upload and lifecycle of the CPU backend.
  * Device memory is host memory; an upload is a memcpy done at once.
+ * The context also owns the thread pool (cpu_pool.c) the compute ops use.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +21,22 @@ int cpu_create(const struct be_opts *opts, void **ctx)
 	c->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (c->n_threads < 1)
 		c->n_threads = 1;
+	if (cpu_pool_start(&c->pool, c->n_threads - 1) < 0) {
+		cpu_pool_stop(&c->pool);
+		free(c);
+		return ST_ENOMEM;
+	}
 	*ctx = c;
 	return 0;
 }
 
 void cpu_destroy(void *ctx)
 {
-	free(ctx);
+	struct cpu_ctx *c = ctx;
+	if (!c)
+		return;
+	cpu_pool_stop(&c->pool);
+	free(c);
 }
 
 void *cpu_alloc(void *ctx, size_t bytes)

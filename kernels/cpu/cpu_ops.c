@@ -1,0 +1,232 @@
+/*
+ * cpu_ops.c - the CPU backend's element-wise and per-row ops: copies,
+ * embedding, RMSNorm, RoPE, KV write, GELU-tanh gate, residual add,
+ * soft-cap, row gather. Everything in fp32 (sums of squares in double);
+ * each output value is computed by exactly one task in a fixed order.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "common/status.h"
+#include "kernels/cpu/cpu.h"
+
+#define EW_CHUNK 16384		/* elements per task of the element-wise ops */
+#define ROPE_MAX_HALF 512
+
+int cpu_copy_h2d(void *ctx, void *dst, const void *src, size_t n)
+{
+	(void)ctx;
+	if (n)
+		memcpy(dst, src, n);
+	return 0;
+}
+
+int cpu_copy_d2h(void *ctx, void *dst, const void *src, size_t n)
+{
+	(void)ctx;
+	if (n)
+		memcpy(dst, src, n);
+	return 0;
+}
+
+/* ---- embedding ---- */
+
+int cpu_embed(void *ctx, float *out, const void *table, enum be_dtype dt, const int32_t *ids,
+	      int n_tok, int d, float scale)
+{
+	(void)ctx;
+	if (n_tok < 0 || d <= 0)
+		return ST_EINVAL;
+	for (int t = 0; t < n_tok; t++) {
+		size_t base = (size_t)ids[t] * (size_t)d;
+		float *o = out + (size_t)t * d;
+		for (int i = 0; i < d; i++)
+			o[i] = cpu_load_elem(table, dt, base + (size_t)i) * scale;
+	}
+	return 0;
+}
+
+/* ---- RMSNorm ---- */
+
+struct norm_job {
+	float *out;
+	const float *x;
+	const void *w;
+	enum be_dtype wdt;
+	int d;
+	float eps;
+};
+
+static void norm_task(void *arg, int t)
+{
+	const struct norm_job *j = arg;
+	const float *x = j->x + (size_t)t * j->d;
+	float *o = j->out + (size_t)t * j->d;
+	double ss = 0;
+	float r;
+
+	for (int i = 0; i < j->d; i++)
+		ss += (double)x[i] * (double)x[i];
+	r = (float)(1.0 / sqrt(ss / j->d + (double)j->eps));
+	for (int i = 0; i < j->d; i++)
+		o[i] = (x[i] * r) * (1.0f + cpu_load_elem(j->w, j->wdt, (size_t)i));
+}
+
+int cpu_rmsnorm(void *ctx, float *out, const float *x, const void *w, enum be_dtype wdt,
+		int n_tok, int d, float eps)
+{
+	struct norm_job j = { out, x, w, wdt, d, eps };
+
+	if (n_tok < 0 || d <= 0)
+		return ST_EINVAL;
+	if ((size_t)n_tok * (size_t)d < EW_CHUNK)
+		for (int t = 0; t < n_tok; t++)
+			norm_task(&j, t);
+	else
+		cpu_parallel(ctx, n_tok, norm_task, &j);
+	return 0;
+}
+
+/* ---- RoPE ---- */
+
+int cpu_rope(void *ctx, float *x, const int32_t *pos, int n_tok, int n_heads, int head_dim,
+	     float theta)
+{
+	float inv_freq[ROPE_MAX_HALF];
+	int half = head_dim / 2;
+
+	(void)ctx;
+	if (n_tok < 0 || n_heads <= 0 || head_dim <= 0 || head_dim % 2 || half > ROPE_MAX_HALF)
+		return ST_EINVAL;
+	for (int i = 0; i < half; i++)
+		inv_freq[i] = (float)(1.0 / pow((double)theta, (double)(2 * i) / head_dim));
+	for (int t = 0; t < n_tok; t++) {
+		float p = (float)pos[t];
+		float cs[ROPE_MAX_HALF], sn[ROPE_MAX_HALF];
+		for (int i = 0; i < half; i++) {
+			float ang = p * inv_freq[i];	/* fp32, as the reference */
+			cs[i] = (float)cos((double)ang);
+			sn[i] = (float)sin((double)ang);
+		}
+		for (int h = 0; h < n_heads; h++) {
+			float *v = x + ((size_t)t * n_heads + h) * head_dim;
+			for (int i = 0; i < half; i++) {
+				float a = v[i], b = v[i + half];
+				v[i] = a * cs[i] - b * sn[i];
+				v[i + half] = b * cs[i] + a * sn[i];
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- KV write ---- */
+
+int cpu_kv_write(void *ctx, void *k_cache, void *v_cache, enum be_dtype kv_dt, const float *k,
+		 const float *v, const int32_t *slots, int n_tok, int kv_dim)
+{
+	(void)ctx;
+	if (kv_dt != BE_F32)
+		return ST_ENOSYS;
+	if (n_tok < 0 || kv_dim <= 0)
+		return ST_EINVAL;
+	for (int t = 0; t < n_tok; t++) {
+		size_t s = (size_t)slots[t] * (size_t)kv_dim;
+		memcpy((float *)k_cache + s, k + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
+		memcpy((float *)v_cache + s, v + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
+	}
+	return 0;
+}
+
+/* ---- element-wise: gelu_mul, add, softcap (tasks of EW_CHUNK elements) ---- */
+
+struct ew_job {
+	float *out;
+	const float *a, *b;
+	size_t n;
+	float cap;
+};
+
+static size_t ew_len(const struct ew_job *j, int task)
+{
+	size_t lo = (size_t)task * EW_CHUNK;
+	return j->n - lo < EW_CHUNK ? j->n - lo : EW_CHUNK;
+}
+
+static int ew_tasks(size_t n)
+{
+	return (int)((n + EW_CHUNK - 1) / EW_CHUNK);
+}
+
+static void gelu_task(void *arg, int task)
+{
+	const struct ew_job *j = arg;
+	const float k0 = 0.7978845608028654f;	/* sqrt(2/pi) */
+	size_t lo = (size_t)task * EW_CHUNK, n = ew_len(j, task);
+	float *out = j->out + lo;
+	const float *gate = j->a + lo, *up = j->b + lo;
+
+	for (size_t i = 0; i < n; i++) {
+		float g = gate[i];
+		float t = cpu_tanh(k0 * (g + 0.044715f * (g * g * g)));
+		out[i] = (0.5f * g * (1.0f + t)) * up[i];
+	}
+}
+
+int cpu_gelu_mul(void *ctx, float *out, const float *gate, const float *up, size_t n)
+{
+	struct ew_job j = { out, gate, up, n, 0 };
+	cpu_parallel(ctx, ew_tasks(n), gelu_task, &j);
+	return 0;
+}
+
+static void add_task(void *arg, int task)
+{
+	const struct ew_job *j = arg;
+	size_t lo = (size_t)task * EW_CHUNK, n = ew_len(j, task);
+	float *y = j->out + lo;
+	const float *x = j->a + lo;
+
+	for (size_t i = 0; i < n; i++)
+		y[i] += x[i];
+}
+
+int cpu_add(void *ctx, float *y, const float *x, size_t n)
+{
+	struct ew_job j = { y, x, NULL, n, 0 };
+	cpu_parallel(ctx, ew_tasks(n), add_task, &j);
+	return 0;
+}
+
+static void softcap_task(void *arg, int task)
+{
+	const struct ew_job *j = arg;
+	size_t lo = (size_t)task * EW_CHUNK, n = ew_len(j, task);
+	float *x = j->out + lo;
+	float cap = j->cap;
+
+	for (size_t i = 0; i < n; i++)
+		x[i] = cap * cpu_tanh(x[i] / cap);
+}
+
+int cpu_softcap(void *ctx, float *x, size_t n, float cap)
+{
+	struct ew_job j = { x, NULL, NULL, n, cap };
+	if (!(cap > 0))
+		return ST_EINVAL;
+	cpu_parallel(ctx, ew_tasks(n), softcap_task, &j);
+	return 0;
+}
+
+/* ---- row gather ---- */
+
+int cpu_gather_rows(void *ctx, float *out, const float *x, const int32_t *rows, int n_rows,
+		    int d)
+{
+	(void)ctx;
+	if (n_rows < 0 || d <= 0)
+		return ST_EINVAL;
+	for (int r = 0; r < n_rows; r++)
+		memcpy(out + (size_t)r * d, x + (size_t)rows[r] * d, (size_t)d * sizeof(float));
+	return 0;
+}

@@ -1,0 +1,258 @@
+/*
+ * cu_attention.cu - attention over the paged KV cache on the CUDA backend
+ * (see struct be_attn in kernels/backend.h for the contract).
+ *
+ * One thread block per (query token t, query head h, split sp), ATT_WARPS
+ * warps. Every query token is independent, so the same kernel serves decode
+ * tokens and prefill chunks of any mix of sequences: token t sees keys j of
+ * its own sequence (block table row seq[t]) with lo <= j <= pos[t], where
+ * lo = pos[t] - window + 1 on sliding layers (else 0). GQA: head h reads KV
+ * head h / (n_heads / n_kv_heads) in place; repeated heads are never built.
+ *
+ * The visible range is cut into n_split equal chunks (split sp takes
+ * chunk sp). Within a block, warp w takes keys k0 + w, k0 + w + ATT_WARPS,
+ * ...: each lane holds head_dim/32 elements of q (NPL per lane), the dot
+ * product is a warp all-reduce, the score is scaled, soft-capped
+ * (cap * tanh(s / cap)) and folded into an online softmax (running max m,
+ * sum l, accumulator acc of p * v). The warps' states are merged in shared
+ * memory. With n_split == 1 the block writes the normalised output; with
+ * n_split > 1 it writes (acc, m, l) to scratch and attn_combine_kernel
+ * merges the chunks. Splitting is used only when there are too few
+ * (token, head) pairs to fill the GPU, i.e. for small decode batches over
+ * long contexts.
+ *
+ * Cache element type F32, F16 or BF16 (loaded and upcast per element);
+ * head_dim up to ATT_MAX_HD. Arithmetic is fp32 with expf/tanhf (full
+ * precision, no fast-math). This is the correctness-first kernel: it reads
+ * each key once per query head; a tiled prefill kernel would reuse keys
+ * across query tokens and heads of a group.
+ */
+#include <limits.h>
+#include <math.h>
+
+#include "kernels/cuda/cu_internal.cuh"
+
+#define ATT_WARPS 4
+#define ATT_THREADS (ATT_WARPS * 32)
+#define ATT_MAX_HD 256
+#define ATT_MAX_SPLIT 64
+#define ATT_SPLIT_MIN_CTX 256	/* no split for contexts this short */
+#define ATT_SPLIT_MIN_KEYS 64	/* at least this many keys per split of a full context */
+
+template <typename T, int NPL>
+__global__ void __launch_bounds__(ATT_THREADS)
+attn_kernel(float *out, float *part, const float *q, const T *kc, const T *vc, struct be_attn a,
+	    int n_split)
+{
+	__shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS];
+	__shared__ float sm_acc[ATT_WARPS][NPL * 32];
+	const int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z;
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	const int hd = a.head_dim, bs = a.block_size;
+	const int kvh = h / (a.n_heads / a.n_kv_heads);
+	const size_t kv_dim = (size_t)a.n_kv_heads * (size_t)hd;
+	const size_t row = (size_t)t * a.n_heads + h;
+	const int32_t *bt = a.block_tables + (size_t)a.seq[t] * a.max_blocks;
+	const float *qh = q + row * hd;
+	int pos = a.pos[t], lo, n, chunk, k0, k1;
+	float qr[NPL], acc[NPL];
+	float m = -INFINITY, l = 0.0f, mx, sum, f[ATT_WARPS];
+
+	/* Never read past the block table row (the host validated pos already). */
+	pos = min(pos, a.max_blocks * bs - 1);
+	lo = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+	n = max(pos - lo + 1, 0);
+	chunk = (n + n_split - 1) / n_split;
+	k0 = lo + sp * chunk;
+	k1 = min(k0 + chunk, pos + 1);
+
+#pragma unroll
+	for (int i = 0; i < NPL; i++) {
+		int d = lane + 32 * i;
+		qr[i] = d < hd ? qh[d] : 0.0f;
+		acc[i] = 0.0f;
+	}
+	for (int j = k0 + warp; j < k1; j += ATT_WARPS) {
+		size_t slot = (size_t)bt[j / bs] * bs + (size_t)(j % bs);
+		const T *kp = kc + slot * kv_dim + (size_t)kvh * hd;
+		const T *vp = vc + slot * kv_dim + (size_t)kvh * hd;
+		float dot = 0.0f, s, p;
+
+#pragma unroll
+		for (int i = 0; i < NPL; i++) {
+			int d = lane + 32 * i;
+			if (d < hd)
+				dot = fmaf(qr[i], cu_ld(kp, (size_t)d), dot);
+		}
+		dot = cu_warp_sum(dot);	/* the same bits in every lane */
+		s = dot * a.scale;
+		if (a.softcap > 0.0f)
+			s = a.softcap * tanhf(s / a.softcap);
+		if (s > m) {
+			float corr = expf(m - s);	/* 0 for the first key */
+			l *= corr;
+#pragma unroll
+			for (int i = 0; i < NPL; i++)
+				acc[i] *= corr;
+			m = s;
+		}
+		p = expf(s - m);
+		l += p;
+#pragma unroll
+		for (int i = 0; i < NPL; i++) {
+			int d = lane + 32 * i;
+			if (d < hd)
+				acc[i] = fmaf(p, cu_ld(vp, (size_t)d), acc[i]);
+		}
+	}
+
+	/* Merge the warps. */
+	if (lane == 0) {
+		sm_m[warp] = m;
+		sm_l[warp] = l;
+	}
+#pragma unroll
+	for (int i = 0; i < NPL; i++) {
+		int d = lane + 32 * i;
+		if (d < hd)
+			sm_acc[warp][d] = acc[i];
+	}
+	__syncthreads();
+	mx = -INFINITY;
+	for (int w = 0; w < ATT_WARPS; w++)
+		mx = fmaxf(mx, sm_m[w]);
+	sum = 0.0f;
+	for (int w = 0; w < ATT_WARPS; w++) {
+		f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - mx);
+		sum = fmaf(sm_l[w], f[w], sum);
+	}
+	if (n_split == 1) {
+		for (int d = threadIdx.x; d < hd; d += ATT_THREADS) {
+			float A = 0.0f;
+			for (int w = 0; w < ATT_WARPS; w++)
+				A = fmaf(sm_acc[w][d], f[w], A);
+			out[row * hd + d] = A / sum;
+		}
+	} else {
+		float *pp = part + (row * n_split + sp) * (size_t)(hd + 2);
+		for (int d = threadIdx.x; d < hd; d += ATT_THREADS) {
+			float A = 0.0f;
+			for (int w = 0; w < ATT_WARPS; w++)
+				A = fmaf(sm_acc[w][d], f[w], A);
+			pp[d] = A;
+		}
+		if (threadIdx.x == 0) {
+			pp[hd] = mx;	/* -inf for an empty chunk */
+			pp[hd + 1] = sum;
+		}
+	}
+}
+
+/* out row (t, h) = merge of its n_split chunks (acc, m, l) from part. */
+__global__ void __launch_bounds__(ATT_THREADS)
+attn_combine_kernel(float *out, const float *part, int n_split, int hd)
+{
+	__shared__ float wgt[ATT_MAX_SPLIT];
+	__shared__ float inv_sum;
+	const size_t row = blockIdx.x;
+	const float *p = part + row * n_split * (size_t)(hd + 2);
+
+	if (threadIdx.x == 0) {
+		float mx = -INFINITY, sum = 0.0f;
+		for (int c = 0; c < n_split; c++)
+			mx = fmaxf(mx, p[(size_t)c * (hd + 2) + hd]);
+		for (int c = 0; c < n_split; c++) {
+			float mc = p[(size_t)c * (hd + 2) + hd];
+			wgt[c] = mc == -INFINITY ? 0.0f : expf(mc - mx);
+			sum = fmaf(p[(size_t)c * (hd + 2) + hd + 1], wgt[c], sum);
+		}
+		inv_sum = 1.0f / sum;
+	}
+	__syncthreads();
+	for (int d = threadIdx.x; d < hd; d += ATT_THREADS) {
+		float A = 0.0f;
+		for (int c = 0; c < n_split; c++)
+			A = fmaf(p[(size_t)c * (hd + 2) + d], wgt[c], A);
+		out[row * hd + d] = A * inv_sum;
+	}
+}
+
+template <typename T>
+static int attn_launch(struct cu_ctx *c, float *out, float *part, const float *q, const T *kc,
+		       const T *vc, const struct be_attn *a, int n_split)
+{
+	dim3 grid((unsigned)a->n_tok, (unsigned)a->n_heads, (unsigned)n_split);
+
+	if (a->head_dim <= 32)
+		attn_kernel<T, 1><<<grid, ATT_THREADS, 0, c->stream>>>(out, part, q, kc, vc, *a,
+									n_split);
+	else if (a->head_dim <= 64)
+		attn_kernel<T, 2><<<grid, ATT_THREADS, 0, c->stream>>>(out, part, q, kc, vc, *a,
+									n_split);
+	else if (a->head_dim <= 128)
+		attn_kernel<T, 4><<<grid, ATT_THREADS, 0, c->stream>>>(out, part, q, kc, vc, *a,
+									n_split);
+	else
+		attn_kernel<T, 8><<<grid, ATT_THREADS, 0, c->stream>>>(out, part, q, kc, vc, *a,
+									n_split);
+	CU_CHECK_LAUNCH();
+	if (n_split > 1) {
+		attn_combine_kernel<<<(unsigned)(a->n_tok * a->n_heads), ATT_THREADS, 0,
+				      c->stream>>>(out, part, n_split, a->head_dim);
+		CU_CHECK_LAUNCH();
+	}
+	return 0;
+}
+
+/* How many chunks to cut each token's keys into (1: no split). */
+static int attn_splits(const struct cu_ctx *c, const struct be_attn *a)
+{
+	long rows = (long)a->n_tok * a->n_heads, want;
+	long max_ctx = (long)a->max_blocks * a->block_size;
+
+	if (max_ctx <= ATT_SPLIT_MIN_CTX || rows >= 2L * c->n_sm)
+		return 1;
+	want = (4L * c->n_sm + rows - 1) / rows;
+	if (want > max_ctx / ATT_SPLIT_MIN_KEYS)
+		want = max_ctx / ATT_SPLIT_MIN_KEYS;
+	if (want > ATT_MAX_SPLIT)
+		want = ATT_MAX_SPLIT;
+	return want < 1 ? 1 : (int)want;
+}
+
+int cu_attention(void *ctx, float *out, const float *q, const void *k_cache,
+		 const void *v_cache, enum be_dtype kv_dt, const struct be_attn *a)
+{
+	struct cu_ctx *c = (struct cu_ctx *)ctx;
+	void *part = NULL;
+	int n_split, rc;
+
+	CU_ENTER(c);
+	if (a->n_tok < 0 || a->n_heads <= 0 || a->n_kv_heads <= 0 ||
+	    a->n_heads % a->n_kv_heads || a->n_heads > 65535 || a->head_dim <= 0 ||
+	    a->head_dim > ATT_MAX_HD || a->block_size <= 0 || a->max_blocks <= 0 ||
+	    (long long)a->max_blocks * a->block_size > INT_MAX)
+		return ST_EINVAL;
+	if (kv_dt != BE_F32 && kv_dt != BE_BF16 && kv_dt != BE_F16)
+		return ST_EINVAL;
+	if (a->n_tok == 0)
+		return 0;
+	n_split = attn_splits(c, a);
+	if (n_split > 1) {
+		size_t bytes = (size_t)a->n_tok * a->n_heads * n_split * (a->head_dim + 2) *
+			       sizeof(float);
+		if ((rc = cu_scratch(c, &c->att_scratch, bytes, &part)) < 0)
+			return rc;
+	}
+	switch (kv_dt) {
+	case BE_F32:
+		return attn_launch(c, out, (float *)part, q, (const float *)k_cache,
+				   (const float *)v_cache, a, n_split);
+	case BE_BF16:
+		return attn_launch(c, out, (float *)part, q, (const __nv_bfloat16 *)k_cache,
+				   (const __nv_bfloat16 *)v_cache, a, n_split);
+	default:
+		return attn_launch(c, out, (float *)part, q, (const __half *)k_cache,
+				   (const __half *)v_cache, a, n_split);
+	}
+}

@@ -1,0 +1,111 @@
+/*
+ * cu_matmul.cu - y (n_tok, n_out) = x (n_tok, n_in) * W^T on the CUDA
+ * backend, every token of the step in one cuBLAS GEMM.
+ *
+ * Row-major to cuBLAS (column-major): W (n_out, n_in) row-major is a
+ * column-major (n_in, n_out) matrix with ld n_in, used transposed; x
+ * (n_tok, n_in) row-major is column-major (n_in, n_tok), used as is; y
+ * (n_tok, n_out) row-major is column-major (n_out, n_tok). So
+ *   C (m = n_out, n = n_tok) = op_T(W) (n_out x n_in) * x (n_in x n_tok).
+ *
+ * Per weight dtype:
+ *   BF16  x is rounded to bf16 (nearest even) into scratch, then
+ *         cublasGemmEx(BF16 x BF16 -> F32, CUBLAS_COMPUTE_32F): tensor cores,
+ *         fp32 accumulation. The rounding of x is the only loss against the
+ *         fp32 reference (relative 2^-9 per product).
+ *   F32   cublasSgemm (CUBLAS_DEFAULT_MATH: no TF32).
+ *   F16   rows of W are widened to fp32 into scratch in chunks of at most
+ *         MM_F16_CHUNK bytes and multiplied with cublasSgemm: f16
+ *         activations could overflow (Gemma 2's residual stream exceeds
+ *         65504), and f16 weights are rare (the loader converts to bf16).
+ */
+#include "kernels/cuda/cu_internal.cuh"
+
+#define CVT_THREADS 256
+#define MM_F16_CHUNK ((size_t)32 << 20)
+
+template <typename D, typename S>
+__global__ void convert_kernel(D *dst, const S *src, size_t n)
+{
+	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		cu_st(dst, i, cu_ld(src, i));
+}
+
+static int mm_bf16(struct cu_ctx *c, float *y, const float *x, const void *w, int n_tok,
+		   int n_out, int n_in)
+{
+	size_t n = (size_t)n_tok * (size_t)n_in;
+	const float alpha = 1.0f, beta = 0.0f;
+	void *xb;
+	int rc;
+
+	if ((rc = cu_scratch(c, &c->mm_scratch, n * sizeof(__nv_bfloat16), &xb)) < 0)
+		return rc;
+	convert_kernel<<<cu_grid(n, CVT_THREADS), CVT_THREADS, 0, c->stream>>>(
+		(__nv_bfloat16 *)xb, x, n);
+	CU_CHECK_LAUNCH();
+	CUBLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha,
+				w, CUDA_R_16BF, n_in, xb, CUDA_R_16BF, n_in, &beta, y, CUDA_R_32F,
+				n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	return 0;
+}
+
+static int mm_f32(struct cu_ctx *c, float *y, const float *x, const float *w, int n_tok,
+		  int n_out, int n_in)
+{
+	const float alpha = 1.0f, beta = 0.0f;
+
+	CUBLAS_TRY(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha, w,
+			       n_in, x, n_in, &beta, y, n_out));
+	return 0;
+}
+
+static int mm_f16(struct cu_ctx *c, float *y, const float *x, const __half *w, int n_tok,
+		  int n_out, int n_in)
+{
+	size_t row_bytes = (size_t)n_in * sizeof(float);
+	int rows = (int)(MM_F16_CHUNK / row_bytes);
+	const float alpha = 1.0f, beta = 0.0f;
+	void *wf;
+	int rc;
+
+	if (rows < 1)
+		rows = 1;
+	if (rows > n_out)
+		rows = n_out;
+	if ((rc = cu_scratch(c, &c->mm_scratch, (size_t)rows * row_bytes, &wf)) < 0)
+		return rc;
+	for (int r0 = 0; r0 < n_out; r0 += rows) {
+		int m = n_out - r0 < rows ? n_out - r0 : rows;
+		size_t n = (size_t)m * (size_t)n_in;
+		convert_kernel<<<cu_grid(n, CVT_THREADS), CVT_THREADS, 0, c->stream>>>(
+			(float *)wf, w + (size_t)r0 * n_in, n);
+		CU_CHECK_LAUNCH();
+		CUBLAS_TRY(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n_tok, n_in, &alpha,
+				       (const float *)wf, n_in, x, n_in, &beta, y + r0, n_out));
+	}
+	return 0;
+}
+
+int cu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype wdt, int n_tok,
+	      int n_out, int n_in)
+{
+	struct cu_ctx *c = (struct cu_ctx *)ctx;
+
+	CU_ENTER(c);
+	if (n_tok < 0 || n_out <= 0 || n_in <= 0)
+		return ST_EINVAL;
+	if (n_tok == 0)
+		return 0;
+	switch (wdt) {
+	case BE_BF16:
+		return mm_bf16(c, y, x, w, n_tok, n_out, n_in);
+	case BE_F32:
+		return mm_f32(c, y, x, (const float *)w, n_tok, n_out, n_in);
+	case BE_F16:
+		return mm_f16(c, y, x, (const __half *)w, n_tok, n_out, n_in);
+	default:
+		return ST_EINVAL;
+	}
+}

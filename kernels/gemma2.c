@@ -1,0 +1,366 @@
+/*
+ * gemma2.c - the Gemma 2 forward pass over struct be_ops (see gemma2.h).
+ *
+ * Per step, for the n_tok tokens of the batch (h is the residual stream):
+ *   h = embed(tokens) * sqrt(hidden)                       (fp32 factor)
+ *   per layer l:
+ *     x = input_norm(h); q,k,v = x Wq^T, x Wk^T, x Wv^T; rope(q, k)
+ *     write k, v into the paged cache at each token's slot
+ *     a = attention(q, cache; scale qpas^-0.5, soft-cap, window on even l)
+ *     h += post_attn_norm(a Wo^T)
+ *     x = pre_ff_norm(h); h += post_ff_norm(down(gelu_tanh(gate(x)) * up(x)))
+ *   for the rows asked for: logits = softcap(final_norm(h) E^T)
+ * All norms are (1 + w). Logits rows go through in chunks of logit_cap rows
+ * so the vocab-wide buffer stays small. Every buffer is allocated in
+ * g2_model_create; g2_forward only validates, copies the step's indices to
+ * the device and issues ops.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "kernels/gemma2.h"
+#include "loader/loader.h"
+
+struct g2_wt {
+	const void *p;		/* device pointer into the weight arena */
+	enum be_dtype dt;
+};
+
+struct g2_layer {
+	struct g2_wt in_norm;		/* (hidden) */
+	struct g2_wt q;			/* (n_heads*hd, hidden) */
+	struct g2_wt k, v;		/* (n_kv*hd, hidden) */
+	struct g2_wt o;			/* (hidden, n_heads*hd) */
+	struct g2_wt post_attn_norm;	/* (hidden) */
+	struct g2_wt pre_ff_norm;	/* (hidden) */
+	struct g2_wt gate, up;		/* (ff, hidden) */
+	struct g2_wt down;		/* (hidden, ff) */
+	struct g2_wt post_ff_norm;	/* (hidden) */
+};
+
+struct g2_model {
+	struct ld_model *m;		/* borrowed */
+	struct be *be;			/* borrowed (m->be) */
+	struct g2_config cfg;
+	int max_tokens, max_seqs, max_blocks, logit_cap;
+	struct g2_wt embed;		/* (vocab, hidden), also the LM head */
+	struct g2_wt final_norm;	/* (hidden) */
+	struct g2_layer *layers;	/* [n_layers] */
+
+	/* device scratch, fp32 activations for max_tokens rows */
+	float *h, *x, *q, *k, *v, *att, *proj, *gate, *up;
+	float *sel;			/* (logit_cap, hidden) */
+	float *logits;			/* (logit_cap, vocab) */
+	/* device step indices */
+	int32_t *d_tokens, *d_pos, *d_seq, *d_slots, *d_rows, *d_bt;
+	/* host scratch */
+	int32_t *slots;			/* [max_tokens] */
+	void **allocs;			/* every device buffer, for destroy */
+	int n_allocs;
+};
+
+#define G2_MAX_ALLOCS 24
+
+static void *dev_alloc(struct g2_model *g, size_t bytes)
+{
+	void *p;
+	if (g->n_allocs >= G2_MAX_ALLOCS)
+		return NULL;
+	p = g->be->ops->alloc(g->be->ctx, bytes ? bytes : 4);
+	if (p)
+		g->allocs[g->n_allocs++] = p;
+	return p;
+}
+
+static int bind(struct g2_model *g, struct g2_wt *w, const char *name, int64_t d0, int64_t d1)
+{
+	const struct ld_tensor *t = NULL;
+	void *p = ld_tensor_ptr(g->m, name, &t);
+	int ndim = d1 ? 2 : 1;
+
+	if (!p)
+		return log_err(ST_ENOENT, "model: tensor '%s' is missing", name);
+	if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1))
+		return log_err(ST_EFORMAT, "model: tensor '%s' has shape [%lld%s%lld], want [%lld%s%lld]",
+			       name, (long long)t->shape[0], t->ndim == 2 ? "," : "",
+			       t->ndim == 2 ? (long long)t->shape[1] : 0LL, (long long)d0,
+			       ndim == 2 ? "," : "", ndim == 2 ? (long long)d1 : 0LL);
+	switch (t->dtype) {
+	case ST_BF16: w->dt = BE_BF16; break;
+	case ST_F16: w->dt = BE_F16; break;
+	case ST_F32: w->dt = BE_F32; break;
+	default:
+		return log_err(ST_EFORMAT, "model: tensor '%s' has dtype %s (want BF16, F16 or F32)",
+			       name, st_dtype_name(t->dtype));
+	}
+	w->p = p;
+	return 0;
+}
+
+static int bind_layer(struct g2_model *g, int l)
+{
+	const struct g2_config *c = &g->cfg;
+	struct g2_layer *L = &g->layers[l];
+	int64_t hid = c->hidden_size, qd = (int64_t)c->num_attention_heads * c->head_dim;
+	int64_t kvd = (int64_t)c->num_key_value_heads * c->head_dim, ff = c->intermediate_size;
+	char name[128];
+	int rc = 0;
+#define B(field, suffix, d0, d1)                                                              \
+	do {                                                                                   \
+		snprintf(name, sizeof(name), "model.layers.%d.%s.weight", l, suffix);          \
+		if ((rc = bind(g, &L->field, name, d0, d1)) < 0)                               \
+			return rc;                                                             \
+	} while (0)
+	B(in_norm, "input_layernorm", hid, 0);
+	B(q, "self_attn.q_proj", qd, hid);
+	B(k, "self_attn.k_proj", kvd, hid);
+	B(v, "self_attn.v_proj", kvd, hid);
+	B(o, "self_attn.o_proj", hid, qd);
+	B(post_attn_norm, "post_attention_layernorm", hid, 0);
+	B(pre_ff_norm, "pre_feedforward_layernorm", hid, 0);
+	B(gate, "mlp.gate_proj", ff, hid);
+	B(up, "mlp.up_proj", ff, hid);
+	B(down, "mlp.down_proj", hid, ff);
+	B(post_ff_norm, "post_feedforward_layernorm", hid, 0);
+#undef B
+	return rc;
+}
+
+int g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_blocks,
+		    struct g2_model **out)
+{
+	struct g2_model *g;
+	const struct g2_config *c = &m->cfg;
+	char err[160];
+	size_t T, hid, qd, kvd, ff;
+	int rc;
+
+	*out = NULL;
+	if (max_tokens <= 0 || max_seqs <= 0 || max_blocks <= 0)
+		return log_err(ST_EINVAL, "model: bad limits (max_tokens %d, max_seqs %d, max_blocks %d)",
+			       max_tokens, max_seqs, max_blocks);
+	if (g2_config_check(c, err, sizeof(err)) < 0)
+		return log_err(ST_EINVAL, "model: bad config: %s", err);
+	if (!m->be || !m->be->ops || !m->be->ops->matmul)
+		return log_err(ST_ENOSYS, "model: backend has no compute ops");
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return ST_ENOMEM;
+	g->m = m;
+	g->be = m->be;
+	g->cfg = *c;
+	g->max_tokens = max_tokens;
+	g->max_seqs = max_seqs;
+	g->max_blocks = max_blocks;
+	g->logit_cap = max_seqs < max_tokens ? max_seqs : max_tokens;
+	if (g->logit_cap < 8)
+		g->logit_cap = max_tokens < 8 ? max_tokens : 8;
+	g->layers = calloc((size_t)c->num_hidden_layers, sizeof(*g->layers));
+	g->allocs = calloc(G2_MAX_ALLOCS, sizeof(void *));
+	g->slots = calloc((size_t)max_tokens, sizeof(int32_t));
+	rc = ST_ENOMEM;
+	if (!g->layers || !g->allocs || !g->slots)
+		goto out_destroy;
+
+	if ((rc = bind(g, &g->embed, "model.embed_tokens.weight", c->vocab_size, c->hidden_size)) < 0)
+		goto out_destroy;
+	if ((rc = bind(g, &g->final_norm, "model.norm.weight", c->hidden_size, 0)) < 0)
+		goto out_destroy;
+	for (int l = 0; l < c->num_hidden_layers; l++)
+		if ((rc = bind_layer(g, l)) < 0)
+			goto out_destroy;
+
+	T = (size_t)max_tokens;
+	hid = (size_t)c->hidden_size;
+	qd = (size_t)c->num_attention_heads * (size_t)c->head_dim;
+	kvd = (size_t)c->num_key_value_heads * (size_t)c->head_dim;
+	ff = (size_t)c->intermediate_size;
+	rc = ST_ENOMEM;
+	if (!(g->h = dev_alloc(g, T * hid * 4)) || !(g->x = dev_alloc(g, T * hid * 4)) ||
+	    !(g->q = dev_alloc(g, T * qd * 4)) || !(g->k = dev_alloc(g, T * kvd * 4)) ||
+	    !(g->v = dev_alloc(g, T * kvd * 4)) || !(g->att = dev_alloc(g, T * qd * 4)) ||
+	    !(g->proj = dev_alloc(g, T * hid * 4)) || !(g->gate = dev_alloc(g, T * ff * 4)) ||
+	    !(g->up = dev_alloc(g, T * ff * 4)) ||
+	    !(g->sel = dev_alloc(g, (size_t)g->logit_cap * hid * 4)) ||
+	    !(g->logits = dev_alloc(g, (size_t)g->logit_cap * (size_t)c->vocab_size * 4)) ||
+	    !(g->d_tokens = dev_alloc(g, T * 4)) || !(g->d_pos = dev_alloc(g, T * 4)) ||
+	    !(g->d_seq = dev_alloc(g, T * 4)) || !(g->d_slots = dev_alloc(g, T * 4)) ||
+	    !(g->d_rows = dev_alloc(g, T * 4)) ||
+	    !(g->d_bt = dev_alloc(g, (size_t)max_seqs * (size_t)max_blocks * 4))) {
+		log_err(ST_ENOMEM, "model: cannot allocate scratch for %d tokens", max_tokens);
+		goto out_destroy;
+	}
+	*out = g;
+	return 0;
+out_destroy:
+	g2_model_destroy(g);
+	return rc;
+}
+
+void g2_model_destroy(struct g2_model *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < g->n_allocs; i++)
+		g->be->ops->free(g->be->ctx, g->allocs[i]);
+	free(g->allocs);
+	free(g->layers);
+	free(g->slots);
+	free(g);
+}
+
+const struct g2_config *g2_model_config(const struct g2_model *g) { return &g->cfg; }
+int g2_model_max_tokens(const struct g2_model *g) { return g->max_tokens; }
+int g2_model_max_seqs(const struct g2_model *g) { return g->max_seqs; }
+int g2_model_max_blocks(const struct g2_model *g) { return g->max_blocks; }
+
+/* Checks the batch against the model, the cache and itself; fills g->slots. */
+static int check_batch(struct g2_model *g, struct kv_cache *kv, const struct g2_batch *b)
+{
+	int bs = kv_block_size(kv), nb = kv_n_blocks(kv);
+
+	if (b->n_tok < 1 || b->n_tok > g->max_tokens)
+		return log_err(ST_EINVAL, "forward: n_tok %d not in 1..%d", b->n_tok, g->max_tokens);
+	if (b->n_seqs < 1 || b->n_seqs > g->max_seqs)
+		return log_err(ST_EINVAL, "forward: n_seqs %d not in 1..%d", b->n_seqs, g->max_seqs);
+	if (b->max_blocks < 1 || b->max_blocks > g->max_blocks)
+		return log_err(ST_EINVAL, "forward: max_blocks %d not in 1..%d", b->max_blocks,
+			       g->max_blocks);
+	if (b->n_logits < 0 || b->n_logits > b->n_tok)
+		return log_err(ST_EINVAL, "forward: n_logits %d not in 0..%d", b->n_logits, b->n_tok);
+	if (kv_dtype(kv) != g->be->ops->kv_dtype)
+		return log_err(ST_EINVAL, "forward: kv cache dtype differs from the backend's");
+	for (int s = 0; s < b->n_seqs; s++) {
+		int len = b->ctx_lens[s];
+		if (len < 0 || len > b->max_blocks * bs)
+			return log_err(ST_EINVAL, "forward: sequence row %d: context length %d not in 0..%d",
+				       s, len, b->max_blocks * bs);
+		for (int i = 0; i < (len + bs - 1) / bs; i++) {
+			int32_t blk = b->block_tables[(size_t)s * b->max_blocks + i];
+			if (blk < 0 || blk >= nb)
+				return log_err(ST_EINVAL, "forward: sequence row %d: block %d is %d, not in 0..%d",
+					       s, i, (int)blk, nb - 1);
+		}
+	}
+	for (int t = 0; t < b->n_tok; t++) {
+		int id = b->tokens[t], s = b->seq[t], p = b->positions[t];
+		if (id < 0 || id >= g->cfg.vocab_size)
+			return log_err(ST_EINVAL, "forward: token %d: id %d not in 0..%d", t, id,
+				       g->cfg.vocab_size - 1);
+		if (s < 0 || s >= b->n_seqs)
+			return log_err(ST_EINVAL, "forward: token %d: sequence row %d not in 0..%d", t, s,
+				       b->n_seqs - 1);
+		if (p < 0 || p >= b->ctx_lens[s])
+			return log_err(ST_EINVAL, "forward: token %d: position %d not below context length %d",
+				       t, p, b->ctx_lens[s]);
+		g->slots[t] = b->block_tables[(size_t)s * b->max_blocks + p / bs] * bs + p % bs;
+	}
+	for (int r = 0; r < b->n_logits; r++)
+		if (b->logit_rows[r] < 0 || b->logit_rows[r] >= b->n_tok)
+			return log_err(ST_EINVAL, "forward: logit row %d is %d, not in 0..%d", r,
+				       b->logit_rows[r], b->n_tok - 1);
+	if (b->n_logits > 0 && !b->logit_rows)
+		return log_err(ST_EINVAL, "forward: logit_rows missing");
+	return 0;
+}
+
+#define TRY(x) do { if ((rc = (x)) < 0) goto out; } while (0)
+
+static int run_layer(struct g2_model *g, struct kv_cache *kv, int l, int n, const struct be_attn *a0)
+{
+	const struct be_ops *o = g->be->ops;
+	void *cx = g->be->ctx;
+	const struct g2_config *c = &g->cfg;
+	const struct g2_layer *L = &g->layers[l];
+	int hid = c->hidden_size, nh = c->num_attention_heads, nkv = c->num_key_value_heads;
+	int hd = c->head_dim, qd = nh * hd, kvd = nkv * hd, ff = c->intermediate_size;
+	float eps = (float)c->rms_norm_eps, theta = (float)c->rope_theta;
+	struct be_attn a = *a0;
+	int rc;
+
+	a.window = g2_layer_is_sliding(l) ? c->sliding_window : 0;
+	TRY(o->rmsnorm(cx, g->x, g->h, L->in_norm.p, L->in_norm.dt, n, hid, eps));
+	TRY(o->matmul(cx, g->q, g->x, L->q.p, L->q.dt, n, qd, hid));
+	TRY(o->matmul(cx, g->k, g->x, L->k.p, L->k.dt, n, kvd, hid));
+	TRY(o->matmul(cx, g->v, g->x, L->v.p, L->v.dt, n, kvd, hid));
+	TRY(o->rope(cx, g->q, g->d_pos, n, nh, hd, theta));
+	TRY(o->rope(cx, g->k, g->d_pos, n, nkv, hd, theta));
+	TRY(o->kv_write(cx, kv_layer_k(kv, l), kv_layer_v(kv, l), kv_dtype(kv), g->k, g->v,
+			g->d_slots, n, kvd));
+	TRY(o->attention(cx, g->att, g->q, kv_layer_k(kv, l), kv_layer_v(kv, l), kv_dtype(kv), &a));
+	TRY(o->matmul(cx, g->proj, g->att, L->o.p, L->o.dt, n, hid, qd));
+	TRY(o->rmsnorm(cx, g->proj, g->proj, L->post_attn_norm.p, L->post_attn_norm.dt, n, hid, eps));
+	TRY(o->add(cx, g->h, g->proj, (size_t)n * hid));
+	TRY(o->rmsnorm(cx, g->x, g->h, L->pre_ff_norm.p, L->pre_ff_norm.dt, n, hid, eps));
+	TRY(o->matmul(cx, g->gate, g->x, L->gate.p, L->gate.dt, n, ff, hid));
+	TRY(o->matmul(cx, g->up, g->x, L->up.p, L->up.dt, n, ff, hid));
+	TRY(o->gelu_mul(cx, g->gate, g->gate, g->up, (size_t)n * ff));
+	TRY(o->matmul(cx, g->proj, g->gate, L->down.p, L->down.dt, n, hid, ff));
+	TRY(o->rmsnorm(cx, g->proj, g->proj, L->post_ff_norm.p, L->post_ff_norm.dt, n, hid, eps));
+	TRY(o->add(cx, g->h, g->proj, (size_t)n * hid));
+out:
+	if (rc < 0)
+		log_err(rc, "forward: layer %d failed (%s)", l, st_str(rc));
+	return rc;
+}
+
+int g2_forward(struct g2_model *g, struct kv_cache *kv, const struct g2_batch *b, float *logits)
+{
+	const struct be_ops *o = g->be->ops;
+	void *cx = g->be->ctx;
+	const struct g2_config *c = &g->cfg;
+	int n = b->n_tok, hid = c->hidden_size, vocab = c->vocab_size;
+	struct be_attn a;
+	int rc;
+
+	if ((rc = check_batch(g, kv, b)) < 0)
+		return rc;
+	if (b->n_logits > 0 && !logits)
+		return log_err(ST_EINVAL, "forward: logits buffer missing");
+	TRY(o->copy_h2d(cx, g->d_tokens, b->tokens, (size_t)n * 4));
+	TRY(o->copy_h2d(cx, g->d_pos, b->positions, (size_t)n * 4));
+	TRY(o->copy_h2d(cx, g->d_seq, b->seq, (size_t)n * 4));
+	TRY(o->copy_h2d(cx, g->d_slots, g->slots, (size_t)n * 4));
+	TRY(o->copy_h2d(cx, g->d_bt, b->block_tables, (size_t)b->n_seqs * b->max_blocks * 4));
+	if (b->n_logits > 0)
+		TRY(o->copy_h2d(cx, g->d_rows, b->logit_rows, (size_t)b->n_logits * 4));
+
+	memset(&a, 0, sizeof(a));
+	a.n_tok = n;
+	a.n_heads = c->num_attention_heads;
+	a.n_kv_heads = c->num_key_value_heads;
+	a.head_dim = c->head_dim;
+	a.block_size = kv_block_size(kv);
+	a.max_blocks = b->max_blocks;
+	a.scale = (float)(1.0 / sqrt(c->query_pre_attn_scalar));
+	a.softcap = (float)c->attn_logit_softcapping;
+	a.pos = g->d_pos;
+	a.seq = g->d_seq;
+	a.block_tables = g->d_bt;
+
+	TRY(o->embed(cx, g->h, g->embed.p, g->embed.dt, g->d_tokens, n, hid,
+		     (float)sqrt((double)hid)));
+	for (int l = 0; l < c->num_hidden_layers; l++)
+		TRY(run_layer(g, kv, l, n, &a));
+
+	for (int r0 = 0; r0 < b->n_logits; r0 += g->logit_cap) {
+		int nr = b->n_logits - r0 < g->logit_cap ? b->n_logits - r0 : g->logit_cap;
+		TRY(o->gather_rows(cx, g->sel, g->h, g->d_rows + r0, nr, hid));
+		TRY(o->rmsnorm(cx, g->sel, g->sel, g->final_norm.p, g->final_norm.dt, nr, hid,
+			       (float)c->rms_norm_eps));
+		TRY(o->matmul(cx, g->logits, g->sel, g->embed.p, g->embed.dt, nr, vocab, hid));
+		if (c->final_logit_softcapping > 0)
+			TRY(o->softcap(cx, g->logits, (size_t)nr * vocab,
+				       (float)c->final_logit_softcapping));
+		TRY(o->copy_d2h(cx, logits + (size_t)r0 * vocab, g->logits,
+				(size_t)nr * vocab * sizeof(float)));
+	}
+out:
+	if (rc < 0)
+		log_err(rc, "forward: step of %d tokens failed (%s)", n, st_str(rc));
+	return rc;
+}

@@ -1,0 +1,118 @@
+/*
+ * model_util.h - shared helpers of the model tests (tests/model/test_*.c):
+ * open a model directory on the CPU backend with a KV cache, run whole
+ * sequences, argmax. Everything static inline; tests only.
+ */
+#ifndef GR_TEST_MODEL_UTIL_H
+#define GR_TEST_MODEL_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+#include "kernels/gemma2.h"
+#include "kernels/kv_cache.h"
+#include "loader/loader.h"
+
+struct tm_model {
+	struct be be;
+	struct ld_model *m;
+	struct g2_model *g;
+	struct kv_cache *kv;
+	int max_blocks;
+};
+
+static inline void tm_close(struct tm_model *t)
+{
+	g2_model_destroy(t->g);
+	kv_cache_destroy(t->kv);
+	ld_model_destroy(t->m);
+	be_destroy(&t->be);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Opens dir on the cpu backend; cache of n_blocks blocks of block_size. */
+static inline int tm_open(struct tm_model *t, const char *dir, int n_threads, int max_tokens,
+			  int max_seqs, int max_ctx, int block_size, int n_blocks)
+{
+	struct be_opts bo = { .n_threads = n_threads };
+	struct ld_opts lo;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	ld_opts_default(&lo);
+	if ((rc = be_create("cpu", &bo, &t->be)) < 0)
+		return rc;
+	if ((rc = ld_load(dir, &lo, &t->be, NULL, &t->m)) < 0)
+		goto fail;
+	if ((rc = kv_cache_create(&t->be, &t->m->cfg, block_size,
+				  kv_bytes_per_block(&t->m->cfg, block_size, t->be.ops->kv_dtype) *
+					  (size_t)n_blocks,
+				  &t->kv)) < 0)
+		goto fail;
+	t->max_blocks = kv_blocks_for(t->kv, max_ctx);
+	if ((rc = g2_model_create(t->m, max_tokens, max_seqs, t->max_blocks, &t->g)) < 0)
+		goto fail;
+	return 0;
+fail:
+	tm_close(t);
+	return rc;
+}
+
+/* Index of the largest value (lowest index on ties). */
+static inline int tm_argmax(const float *x, int n)
+{
+	int best = 0;
+	for (int i = 1; i < n; i++)
+		if (x[i] > x[best])
+			best = i;
+	return best;
+}
+
+/*
+ * Runs ids[0..n) of one fresh sequence as one step (chunk = 0) or in steps
+ * of chunk tokens; writes the logits of every position into logits
+ * (n x vocab). Takes and gives back its own blocks.
+ */
+static inline int tm_run_seq(struct tm_model *t, const int32_t *ids, int n, int chunk,
+			     float *logits)
+{
+	int vocab = t->m->cfg.vocab_size, nb = kv_blocks_for(t->kv, n), rc = 0;
+	int32_t *bt = calloc((size_t)t->max_blocks, sizeof(int32_t));
+	int32_t *pos = calloc((size_t)n, sizeof(int32_t)), *seq = calloc((size_t)n, sizeof(int32_t));
+	int32_t *rows = calloc((size_t)n, sizeof(int32_t));
+
+	if (!bt || !pos || !seq || !rows || nb > t->max_blocks) {
+		rc = -1;
+		goto out;
+	}
+	if ((rc = kv_alloc_n(t->kv, nb, bt)) < 0)
+		goto out;
+	if (chunk <= 0)
+		chunk = n;
+	for (int i = 0; i < n; i++)
+		pos[i] = i;
+	for (int s0 = 0; s0 < n && rc == 0; s0 += chunk) {
+		int m = n - s0 < chunk ? n - s0 : chunk;
+		int32_t len = s0 + m;
+		for (int i = 0; i < m; i++)
+			rows[i] = i;
+		struct g2_batch b = {
+			.n_tok = m, .tokens = ids + s0, .positions = pos + s0, .seq = seq,
+			.n_seqs = 1, .block_tables = bt, .max_blocks = t->max_blocks,
+			.ctx_lens = &len, .n_logits = m, .logit_rows = rows,
+		};
+		rc = g2_forward(t->g, t->kv, &b, logits + (size_t)s0 * vocab);
+	}
+	kv_free_n(t->kv, bt, nb);
+out:
+	free(bt);
+	free(pos);
+	free(seq);
+	free(rows);
+	return rc;
+}
+
+#endif
