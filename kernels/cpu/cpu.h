@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/util.h"
 #include "kernels/backend.h"
 
 /*
@@ -93,7 +94,7 @@ static inline float cpu_load_elem(const void *p, enum be_dtype dt, size_t i)
 		union { uint32_t u; float f; } v = { .u = (uint32_t)((const uint16_t *)p)[i] << 16 };
 		return v.f;
 	}
-	return (float)((const _Float16 *)p)[i];
+	return f16_to_f32(((const uint16_t *)p)[i]);	/* portable: no _Float16 */
 }
 
 /*

@@ -19,6 +19,7 @@
 #include <math.h>
 
 #include "common/status.h"
+#include "common/util.h"
 #include "kernels/cpu/cpu.h"
 
 #define MM_LANES 16
@@ -49,9 +50,9 @@ static inline __attribute__((always_inline)) void load_w16(float *restrict w, co
 			w[l] = v.f;
 		}
 	} else {
-		const _Float16 *p = (const _Float16 *)wrow + i;
+		const uint16_t *p = (const uint16_t *)wrow + i;
 		for (int l = 0; l < MM_LANES; l++)
-			w[l] = (float)p[l];
+			w[l] = f16_to_f32(p[l]);
 	}
 }
 
