@@ -34,7 +34,7 @@ for t in "$@"; do
 	corpus="tests/fuzz/corpus/${name#fuzz_}"
 	work="$out/corpus-$name"
 	mkdir -p "$work"
-	[ -d "$corpus" ] && cp -n "$corpus"/* "$work"/ 2>/dev/null || true
+	if [ -d "$corpus" ]; then cp -n "$corpus"/* "$work"/ 2>/dev/null || true; fi
 	echo "fuzz: running $name for ${secs}s"
 	if ! "$out/$name" -max_total_time="$secs" -max_len=65536 -artifact_prefix="$out/$name-" "$work" \
 		>"$out/$name.log" 2>&1; then
