@@ -29,6 +29,10 @@ struct ld_opts {
 	int gcs_anonymous;		/* --gcs-anonymous */
 	double deadline_s;		/* whole-load deadline (0: none) */
 	int verify;			/* check crc32c.json / object crc32c (default on) */
+	/* added by the pipeline (issue 3) */
+	int max_retries;		/* retries per chunk before the load fails (default 10) */
+	double stall_s;			/* a transfer below 1 KiB/s for this long is retried (default 20) */
+	double connect_s;		/* connect timeout per attempt (default 10) */
 };
 
 enum ld_stage { LD_STAGE_META = 0, LD_STAGE_FIRST_BYTE, LD_STAGE_TRANSFER, LD_STAGE_SYNC,
@@ -41,6 +45,10 @@ struct ld_progress {
 	_Atomic int done;		/* 1 ok, -1 failed */
 	double t_start;			/* now_sec() at start */
 	double stage_s[LD_N_STAGES];	/* seconds per stage, filled as stages end */
+	/* added by the pipeline (issue 3) */
+	_Atomic uint64_t retries;	/* chunk reads retried */
+	_Atomic uint64_t throttles;	/* 429/503 answers seen */
+	_Atomic int workers;		/* workers currently allowed (lowered on 429/503) */
 };
 
 /* One tensor's place in the arena. */
@@ -79,6 +87,25 @@ int ld_load(const char *uri, const struct ld_opts *opts, struct be *be,
 void *ld_tensor_ptr(const struct ld_model *m, const char *name, const struct ld_tensor **t);
 
 void ld_model_destroy(struct ld_model *m);
+
+/*
+ * SHA-256 (64 hex digits + NUL into hex) of every tensor's bytes in table
+ * order: two loads of the same weights hash the same whatever their source.
+ * Reads device memory through the backend's copy_d2h when it is not
+ * host-visible (ST_ENOSYS if it has neither).
+ */
+int ld_model_hash(const struct ld_model *m, char hex[65]);
+
+/*
+ * Writes DIR/crc32c.json: every regular file of dir (not recursive, not
+ * crc32c.json itself, no dot files) with its size and CRC-32C, as
+ *   {"format":"gemma-run-crc32c-1","files":{"config.json":{"size":712,
+ *    "crc32c":"yZRlqg=="},...}}
+ * crc32c in GCS's encoding (base64 of the 4 big-endian bytes), so the
+ * values match `gcloud storage hash`. The loader verifies a manifest found
+ * beside the weights (local and http sources).
+ */
+int ld_write_crc_manifest(const char *dir);
 
 /* The sequential reference loader for a local directory (load_simple.c). */
 int ld_load_simple(const char *dir, struct be *be, struct ld_progress *progress,

@@ -96,6 +96,7 @@ struct eng_opts {
 	int block_size;			/* KV block size in tokens (default 16) */
 	size_t kv_bytes;		/* KV cache budget in bytes (0: from memory info) */
 	double gpu_memory_utilization;	/* --gpu-memory-utilization (default 0.9) */
+	int sample_threads;		/* threads sampling a step's rows (0: min(4, CPUs)) */
 };
 
 struct eng_stats {
@@ -115,6 +116,9 @@ void eng_opts_default(struct eng_opts *o);
  * Creates the engine over a loaded model (borrowed; must outlive the
  * engine) and a tokenizer (borrowed), sizes the KV cache and starts the
  * engine thread. on_output is called for every request.
+ * tok may be NULL: no detokenization (text is always ""), and requests with
+ * stop strings are refused (ST_EINVAL); EOS ids then come from config.json
+ * only (with a tokenizer, "<end_of_turn>" is added).
  */
 int eng_create(const struct eng_opts *opts, struct ld_model *model, struct tokenizer *tok,
 	       eng_output_fn on_output, struct engine **out);
@@ -128,6 +132,9 @@ int eng_warmup(struct engine *e);
  * Returns 0 and the id in *id, ST_EFULL when the waiting queue is full
  * (the service answers 429), or ST_EINVAL with *err set (prompt empty,
  * longer than max_model_len, token id out of range).
+ * Precisely: ST_EFULL when max_queue requests already wait beyond the free
+ * running slots; ST_EINVAL when n_prompt >= max_model_len (no room for one
+ * generated token) or eng_sampling_check fails (err names the parameter).
  */
 int eng_submit(struct engine *e, const int *prompt, int n_prompt, const struct eng_sampling *s,
 	       void *user, uint64_t *id, char *err, size_t errlen);
@@ -136,6 +143,13 @@ int eng_submit(struct engine *e, const int *prompt, int n_prompt, const struct e
 void eng_cancel(struct engine *e, uint64_t id);
 
 void eng_get_stats(struct engine *e, struct eng_stats *st);
+
+/*
+ * The effective context length: opts->max_model_len (0: config, capped at
+ * 8192), lowered when the KV cache cannot hold one sequence that long.
+ * Prompt + output tokens never exceed it; the API should check against it.
+ */
+int eng_max_model_len(const struct engine *e);
 
 /* Stops the engine thread (aborting what is left) and frees everything. */
 void eng_destroy(struct engine *e);

@@ -19,7 +19,8 @@
  * n_split > 1 it writes (acc, m, l) to scratch and attn_combine_kernel
  * merges the chunks. Splitting is used only when there are too few
  * (token, head) pairs to fill the GPU, i.e. for small decode batches over
- * long contexts.
+ * long contexts. In BE_CUDA_ATT_TILED mode (cuda_knobs.h) steps that do not
+ * split go to cu_attention_tiled.cu instead.
  *
  * Cache element type F32, F16 or BF16 (loaded and upcast per element);
  * head_dim up to ATT_MAX_HD. Arithmetic is fp32 with expf/tanhf (full
@@ -29,6 +30,7 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <string.h>
 
 #include "kernels/cuda/cu_internal.cuh"
 
@@ -238,6 +240,8 @@ int cu_attention(void *ctx, float *out, const float *q, const void *k_cache,
 	if (a->n_tok == 0)
 		return 0;
 	n_split = attn_splits(c, a);
+	if (n_split == 1 && c->att_mode == BE_CUDA_ATT_TILED && a->n_tok > 1)
+		return cu_attention_tiled(c, out, q, k_cache, v_cache, kv_dt, a);
 	if (n_split > 1) {
 		size_t bytes = (size_t)a->n_tok * a->n_heads * n_split * (a->head_dim + 2) *
 			       sizeof(float);
@@ -255,4 +259,14 @@ int cu_attention(void *ctx, float *out, const float *q, const void *k_cache,
 		return attn_launch(c, out, (float *)part, q, (const __half *)k_cache,
 				   (const __half *)v_cache, a, n_split);
 	}
+}
+
+extern "C" int be_cuda_set_attention(struct be *be, enum be_cuda_att mode)
+{
+	if (!be || !be->ops || !be->ctx || strcmp(be->ops->name, "cuda") != 0)
+		return log_err(ST_EINVAL, "cuda: be_cuda_set_attention on a backend that is not cuda");
+	if (mode != BE_CUDA_ATT_SIMPLE && mode != BE_CUDA_ATT_TILED)
+		return log_err(ST_EINVAL, "cuda: unknown attention mode %d", (int)mode);
+	((struct cu_ctx *)be->ctx)->att_mode = mode;
+	return 0;
 }

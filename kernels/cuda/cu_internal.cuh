@@ -33,6 +33,7 @@ extern "C" {
 #include "common/status.h"
 #include "kernels/backend.h"
 }
+#include "kernels/cuda/cuda_knobs.h"
 
 #define CU_LANES 4			/* upload streams */
 #define CU_BLAS_WS_BYTES (32u << 20)	/* cuBLAS workspace (fixed, for graph capture later) */
@@ -69,6 +70,8 @@ struct cu_ctx {
 	cudaStream_t stream;		/* compute: every op, copy_h2d, copy_d2h */
 	cudaStream_t lanes[CU_LANES];	/* uploads */
 	cublasHandle_t blas;		/* bound to stream */
+	enum be_cuda_mm mm_mode;	/* BF16-weight matmul precision (cuda_knobs.h) */
+	enum be_cuda_att att_mode;	/* attention kernel for many-row steps */
 	void *blas_ws;			/* CU_BLAS_WS_BYTES */
 	struct cu_buf mm_scratch;	/* matmul: activations/weights converted */
 	struct cu_buf att_scratch;	/* attention: split partial results */
@@ -167,5 +170,9 @@ int cu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype 
 /* cu_attention.cu */
 int cu_attention(void *ctx, float *out, const float *q, const void *k_cache,
 		 const void *v_cache, enum be_dtype kv_dt, const struct be_attn *a);
+
+/* cu_attention_tiled.cu: a validated by cu_attention, n_tok > 0. */
+int cu_attention_tiled(struct cu_ctx *c, float *out, const float *q, const void *k_cache,
+		       const void *v_cache, enum be_dtype kv_dt, const struct be_attn *a);
 
 #endif

@@ -12,17 +12,42 @@
  *   BF16  x is rounded to bf16 (nearest even) into scratch, then
  *         cublasGemmEx(BF16 x BF16 -> F32, CUBLAS_COMPUTE_32F): tensor cores,
  *         fp32 accumulation. The rounding of x is the only loss against the
- *         fp32 reference (relative 2^-9 per product).
+ *         fp32 reference (relative 2^-9 per product). In BE_CUDA_MM_BF16X2
+ *         mode (cuda_knobs.h) x = hi + lo, both bf16, the scratch holds the
+ *         2 x n_tok columns [hi; lo], one GEMM writes (2 x n_tok, n_out) fp32
+ *         into scratch and a kernel sums the halves into y.
  *   F32   cublasSgemm (CUBLAS_DEFAULT_MATH: no TF32).
  *   F16   rows of W are widened to fp32 into scratch in chunks of at most
  *         MM_F16_CHUNK bytes and multiplied with cublasSgemm: f16
  *         activations could overflow (Gemma 2's residual stream exceeds
  *         65504), and f16 weights are rare (the loader converts to bf16).
  */
+#include <limits.h>
+#include <string.h>
+
 #include "kernels/cuda/cu_internal.cuh"
 
 #define CVT_THREADS 256
 #define MM_F16_CHUNK ((size_t)32 << 20)
+
+/* dst[i] = bf16(x[i]), dst[n + i] = bf16(x[i] - dst[i]). */
+__global__ void split_bf16_kernel(__nv_bfloat16 *dst, const float *x, size_t n)
+{
+	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		__nv_bfloat16 hi = __float2bfloat16_rn(x[i]);
+		dst[i] = hi;
+		dst[n + i] = __float2bfloat16_rn(x[i] - __bfloat162float(hi));
+	}
+}
+
+/* y[i] = y2[i] + y2[n + i]. */
+__global__ void sum_halves_kernel(float *y, const float *y2, size_t n)
+{
+	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		y[i] = y2[i] + y2[n + i];
+}
 
 template <typename D, typename S>
 __global__ void convert_kernel(D *dst, const S *src, size_t n)
@@ -48,6 +73,33 @@ static int mm_bf16(struct cu_ctx *c, float *y, const float *x, const void *w, in
 	CUBLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha,
 				w, CUDA_R_16BF, n_in, xb, CUDA_R_16BF, n_in, &beta, y, CUDA_R_32F,
 				n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	return 0;
+}
+
+static int mm_bf16x2(struct cu_ctx *c, float *y, const float *x, const void *w, int n_tok,
+		     int n_out, int n_in)
+{
+	size_t nx = (size_t)n_tok * (size_t)n_in, ny = (size_t)n_tok * (size_t)n_out;
+	size_t y_off = (2 * nx * sizeof(__nv_bfloat16) + 255) & ~(size_t)255;
+	const float alpha = 1.0f, beta = 0.0f;
+	void *buf;
+	__nv_bfloat16 *xb;
+	float *y2;
+	int rc;
+
+	if ((long long)2 * n_tok > INT_MAX)
+		return ST_EINVAL;
+	if ((rc = cu_scratch(c, &c->mm_scratch, y_off + 2 * ny * sizeof(float), &buf)) < 0)
+		return rc;
+	xb = (__nv_bfloat16 *)buf;
+	y2 = (float *)((char *)buf + y_off);
+	split_bf16_kernel<<<cu_grid(nx, CVT_THREADS), CVT_THREADS, 0, c->stream>>>(xb, x, nx);
+	CU_CHECK_LAUNCH();
+	CUBLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, 2 * n_tok, n_in, &alpha,
+				w, CUDA_R_16BF, n_in, xb, CUDA_R_16BF, n_in, &beta, y2, CUDA_R_32F,
+				n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	sum_halves_kernel<<<cu_grid(ny, CVT_THREADS), CVT_THREADS, 0, c->stream>>>(y, y2, ny);
+	CU_CHECK_LAUNCH();
 	return 0;
 }
 
@@ -100,6 +152,8 @@ int cu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype 
 		return 0;
 	switch (wdt) {
 	case BE_BF16:
+		if (c->mm_mode == BE_CUDA_MM_BF16X2)
+			return mm_bf16x2(c, y, x, w, n_tok, n_out, n_in);
 		return mm_bf16(c, y, x, w, n_tok, n_out, n_in);
 	case BE_F32:
 		return mm_f32(c, y, x, (const float *)w, n_tok, n_out, n_in);
@@ -108,4 +162,14 @@ int cu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype 
 	default:
 		return ST_EINVAL;
 	}
+}
+
+extern "C" int be_cuda_set_matmul(struct be *be, enum be_cuda_mm mode)
+{
+	if (!be || !be->ops || !be->ctx || strcmp(be->ops->name, "cuda") != 0)
+		return log_err(ST_EINVAL, "cuda: be_cuda_set_matmul on a backend that is not cuda");
+	if (mode != BE_CUDA_MM_BF16 && mode != BE_CUDA_MM_BF16X2)
+		return log_err(ST_EINVAL, "cuda: unknown matmul mode %d", (int)mode);
+	((struct cu_ctx *)be->ctx)->mm_mode = mode;
+	return 0;
 }

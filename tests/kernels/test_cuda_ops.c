@@ -20,142 +20,18 @@
  *   rope                      1e-5    1e-5      fp32 rotation, contraction to fma
  *   gelu_mul, softcap         1e-6    1e-5      tanhf vs the CPU's tanh
  *   matmul BF16 weights       1e-5    2^-8      x rounded to bf16 (2^-9 per product)
+ *   matmul BF16, BF16X2 mode  1e-5    3e-5      x = hi + lo in bf16 (2^-17 relative)
  *   matmul F32, F16 weights   1e-5    1e-5      fp32 sums in another order
- *   attention                 2e-5    2e-4      online vs two-pass softmax, expf
- * Attention and the CPU reference read the same cache values: the CPU
- * cache (F32) holds exactly the values of the CUDA cache (BF16/F16/F32).
+ * Attention has its own program, test_cuda_attention.c.
  */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/status.h"
-#include "common/util.h"
-#include "kernels/backend.h"
-#include "tests/harness.h"
+#include "tests/kernels/cuda_test_util.h"
 
-static struct be g_cpu, g_cu;
-static int g_have_cu;		/* be_create("cuda") worked */
-static int g_need_gpu;		/* GR_TEST_GPU=1 */
-static int g_cu_rc;		/* its status when it did not */
 static const char *g_self;	/* this program, for the no-device child */
-static struct rng g_rng;
-
-/* ---- helpers ---- */
-
-static int need_cuda(void)
-{
-	if (g_have_cu)
-		return 1;
-	if (g_need_gpu)
-		CHECK(0, "no CUDA device (be_create: %s), but GR_TEST_GPU=1 requires one",
-		      st_str(g_cu_rc));
-	else
-		SKIP("no CUDA device");
-	return 0;
-}
-
-static float urand(float lo, float hi)
-{
-	return lo + (hi - lo) * (float)rng_uniform(&g_rng);
-}
-
-static float *rand_f32(size_t n, float lo, float hi)
-{
-	float *p = malloc((n ? n : 1) * sizeof(float));
-	for (size_t i = 0; i < n; i++)
-		p[i] = urand(lo, hi);
-	return p;
-}
-
-static float *randn_f32(size_t n, float sd)
-{
-	float *p = malloc((n ? n : 1) * sizeof(float));
-	for (size_t i = 0; i < n; i++)
-		p[i] = (float)rng_normal(&g_rng) * sd;
-	return p;
-}
-
-static size_t dt_size(enum be_dtype dt)
-{
-	return dt == BE_F32 ? 4 : 2;
-}
-
-/* Stores the fp32 values v in dtype dt (new buffer) and rounds v in place
- * to what dt holds, so both backends see the same numbers. */
-static void *to_dtype(float *v, size_t n, enum be_dtype dt)
-{
-	void *p = malloc((n ? n : 1) * dt_size(dt));
-	for (size_t i = 0; i < n; i++) {
-		if (dt == BE_F32) {
-			((float *)p)[i] = v[i];
-		} else if (dt == BE_BF16) {
-			((bf16 *)p)[i] = f32_to_bf16(v[i]);
-			v[i] = bf16_to_f32(((bf16 *)p)[i]);
-		} else {
-			((f16 *)p)[i] = f32_to_f16(v[i]);
-			v[i] = f16_to_f32(((f16 *)p)[i]);
-		}
-	}
-	return p;
-}
-
-/* A CUDA device copy of n bytes of host memory (NULL on failure, after a CHECK). */
-static void *cu_dup(const void *h, size_t n)
-{
-	void *d = g_cu.ops->alloc(g_cu.ctx, n ? n : 4);
-	CHECK(d != NULL, "cuda alloc of %zu bytes failed", n);
-	if (d && n)
-		CHECK(g_cu.ops->copy_h2d(g_cu.ctx, d, h, n) == 0, "copy_h2d of %zu bytes failed", n);
-	return d;
-}
-
-static void cu_get(void *h, const void *d, size_t n)
-{
-	CHECK(g_cu.ops->copy_d2h(g_cu.ctx, h, d, n) == 0, "copy_d2h of %zu bytes failed", n);
-}
-
-static void cu_release(void *d)
-{
-	if (d)
-		g_cu.ops->free(g_cu.ctx, d);
-}
-
-/*
- * Checks |got - ref| <= atol + rtol * scale (scale = |ref| when NULL) for n
- * values; reports the count and the worst value. Returns the max |diff|.
- */
-static double cmp_scaled(const char *what, const float *got, const float *ref,
-			 const double *scale, size_t n, double atol, double rtol)
-{
-	size_t bad = 0, worst = 0;
-	double maxd = 0, worst_ex = -1;
-
-	for (size_t i = 0; i < n; i++) {
-		double d = fabs((double)got[i] - (double)ref[i]);
-		double tol = atol + rtol * (scale ? scale[i] : fabs((double)ref[i]));
-		if (!(d <= tol)) {
-			bad++;
-			if (isnan(d) || d - tol > worst_ex) {
-				worst_ex = isnan(d) ? INFINITY : d - tol;
-				worst = i;
-			}
-		}
-		if (d > maxd || isnan(d))
-			maxd = isnan(d) ? INFINITY : d;
-	}
-	CHECK(bad == 0, "%s: %zu of %zu values out of tolerance; worst [%zu] cuda %.9g cpu %.9g",
-	      what, bad, n, worst, bad ? got[worst] : 0.0, bad ? ref[worst] : 0.0);
-	printf("  %s: n %zu, max|d| %.3g\n", what, n, maxd);
-	return maxd;
-}
-
-static double cmp_close(const char *what, const float *got, const float *ref, size_t n,
-			double atol, double rtol)
-{
-	return cmp_scaled(what, got, ref, NULL, n, atol, rtol);
-}
 
 /* ---- no device ---- */
 
@@ -397,6 +273,43 @@ static void cuda_rmsnorm(void)
 
 /* ---- matmul ---- */
 
+static void mm_case(int nt, int no, int ni, enum be_dtype wdt, int x2)
+{
+	float *x = randn_f32((size_t)nt * ni, 2.0f);
+	float *w = randn_f32((size_t)no * ni, 0.05f);
+	void *wdt_buf = to_dtype(w, (size_t)no * ni, wdt);
+	float *ref = malloc((size_t)nt * no * 4), *got = malloc((size_t)nt * no * 4);
+	double *scale = malloc((size_t)nt * no * sizeof(double));
+	void *dx = cu_dup(x, (size_t)nt * ni * 4);
+	void *dw = cu_dup(wdt_buf, (size_t)no * ni * dt_size(wdt));
+	void *dy = g_cu.ops->alloc(g_cu.ctx, (size_t)nt * no * 4);
+	char what[80];
+
+	for (int t = 0; t < nt; t++)
+		for (int o = 0; o < no; o++) {
+			double s = 0;
+			for (int i = 0; i < ni; i++)
+				s += fabs((double)x[(size_t)t * ni + i] * w[(size_t)o * ni + i]);
+			scale[(size_t)t * no + o] = s;
+		}
+	CHECK(g_cpu.ops->matmul(g_cpu.ctx, ref, x, wdt_buf, wdt, nt, no, ni) == 0, "cpu matmul");
+	CHECK(g_cu.ops->matmul(g_cu.ctx, dy, dx, dw, wdt, nt, no, ni) == 0, "cuda matmul");
+	cu_get(got, dy, (size_t)nt * no * 4);
+	snprintf(what, sizeof(what), "matmul %dx%dx%d dt %d%s", nt, no, ni, (int)wdt,
+		 x2 ? " bf16x2" : "");
+	cmp_scaled(what, got, ref, scale, (size_t)nt * no, 1e-5,
+		   wdt != BE_BF16 ? 1e-5 : x2 ? 3e-5 : 1.0 / 256);
+	cu_release(dx);
+	cu_release(dw);
+	cu_release(dy);
+	free(x);
+	free(w);
+	free(wdt_buf);
+	free(ref);
+	free(got);
+	free(scale);
+}
+
 static void cuda_matmul(void)
 {
 	static const struct { int n_tok, n_out, n_in; enum be_dtype wdt; } cs[] = {
@@ -412,43 +325,17 @@ static void cuda_matmul(void)
 
 	if (!need_cuda())
 		return;
-	for (size_t k = 0; k < ARRAY_SIZE(cs); k++) {
-		int nt = cs[k].n_tok, no = cs[k].n_out, ni = cs[k].n_in;
-		float *x = randn_f32((size_t)nt * ni, 2.0f);
-		float *w = randn_f32((size_t)no * ni, 0.05f);
-		void *wdt = to_dtype(w, (size_t)no * ni, cs[k].wdt);
-		float *ref = malloc((size_t)nt * no * 4), *got = malloc((size_t)nt * no * 4);
-		double *scale = malloc((size_t)nt * no * sizeof(double));
-		void *dx = cu_dup(x, (size_t)nt * ni * 4);
-		void *dw = cu_dup(wdt, (size_t)no * ni * dt_size(cs[k].wdt));
-		void *dy = g_cu.ops->alloc(g_cu.ctx, (size_t)nt * no * 4);
-		char what[80];
-
-		for (int t = 0; t < nt; t++)
-			for (int o = 0; o < no; o++) {
-				double s = 0;
-				for (int i = 0; i < ni; i++)
-					s += fabs((double)x[(size_t)t * ni + i] * w[(size_t)o * ni + i]);
-				scale[(size_t)t * no + o] = s;
-			}
-		CHECK(g_cpu.ops->matmul(g_cpu.ctx, ref, x, wdt, cs[k].wdt, nt, no, ni) == 0,
-		      "cpu matmul");
-		CHECK(g_cu.ops->matmul(g_cu.ctx, dy, dx, dw, cs[k].wdt, nt, no, ni) == 0,
-		      "cuda matmul");
-		cu_get(got, dy, (size_t)nt * no * 4);
-		snprintf(what, sizeof(what), "matmul %dx%dx%d dt %d", nt, no, ni, (int)cs[k].wdt);
-		cmp_scaled(what, got, ref, scale, (size_t)nt * no, 1e-5,
-			   cs[k].wdt == BE_BF16 ? 1.0 / 256 : 1e-5);
-		cu_release(dx);
-		cu_release(dw);
-		cu_release(dy);
-		free(x);
-		free(w);
-		free(wdt);
-		free(ref);
-		free(got);
-		free(scale);
-	}
+	for (size_t k = 0; k < ARRAY_SIZE(cs); k++)
+		mm_case(cs[k].n_tok, cs[k].n_out, cs[k].n_in, cs[k].wdt, 0);
+#ifdef GR_HAVE_CUDA
+	CHECK(be_cuda_set_matmul(&g_cpu, BE_CUDA_MM_BF16X2) == ST_EINVAL, "knob took the cpu backend");
+	CHECK(be_cuda_set_matmul(&g_cu, BE_CUDA_MM_BF16X2) == 0, "bf16x2 mode");
+	for (size_t k = 0; k < ARRAY_SIZE(cs); k++)
+		if (cs[k].wdt == BE_BF16)
+			mm_case(cs[k].n_tok, cs[k].n_out, cs[k].n_in, cs[k].wdt, 1);
+	mm_case(3, 4097, 64, BE_BF16, 1);
+	CHECK(be_cuda_set_matmul(&g_cu, BE_CUDA_MM_BF16) == 0, "bf16 mode");
+#endif
 }
 
 /* ---- rope ---- */
@@ -636,146 +523,13 @@ static void cuda_softcap(void)
 	}
 }
 
-/* ---- attention over the paged cache ---- */
-
-#define ATT_BS 16
-#define ATT_NBLK 160
-#define ATT_MAXB 70
-#define ATT_NSEQ 4
-
-struct att_cfg { int nh, nkv, hd, window; float softcap, qpas; enum be_dtype dt; };
-
-static const struct att_cfg att_cfgs[] = {
-	{ 8, 1, 32, 64, 50.0f, 32.0f, BE_BF16 },
-	{ 16, 8, 128, 0, 50.0f, 128.0f, BE_BF16 },
-	{ 16, 8, 128, 64, 5.0f, 144.0f, BE_F32 },	/* soft-cap bites */
-	{ 8, 4, 256, 64, 50.0f, 256.0f, BE_BF16 },
-	{ 8, 4, 256, 0, 0.0f, 256.0f, BE_F16 },
-	{ 4, 2, 16, 8, 10.0f, 16.0f, BE_BF16 },
-};
-
-/* Context length of each sequence row; all longer than the windows above. */
-static const int att_ctx[ATT_NSEQ] = { 1100, 150, 700, 17 };
-
-/*
- * Mixed batch (decode = 0): seq 0 decodes at 1099, seq 1 prefills the chunk
- * 100..149 in two interleaved halves, seq 2 decodes at 699, seq 3 prefills
- * 0..16. Decode batch (decode = 1): one token per sequence at ctx - 1.
- */
-static int att_batch(int decode, int32_t *pos, int32_t *seq)
-{
-	int n = 0;
-
-	if (decode) {
-		for (int s = 0; s < ATT_NSEQ; s++) {
-			pos[n] = att_ctx[s] - 1;
-			seq[n++] = s;
-		}
-		return n;
-	}
-	pos[n] = 1099, seq[n++] = 0;
-	for (int p = 100; p < 125; p++)
-		pos[n] = p, seq[n++] = 1;
-	pos[n] = 699, seq[n++] = 2;
-	for (int p = 0; p < 17; p++)
-		pos[n] = p, seq[n++] = 3;
-	for (int p = 125; p < 150; p++)
-		pos[n] = p, seq[n++] = 1;
-	return n;
-}
-
-static void att_run(const struct att_cfg *c, int decode)
-{
-	int kv_dim = c->nkv * c->hd, qd = c->nh * c->hd, n_slots = ATT_NBLK * ATT_BS;
-	size_t cn = (size_t)n_slots * kv_dim;
-	int32_t pos[80], seq[80], bt[ATT_NSEQ * ATT_MAXB], perm[ATT_NBLK];
-	int n_tok = att_batch(decode, pos, seq), next = 0;
-	float *kc = rand_f32(cn, -1.0f, 1.0f), *vc = rand_f32(cn, -1.0f, 1.0f);
-	void *kdt = to_dtype(kc, cn, c->dt), *vdt = to_dtype(vc, cn, c->dt);
-	float *q = randn_f32((size_t)n_tok * qd, 4.0f);
-	float *ref = malloc((size_t)n_tok * qd * 4), *got = malloc((size_t)n_tok * qd * 4);
-	void *dk = cu_dup(kdt, cn * dt_size(c->dt)), *dv = cu_dup(vdt, cn * dt_size(c->dt));
-	void *dq = cu_dup(q, (size_t)n_tok * qd * 4);
-	void *dout = g_cu.ops->alloc(g_cu.ctx, (size_t)n_tok * qd * 4);
-	void *dpos = cu_dup(pos, (size_t)n_tok * 4), *dseq = cu_dup(seq, (size_t)n_tok * 4), *dbt;
-	struct be_attn a = { .n_tok = n_tok, .n_heads = c->nh, .n_kv_heads = c->nkv,
-			     .head_dim = c->hd, .block_size = ATT_BS, .max_blocks = ATT_MAXB,
-			     .scale = 1.0f / sqrtf(c->qpas), .softcap = c->softcap,
-			     .window = c->window };
-	char what[96];
-
-	/* scattered block tables; entries past a sequence's context are -1 */
-	for (int i = 0; i < ATT_NBLK; i++)
-		perm[i] = i;
-	for (int i = ATT_NBLK - 1; i > 0; i--) {
-		int j = (int)(rng_next(&g_rng) % (uint64_t)(i + 1)), t = perm[i];
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
-	for (int s = 0; s < ATT_NSEQ; s++)
-		for (int b = 0; b < ATT_MAXB; b++)
-			bt[s * ATT_MAXB + b] = b * ATT_BS < att_ctx[s] ? perm[next++] : -1;
-	dbt = cu_dup(bt, sizeof(bt));
-
-	a.pos = pos, a.seq = seq, a.block_tables = bt;
-	CHECK(g_cpu.ops->attention(g_cpu.ctx, ref, q, kc, vc, BE_F32, &a) == 0, "cpu attention");
-	a.pos = dpos, a.seq = dseq, a.block_tables = dbt;
-	CHECK(g_cu.ops->attention(g_cu.ctx, dout, dq, dk, dv, c->dt, &a) == 0, "cuda attention");
-	cu_get(got, dout, (size_t)n_tok * qd * 4);
-	snprintf(what, sizeof(what), "attention %s heads %d/%d hd %d window %d cap %g dt %d",
-		 decode ? "decode" : "mixed", c->nh, c->nkv, c->hd, c->window, (double)c->softcap,
-		 (int)c->dt);
-	cmp_close(what, got, ref, (size_t)n_tok * qd, 2e-5, 2e-4);
-
-	cu_release(dk);
-	cu_release(dv);
-	cu_release(dq);
-	cu_release(dout);
-	cu_release(dpos);
-	cu_release(dseq);
-	cu_release(dbt);
-	free(kc);
-	free(vc);
-	free(kdt);
-	free(vdt);
-	free(q);
-	free(ref);
-	free(got);
-}
-
-static void cuda_attention(void)
-{
-	if (!need_cuda())
-		return;
-	for (size_t k = 0; k < ARRAY_SIZE(att_cfgs); k++)
-		att_run(&att_cfgs[k], 0);
-}
-
-/* Few (token, head) pairs over long contexts: the split path with its combine. */
-static void cuda_attention_decode_split(void)
-{
-	if (!need_cuda())
-		return;
-	for (size_t k = 0; k < ARRAY_SIZE(att_cfgs); k++)
-		att_run(&att_cfgs[k], 1);
-}
-
 int main(int argc, char **argv)
 {
-	struct be_opts o = { .n_threads = 2, .device = 0 };
-	const char *e = getenv("GR_TEST_GPU");
-
 	if (argc > 1 && strcmp(argv[1], "--no-device-child") == 0)
 		return no_device_child();
 	g_self = "/proc/self/exe";
-	g_need_gpu = e && strcmp(e, "1") == 0;
-	rng_seed(&g_rng, 20261121);
-	if (be_create("cpu", &o, &g_cpu) < 0) {
-		printf("FAIL cuda_setup: cannot create the cpu backend\n");
+	if (cut_init(20261121) < 0)
 		return 1;
-	}
-	g_cu_rc = be_create("cuda", &o, &g_cu);
-	g_have_cu = g_cu_rc == 0;
 	RUN(cuda_no_device_fallback);
 	RUN(cuda_memory);
 	RUN(cuda_embed);
@@ -787,10 +541,6 @@ int main(int argc, char **argv)
 	RUN(cuda_gelu_mul);
 	RUN(cuda_add);
 	RUN(cuda_softcap);
-	RUN(cuda_attention);
-	RUN(cuda_attention_decode_split);
-	if (g_have_cu)
-		be_destroy(&g_cu);
-	be_destroy(&g_cpu);
+	cut_fini();
 	return th_done();
 }

@@ -1,0 +1,714 @@
+/*
+ * pipeline.c - the parallel loader: any source (file, http(s), gcs) into
+ * one backend arena.
+ *
+ * Stages (timed into struct ld_progress):
+ *   metadata   small files whole (config.json, index, tokenizer.json,
+ *              crc32c.json), each shard opened with one ranged read of its
+ *              head (size, generation, crc32c come with it), headers parsed
+ *              and validated by the foundation parser, arena placed;
+ *   first_byte from the start of the transfer to the first chunk byte;
+ *   transfer   W workers take chunks in file order (any completion order);
+ *              each reads its chunk straight into its final place
+ *              (host-visible backend) or into a slot of a bounded ring of
+ *              host_alloc'd (pinned) buffers that goes back to the ring
+ *              when the backend's upload calls done; a chunk CRC-32C is
+ *              taken while the bytes are hot when a checksum exists to
+ *              compare with;
+ *   sync       the backend's sync (all uploads landed);
+ *   verify     per shard: header CRC combined with the chunk CRCs in
+ *              offset order, compared with the GCS object crc32c or the
+ *              crc32c.json entry.
+ * Retries: a retryable read resumes from the last byte received (same
+ * generation), full-jitter exponential backoff (100 ms doubling, 5 s cap),
+ * at most max_retries per chunk, never past the deadline; every third
+ * 429/503 lowers the number of active workers by a quarter. The first
+ * fatal error stops every transfer and is reported once, naming the
+ * object, the offset and the reason. The ring is allocated once, on a
+ * helper thread, while the metadata stage runs.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "common/util.h"
+#include "loader/crc32c.h"
+#include "loader/ld_internal.h"
+
+#define HEAD_WANT (256u << 10)
+#define SMALL_MAX (64u << 20)
+#define TOKENIZER_MAX (256u << 20)
+
+struct ring {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *mem;
+	size_t slot_bytes;
+	int n_slots, n_free;
+	int *free_idx;
+	struct slot_arg { struct ring *r; int idx; } *args;
+	const _Atomic int *abort;
+	struct be *be;
+	int alloc_rc;
+};
+
+struct pipe {
+	struct ld_src *src;
+	struct be *be;
+	struct ld_progress *pr;
+	struct ld_obj *objs;
+	struct ld_chunk *chunks;
+	int n_chunks;
+	uint32_t *chunk_crc;
+	int *need_crc;			/* per shard */
+	char *arena;
+	int max_retries;
+	double deadline;
+	_Atomic int next, abort, allowed, throttles, first_byte_set;
+	double t_first_byte;
+	pthread_mutex_t err_mu;
+	int err_rc;
+	char err[LD_ERR_MAX * 2];
+	struct ring ring;
+};
+
+struct worker {
+	struct pipe *p;
+	int id;
+	pthread_t th;
+};
+
+/* ---- ring of staging buffers ---- */
+
+static void *ring_alloc_thread(void *arg)
+{
+	struct ring *r = arg;
+	size_t total = r->slot_bytes * (size_t)r->n_slots;
+	r->mem = r->be->ops->host_alloc(r->be->ctx, total);
+	r->alloc_rc = r->mem ? 0 : log_err(ST_ENOMEM, "cannot allocate %zu bytes of staging buffers", total);
+	return NULL;
+}
+
+static void ring_put_cb(void *arg)
+{
+	struct slot_arg *a = arg;
+	struct ring *r = a->r;
+	pthread_mutex_lock(&r->mu);
+	r->free_idx[r->n_free++] = a->idx;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* A free slot, or -1 once the load is aborted. */
+static int ring_get(struct ring *r)
+{
+	int idx = -1;
+	pthread_mutex_lock(&r->mu);
+	while (r->n_free == 0 && !atomic_load(r->abort))
+		pthread_cond_wait(&r->cv, &r->mu);
+	if (r->n_free > 0 && !atomic_load(r->abort))
+		idx = r->free_idx[--r->n_free];
+	pthread_mutex_unlock(&r->mu);
+	return idx;
+}
+
+static void ring_wake_all(struct ring *r)
+{
+	if (!r->free_idx)
+		return;
+	pthread_mutex_lock(&r->mu);
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- errors ---- */
+
+static int fail(struct pipe *p, int rc, const char *where, uint64_t off, const char *why)
+{
+	pthread_mutex_lock(&p->err_mu);
+	if (!p->err_rc && rc != ST_ECANCEL) {
+		p->err_rc = rc;
+		snprintf(p->err, sizeof(p->err), "%.1000s at offset %" PRIu64 ": %.900s", where, off, why);
+	}
+	pthread_mutex_unlock(&p->err_mu);
+	atomic_store(&p->abort, 1);
+	ring_wake_all(&p->ring);
+	return rc;
+}
+
+static void throttle(struct pipe *p)
+{
+	int t = atomic_fetch_add(&p->throttles, 1) + 1;
+	if (p->pr)
+		atomic_fetch_add(&p->pr->throttles, 1);
+	if (t % 3 == 0) {
+		int a = atomic_load(&p->allowed), na = MAX(1, a - MAX(1, a / 4));
+		if (na < a && atomic_compare_exchange_strong(&p->allowed, &a, na)) {
+			log_warn("loader: %d answers 429/503 so far; lowering concurrency to %d", t, na);
+			if (p->pr)
+				atomic_store(&p->pr->workers, na);
+		}
+	}
+}
+
+static void sleep_s(struct pipe *p, double s)
+{
+	double end = now_sec() + s;
+	while (!atomic_load(&p->abort)) {
+		double left = end - now_sec();
+		if (left <= 0)
+			break;
+		struct timespec ts = { 0, (long)(MIN(left, 0.05) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * After a failed attempt: 0 once the backoff has been slept and the caller
+ * should try again, or the (recorded) fatal status.
+ */
+static int retry_or_fail(struct pipe *p, struct rng *rg, int rc, int attempt, int throttled,
+			 const char *where, uint64_t off, const char *why)
+{
+	char msg[LD_ERR_MAX + 64];
+	if (throttled)
+		throttle(p);
+	if (atomic_load(&p->abort))
+		return ST_ECANCEL;
+	if (rc != ST_ENET && rc != ST_ETIMEOUT)
+		return fail(p, rc, where, off, why);
+	if (attempt >= p->max_retries) {
+		snprintf(msg, sizeof(msg), "gave up after %d retries: %.900s", attempt, why);
+		return fail(p, rc, where, off, msg);
+	}
+	double cap = MIN(5.0, 0.1 * (double)(1u << MIN(attempt, 10)));
+	double wait = rng_uniform(rg) * cap;
+	if (p->deadline > 0 && now_sec() + wait > p->deadline) {
+		snprintf(msg, sizeof(msg), "the load's deadline passed while retrying: %.900s", why);
+		return fail(p, ST_ETIMEOUT, where, off, msg);
+	}
+	if (p->pr)
+		atomic_fetch_add(&p->pr->retries, 1);
+	log_warn("loader: %s at offset %" PRIu64 ": %s; retry %d/%d in %.2f s", where, off, why, attempt + 1,
+		 p->max_retries, wait);
+	sleep_s(p, wait);
+	return atomic_load(&p->abort) ? ST_ECANCEL : 0;
+}
+
+/*
+ * Reads [off, off+n) of object o into dst, retrying retryable failures from
+ * the last byte received. Fatal errors are recorded with fail().
+ */
+static int read_range(struct pipe *p, void *conn, struct rng *rg, const struct ld_obj *o, uint64_t off,
+		      size_t n, char *dst, uint32_t *crc)
+{
+	size_t done = 0;
+	for (int attempt = 0;; attempt++) {
+		struct ld_rd_info info = { 0 };
+		char why[LD_ERR_MAX] = "";
+		size_t got = 0;
+		int rc = p->src->vt->read(p->src, conn, o, off + done, n - done, dst + done, &got, crc, &info,
+					  why, sizeof(why));
+		done += got;
+		if (got && !atomic_load(&p->first_byte_set)) {
+			int z = 0;
+			if (atomic_compare_exchange_strong(&p->first_byte_set, &z, 1))
+				p->t_first_byte = now_sec();
+		}
+		if (rc == 0 && done == n)
+			return 0;
+		if (rc == 0) {	/* a source that stopped early without an error */
+			snprintf(why, sizeof(why), "short read: %zu of %zu bytes", done, n);
+			rc = ST_ENET;
+		}
+		if ((rc = retry_or_fail(p, rg, rc, attempt, info.throttled, o->where, off + done, why)) < 0)
+			return rc;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pipe *p = w->p;
+	const struct be_ops *ops = p->be->ops;
+	struct rng rg;
+	void *conn = NULL;
+	int rc;
+
+	rng_seed(&rg, (uint64_t)w->id * 7919 + (uint64_t)(now_sec() * 1e6));
+	if ((rc = p->src->vt->conn_create(p->src, &conn)) < 0) {
+		fail(p, rc, p->src->display, 0, "cannot create a connection");
+		return NULL;
+	}
+	while (!atomic_load(&p->abort) && w->id < atomic_load(&p->allowed)) {
+		int i = atomic_fetch_add(&p->next, 1), slot = -1;
+		if (i >= p->n_chunks)
+			break;
+		const struct ld_chunk *ck = &p->chunks[i];
+		char *dst = p->arena + ck->arena_off;
+		if (!ops->host_visible) {
+			if ((slot = ring_get(&p->ring)) < 0)
+				break;
+			dst = p->ring.mem + (size_t)slot * p->ring.slot_bytes;
+		}
+		uint32_t crc = 0;
+		rc = read_range(p, conn, &rg, &p->objs[ck->obj], ck->file_off, ck->len, dst,
+				p->need_crc[ck->obj] ? &crc : NULL);
+		p->chunk_crc[i] = crc;
+		if (rc == 0 && !ops->host_visible) {
+			rc = ops->upload(p->be->ctx, p->arena + ck->arena_off, dst, ck->len,
+					 i % MAX(1, ops->n_upload_lanes), ring_put_cb, &p->ring.args[slot]);
+			if (rc < 0)
+				fail(p, rc, p->objs[ck->obj].where, ck->file_off, "upload to the device failed");
+			else
+				slot = -1;	/* the backend gives it back */
+		}
+		if (slot >= 0)
+			ring_put_cb(&p->ring.args[slot]);
+		if (rc < 0)
+			break;
+		if (p->pr)
+			atomic_fetch_add(&p->pr->bytes_done, ck->len);
+	}
+	p->src->vt->conn_destroy(conn);
+	return NULL;
+}
+
+int ld_plan_chunks(int n_obj, const uint64_t *data_start, const uint64_t *data_len, const size_t *arena_base,
+		   size_t chunk, struct ld_chunk **out, int *n_out)
+{
+	uint64_t total = 0;
+	int n = 0;
+	*out = NULL;
+	*n_out = 0;
+	if (chunk == 0)
+		return ST_EINVAL;
+	for (int s = 0; s < n_obj; s++) {
+		total += (data_len[s] + chunk - 1) / chunk;
+		if (total > (uint64_t)INT32_MAX / 2)
+			return ST_ERANGE;
+	}
+	struct ld_chunk *c = calloc(total ? (size_t)total : 1, sizeof(*c));
+	if (!c)
+		return ST_ENOMEM;
+	for (int s = 0; s < n_obj; s++) {
+		int k = 0;
+		for (uint64_t o = 0; o < data_len[s]; o += chunk) {
+			c[n].obj = s;
+			c[n].index_in_obj = k++;
+			c[n].file_off = data_start[s] + o;
+			c[n].arena_off = arena_base[s] + (size_t)o;
+			c[n].len = (size_t)MIN((uint64_t)chunk, data_len[s] - o);
+			n++;
+		}
+	}
+	*out = c;
+	*n_out = n;
+	return 0;
+}
+
+/*
+ * A host-visible arena is filled by many threads at once: with 4 KiB pages
+ * that is one page fault per 4 KiB, serialised on the process's memory map
+ * (measured: 1.3 M faults, 8 s for 5 GB with 16 workers on 2 cores). Ask
+ * for transparent huge pages on the 2 MiB-aligned interior; a hint only.
+ */
+static void hint_huge_pages(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	const uintptr_t huge = 2u << 20;
+	uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + n) & ~(huge - 1);
+	if (b > a)
+		(void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)n;
+#endif
+}
+
+/* ---- metadata stage ---- */
+
+struct meta {
+	char *cfg, *index, *tok, *man_json;
+	size_t cfg_len, index_len, tok_len, man_len;
+	struct ld_manifest man;
+	int have_man;
+	uint32_t *head_crc;
+};
+
+static int fetch_opt(struct pipe *p, void *conn, struct rng *rg, const char *name, size_t max, char **out,
+		     size_t *len, int required)
+{
+	char where[LD_NAME_MAX * 2];
+	size_t dl = strlen(p->src->display);
+	snprintf(where, sizeof(where), "%.*s/%s", (int)(dl && p->src->display[dl - 1] == '/' ? dl - 1 : dl),
+		 p->src->display, name);
+	for (int attempt = 0;; attempt++) {
+		char why[LD_ERR_MAX] = "";
+		int rc = p->src->vt->fetch_whole(p->src, conn, name, max, out, len, why, sizeof(why));
+		if (rc == 0 || (rc == ST_ENOENT && !required))
+			return 0;
+		if (rc == ST_ENOENT)
+			snprintf(why, sizeof(why), "not found");
+		if ((rc = retry_or_fail(p, rg, rc, attempt, 0, where, 0, why)) < 0)
+			return rc;
+	}
+}
+
+static int check_small(struct pipe *p, const struct meta *mt, const char *name, const char *buf, size_t len)
+{
+	const struct ld_manifest_entry *e;
+	char where[LD_NAME_MAX * 2];
+	if (!buf || !mt->have_man || !(e = ld_manifest_find(&mt->man, name)))
+		return 0;
+	snprintf(where, sizeof(where), "%.1000s/%s", p->src->base, name);
+	if (e->size != len || e->crc32c != crc32c(0, buf, len))
+		return fail(p, ST_ECRC, where, 0, "does not match its crc32c.json entry");
+	return 0;
+}
+
+static int read_meta(struct pipe *p, const struct ld_opts *o, void *conn, struct rng *rg, struct ld_desc *d,
+		     struct meta *mt)
+{
+	char why[LD_ERR_MAX] = "";
+	struct ld_index ix = { 0 };
+	char *head = NULL;
+	int rc;
+
+	if ((rc = fetch_opt(p, conn, rg, "config.json", SMALL_MAX, &mt->cfg, &mt->cfg_len, 1)) < 0 ||
+	    (rc = fetch_opt(p, conn, rg, "model.safetensors.index.json", SMALL_MAX, &mt->index, &mt->index_len, 0)) < 0 ||
+	    (rc = fetch_opt(p, conn, rg, "tokenizer.json", TOKENIZER_MAX, &mt->tok, &mt->tok_len, 0)) < 0)
+		return rc;
+	if (p->src->kind != LD_SRC_GCS && o->verify &&
+	    (rc = fetch_opt(p, conn, rg, "crc32c.json", SMALL_MAX, &mt->man_json, &mt->man_len, 0)) < 0)
+		return rc;
+	if (mt->man_json) {
+		if ((rc = ld_manifest_parse(mt->man_json, mt->man_len, &mt->man, why, sizeof(why))) < 0)
+			return fail(p, rc, "crc32c.json", 0, why);
+		mt->have_man = 1;
+	}
+	if ((rc = check_small(p, mt, "config.json", mt->cfg, mt->cfg_len)) < 0 ||
+	    (rc = check_small(p, mt, "model.safetensors.index.json", mt->index, mt->index_len)) < 0 ||
+	    (rc = check_small(p, mt, "tokenizer.json", mt->tok, mt->tok_len)) < 0)
+		return rc;
+	if ((rc = ld_desc_from_parts(mt->cfg, mt->cfg_len, mt->index, mt->index_len, d, why, sizeof(why))) < 0)
+		return fail(p, rc, mt->index ? "model.safetensors.index.json" : "config.json", 0, why);
+	if (mt->index && (rc = ld_index_parse(mt->index, mt->index_len, &ix, why, sizeof(why))) < 0)
+		return fail(p, rc, "model.safetensors.index.json", 0, why);
+	d->shards = calloc((size_t)d->n_shards, sizeof(*d->shards));
+	d->shard_sizes = calloc((size_t)d->n_shards, sizeof(*d->shard_sizes));
+	p->objs = calloc((size_t)d->n_shards, sizeof(*p->objs));
+	mt->head_crc = calloc((size_t)d->n_shards, sizeof(*mt->head_crc));
+	head = malloc(HEAD_WANT);
+	if (!d->shards || !d->shard_sizes || !p->objs || !mt->head_crc || !head) {
+		rc = ST_ENOMEM;
+		goto out;
+	}
+	for (int s = 0; s < d->n_shards; s++)
+		p->objs[s].fd = -1;
+	for (int s = 0; s < d->n_shards; s++) {
+		struct ld_obj *ob = &p->objs[s];
+		uint64_t hlen;
+		size_t got = 0;
+		for (int attempt = 0;; attempt++) {
+			rc = p->src->vt->open_obj(p->src, conn, d->shard_names[s], ob, head, HEAD_WANT, &got, why,
+						  sizeof(why));
+			if (rc == 0)
+				break;
+			ld_obj_release(ob);
+			if ((rc = retry_or_fail(p, rg, rc, attempt, 0, ob->where[0] ? ob->where : d->shard_names[s],
+						0, why)) < 0)
+				goto out;
+		}
+		if (got < 8 || (rc = st_header_len((uint8_t *)head, ob->size, &hlen, why, sizeof(why))) < 0) {
+			fail(p, ST_EFORMAT, ob->where, 0, got < 8 ? "shorter than a safetensors header" : why);
+			rc = ST_EFORMAT;
+			goto out;
+		}
+		if (8 + hlen > got) {
+			char *h2 = realloc(head, (size_t)(8 + hlen));
+			if (!h2) {
+				rc = ST_ENOMEM;
+				goto out;
+			}
+			head = h2;
+			if ((rc = read_range(p, conn, rg, ob, got, (size_t)(8 + hlen - got), head + got, NULL)) < 0)
+				goto out;
+		}
+		if ((rc = st_parse_header(head + 8, (size_t)hlen, ob->size, &d->shards[s], why, sizeof(why))) < 0) {
+			fail(p, rc, ob->where, 8, why);
+			goto out;
+		}
+		d->shard_sizes[s] = ob->size;
+		d->total_tensor_bytes += d->shards[s].data_len;
+		mt->head_crc[s] = crc32c(0, head, (size_t)(8 + hlen));
+		if (hlen + 8 > HEAD_WANT) {
+			char *h3 = realloc(head, HEAD_WANT);
+			if (h3)
+				head = h3;
+		}
+	}
+	if ((rc = g2_validate(&d->cfg, d->shards, d->n_shards, mt->index ? &ix : NULL, NULL, why, sizeof(why))) < 0)
+		fail(p, rc, p->src->display, 0, why);
+out:
+	free(head);
+	ld_index_release(&ix);
+	return rc;
+}
+
+static void meta_release(struct meta *mt)
+{
+	free(mt->cfg);
+	free(mt->index);
+	free(mt->tok);
+	free(mt->man_json);
+	free(mt->head_crc);
+	ld_manifest_release(&mt->man);
+}
+
+/* ---- verify stage ---- */
+
+static int verify(struct pipe *p, const struct ld_desc *d, const struct meta *mt, int want)
+{
+	for (int s = 0; s < d->n_shards; s++) {
+		const struct ld_obj *ob = &p->objs[s];
+		const struct ld_manifest_entry *e = mt->have_man ? ld_manifest_find(&mt->man, ob->name) : NULL;
+		uint32_t crc = mt->head_crc[s];
+		char why[256];
+		if (!want)
+			continue;
+		if (mt->have_man && !e)
+			return fail(p, ST_ECRC, ob->where, 0, "crc32c.json has no entry for this shard");
+		if (!ob->has_crc && !e)
+			continue;
+		for (int i = 0; i < p->n_chunks; i++)
+			if (p->chunks[i].obj == s)
+				crc = crc32c_combine(crc, p->chunk_crc[i], p->chunks[i].len);
+		if (e && e->size != ob->size) {
+			snprintf(why, sizeof(why), "size %" PRIu64 " but crc32c.json says %" PRIu64, ob->size, e->size);
+			return fail(p, ST_EIO, ob->where, 0, why);
+		}
+		uint32_t expect = e ? e->crc32c : ob->crc32c;
+		if (crc != expect) {
+			char a[9], b[9];
+			crc32c_to_base64(crc, a);
+			crc32c_to_base64(expect, b);
+			snprintf(why, sizeof(why), "crc32c mismatch: read %s, %s says %s", a,
+				 e ? "crc32c.json" : "object metadata", b);
+			return fail(p, ST_ECRC, ob->where, 0, why);
+		}
+	}
+	return 0;
+}
+
+int ld_load_pipeline(const char *uri, const struct ld_opts *opts, struct be *be, struct ld_progress *pr,
+		     struct ld_model **out)
+{
+	struct ld_opts o;
+	struct pipe p;
+	struct meta mt;
+	struct ld_desc d;
+	struct ld_model *m = NULL;
+	struct worker *ws = NULL;
+	size_t *base = NULL;
+	uint64_t *dstart = NULL, *dlen = NULL;
+	pthread_t ring_th;
+	int ring_started = 0, n_started = 0, rc;
+	void *conn = NULL;
+	struct rng rg;
+	double t0 = now_sec(), t1;
+
+	*out = NULL;
+	if (opts)
+		o = *opts;
+	else
+		ld_opts_default(&o);
+	if (o.workers <= 0)
+		o.workers = 16;
+	if (o.chunk_bytes == 0)
+		o.chunk_bytes = 32u << 20;
+	if (o.pinned_bytes == 0)
+		o.pinned_bytes = 512u << 20;
+	memset(&p, 0, sizeof(p));
+	memset(&mt, 0, sizeof(mt));
+	memset(&d, 0, sizeof(d));
+	pthread_mutex_init(&p.err_mu, NULL);
+	p.be = be;
+	p.pr = pr;
+	p.max_retries = o.max_retries > 0 ? o.max_retries : 10;
+	p.deadline = o.deadline_s > 0 ? t0 + o.deadline_s : 0;
+	atomic_store(&p.allowed, o.workers);
+	rng_seed(&rg, (uint64_t)(t0 * 1e6));
+	if (pr) {
+		pr->t_start = t0;
+		atomic_store(&pr->workers, o.workers);
+	}
+
+	if (!be->ops->host_visible) {	/* staging ring, allocated while metadata is read */
+		struct ring *r = &p.ring;
+		r->slot_bytes = o.chunk_bytes;
+		r->n_slots = (int)MAX((size_t)2, MIN(o.pinned_bytes / o.chunk_bytes, (size_t)4096));
+		r->free_idx = calloc((size_t)r->n_slots, sizeof(int));
+		r->args = calloc((size_t)r->n_slots, sizeof(*r->args));
+		r->abort = &p.abort;
+		r->be = be;
+		pthread_mutex_init(&r->mu, NULL);
+		pthread_cond_init(&r->cv, NULL);
+		if (!r->free_idx || !r->args) {
+			rc = ST_ENOMEM;
+			goto out;
+		}
+		for (int i = 0; i < r->n_slots; i++) {
+			r->free_idx[r->n_free++] = i;
+			r->args[i] = (struct slot_arg){ r, i };
+		}
+		if (pthread_create(&ring_th, NULL, ring_alloc_thread, r) != 0) {
+			rc = ST_ENOMEM;
+			goto out;
+		}
+		ring_started = 1;
+	}
+
+	if ((rc = ld_src_open(uri, &o, &p.src)) < 0)
+		goto out;
+	p.src->abort = &p.abort;
+	p.src->deadline = p.deadline;
+	if ((rc = p.src->vt->conn_create(p.src, &conn)) < 0)
+		goto out;
+	if ((rc = read_meta(&p, &o, conn, &rg, &d, &mt)) < 0)
+		goto out;
+
+	if (!(m = calloc(1, sizeof(*m))) || !(base = calloc((size_t)d.n_shards, sizeof(*base))) ||
+	    !(dstart = calloc((size_t)d.n_shards, sizeof(*dstart))) ||
+	    !(dlen = calloc((size_t)d.n_shards, sizeof(*dlen))) ||
+	    !(p.need_crc = calloc((size_t)d.n_shards, sizeof(*p.need_crc)))) {
+		rc = ST_ENOMEM;
+		goto out;
+	}
+	m->cfg = d.cfg;
+	m->be = be;
+	m->tokenizer_json = mt.tok;
+	m->tokenizer_len = mt.tok_len;
+	mt.tok = NULL;
+	if ((rc = ld_place_tensors(m, &d, base)) < 0)
+		goto out;
+	if (!(m->arena = be->ops->alloc(be->ctx, m->arena_bytes))) {
+		rc = log_err(ST_ENOMEM, "cannot allocate the %zu-byte weight arena", m->arena_bytes);
+		goto out;
+	}
+	p.arena = m->arena;
+	if (be->ops->host_visible)
+		hint_huge_pages(m->arena, m->arena_bytes);
+	for (int s = 0; s < d.n_shards; s++) {
+		dstart[s] = d.shards[s].data_start;
+		dlen[s] = d.shards[s].data_len;
+		p.need_crc[s] = o.verify && (p.objs[s].has_crc || mt.have_man);
+	}
+	if ((rc = ld_plan_chunks(d.n_shards, dstart, dlen, base, o.chunk_bytes, &p.chunks, &p.n_chunks)) < 0)
+		goto out;
+	if (!(p.chunk_crc = calloc((size_t)p.n_chunks + 1, sizeof(*p.chunk_crc)))) {
+		rc = ST_ENOMEM;
+		goto out;
+	}
+	if (pr)
+		atomic_store(&pr->bytes_total, d.total_tensor_bytes);
+	if (ring_started) {
+		pthread_join(ring_th, NULL);
+		ring_started = 0;
+		if ((rc = p.ring.alloc_rc) < 0)
+			goto out;
+	}
+	t1 = now_sec();
+	if (pr)
+		pr->stage_s[LD_STAGE_META] = t1 - t0;
+
+	/* transfer */
+	int nw = (int)MIN((size_t)o.workers, (size_t)MAX(p.n_chunks, 1));
+	atomic_store(&p.allowed, nw);
+	if (pr)
+		atomic_store(&pr->workers, nw);
+	if (!(ws = calloc((size_t)nw, sizeof(*ws)))) {
+		rc = ST_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < nw; i++) {
+		ws[i].p = &p;
+		ws[i].id = i;
+		if (pthread_create(&ws[i].th, NULL, worker_main, &ws[i]) != 0) {
+			fail(&p, ST_ENOMEM, p.src->display, 0, "cannot start a worker thread");
+			break;
+		}
+		n_started++;
+	}
+	for (int i = 0; i < n_started; i++)
+		pthread_join(ws[i].th, NULL);
+	if (!p.err_rc && atomic_load(&p.next) < p.n_chunks && !atomic_load(&p.abort))
+		fail(&p, ST_EIO, p.src->display, 0, "workers stopped before every chunk was read");
+	double t2 = now_sec();
+	if (pr) {
+		pr->stage_s[LD_STAGE_FIRST_BYTE] = p.first_byte_set ? p.t_first_byte - t1 : 0;
+		pr->stage_s[LD_STAGE_TRANSFER] = t2 - t1;
+	}
+	/* sync (also on failure: in-flight uploads must land before buffers go) */
+	int src_rc = be->ops->sync(be->ctx);
+	double t3 = now_sec();
+	if (pr)
+		pr->stage_s[LD_STAGE_SYNC] = t3 - t2;
+	if (p.err_rc) {
+		rc = p.err_rc;
+		goto out;
+	}
+	if (src_rc < 0) {
+		rc = fail(&p, src_rc, p.src->display, 0, "device sync after the uploads failed");
+		goto out;
+	}
+	if ((rc = verify(&p, &d, &mt, o.verify)) < 0)
+		goto out;
+	if (pr)
+		pr->stage_s[LD_STAGE_VERIFY] = now_sec() - t3;
+	*out = m;
+	m = NULL;
+	rc = 0;
+out:
+	if (ring_started)
+		pthread_join(ring_th, NULL);
+	if (rc < 0) {
+		if (p.err_rc)
+			rc = p.err_rc;
+		log_err(rc, "load of '%s' failed: %s", uri, p.err[0] ? p.err : st_str(rc));
+	}
+	if (pr)
+		atomic_store(&pr->done, rc < 0 ? -1 : 1);
+	if (p.ring.mem)
+		be->ops->host_free(be->ctx, p.ring.mem);
+	if (p.ring.free_idx) {
+		pthread_mutex_destroy(&p.ring.mu);
+		pthread_cond_destroy(&p.ring.cv);
+	}
+	free(p.ring.free_idx);
+	free(p.ring.args);
+	if (p.src && conn)
+		p.src->vt->conn_destroy(conn);
+	for (int s = 0; p.objs && s < d.n_shards; s++)
+		ld_obj_release(&p.objs[s]);
+	free(p.objs);
+	ld_src_destroy(p.src);
+	ld_model_destroy(m);
+	free(ws);
+	free(base);
+	free(dstart);
+	free(dlen);
+	free(p.need_crc);
+	free(p.chunks);
+	free(p.chunk_crc);
+	meta_release(&mt);
+	ld_desc_release(&d);
+	pthread_mutex_destroy(&p.err_mu);
+	return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * sampling.h - turns one row of fp32 logits into the next token of a request.
+ *
+ * Pipeline, in this order (vLLM v1's order):
+ *   1. logprobs (when asked) are computed from the RAW model logits, i.e. the
+ *      log-softmax of the row as the forward returns it (after Gemma's final
+ *      soft-cap, before any penalty, mask or temperature). This is vLLM's
+ *      default "raw_logprobs" convention.
+ *   2. mask: the ids in mask_ids get -inf (EOS / stop ids before min_tokens).
+ *   3. penalties: repetition (HF/vLLM: every distinct token of prompt+output,
+ *      logit > 0 is divided by r, else multiplied by r), then frequency and
+ *      presence (OpenAI: over output tokens, l -= f*count + p*(count > 0)).
+ *   4. temperature 0 (or < 1e-5): greedy argmax, ties -> lowest id; done.
+ *   5. temperature scaling, then min_p (keep p >= min_p * p_max), then top_k,
+ *      then top_p over what is left (renormalised; the smallest prefix of the
+ *      sorted set whose mass reaches top_p), then one draw from the
+ *      per-request rng. Sorting is by logit descending, ties by lower id.
+ *
+ * Costs: greedy is one pass over V; plain random sampling is O(V); top_k uses
+ * a size-k heap (no full sort); top_p without top_k collects the tokens above
+ * a falling threshold until they hold enough mass and sorts only those
+ * (heapsort in place: no qsort, which may allocate).
+ * Nothing is allocated per call: struct smp holds scratch sized for V.
+ * The logits row is modified in place (steps 2-3 and the temperature pass
+ * never write it; only masked / penalised entries change).
+ *
+ * A struct smp is used by one thread at a time (the engine thread).
+ */
+#ifndef GR_SAMPLING_H
+#define GR_SAMPLING_H
+
+#include <stdint.h>
+
+#include "common/util.h"
+#include "service/engine.h"
+
+struct smp;
+
+/* What was chosen and, if logprobs >= 0, its raw logprob and the top n_top. */
+struct smp_result {
+	int token;
+	float logprob;
+	int n_top;
+	struct eng_logprob top[ENG_MAX_LOGPROBS];
+};
+
+/* Scratch for a vocabulary of `vocab` tokens (caller frees with smp_destroy). */
+int smp_create(int vocab, struct smp **out);
+void smp_destroy(struct smp *s);
+
+/*
+ * Samples one token. logits: [vocab] fp32, modified in place (masks and
+ * penalties). tokens[0, n_prompt) is the prompt and tokens[n_prompt, n_tokens)
+ * the tokens generated so far (penalty history). mask_ids (n_mask, may be 0)
+ * are forbidden this step. rng is the request's own generator (one draw per
+ * random step, none for greedy). p is assumed valid (eng_sampling_check).
+ * Returns 0, or ST_EINVAL when the row holds no finite logit.
+ */
+int smp_sample(struct smp *s, float *logits, const struct eng_sampling *p, struct rng *rng,
+	       const int *tokens, int n_prompt, int n_tokens, const int *mask_ids, int n_mask,
+	       struct smp_result *res);
+
+/* The pieces, for tests and benches. */
+int smp_argmax(const float *logits, int vocab);
+void smp_apply_penalties(struct smp *s, float *logits, const struct eng_sampling *p,
+			 const int *tokens, int n_prompt, int n_tokens);
+/* Raw log-softmax of token `tok` and the top n (n <= ENG_MAX_LOGPROBS) into top[]. */
+float smp_logprobs(const float *logits, int vocab, int tok, int n, struct eng_logprob *top);
+
+#endif
