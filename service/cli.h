@@ -9,8 +9,8 @@
 #define GR_CLI_H
 
 int cmd_serve(int argc, char **argv);		/* service/cmd_serve.c */
-int cmd_generate(int argc, char **argv);	/* service/cmd_model.c */
-int cmd_logits(int argc, char **argv);		/* service/cmd_model.c */
+int cmd_generate(int argc, char **argv);	/* service/cmd_generate.c */
+int cmd_logits(int argc, char **argv);		/* service/cmd_logits.c */
 int cmd_tokenize(int argc, char **argv);	/* service/cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv);	/* service/cmd_tokenize.c */
 int cmd_load(int argc, char **argv);		/* service/cmd_load.c */

@@ -204,7 +204,7 @@ int cmd_generate(int argc, char **argv)
 		} else if (strcmp(a, "--frequency-penalty") == 0) {
 			bad = arg_dbl(a, v, &sp.frequency_penalty);
 		} else if (strcmp(a, "--seed") == 0) {
-			int64_t s;
+			int64_t s = 0;
 			if (parse_i64(v, &s) < 0) {
 				fprintf(stderr, "gemma-run generate: bad --seed '%s'\n", v);
 				bad = -1;
