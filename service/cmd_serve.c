@@ -146,6 +146,7 @@ static void *loader_main(void *arg)
 						      : MIN(sv->model->cfg.max_position_embeddings, 8192);
 	s->lim.bos_id = tok_bos_id(sv->tok);
 	s->lim.eot_id = tok_id(sv->tok, "<end_of_turn>");
+	atomic_store(&s->published, 1);
 	int expect = SRV_WARMING;
 	if (atomic_compare_exchange_strong(&s->state, &expect, SRV_READY)) {
 		s->t_ready = now_sec();

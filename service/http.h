@@ -83,8 +83,6 @@ struct hreq {
 	int n_choices, n_final, n_submitted;
 	struct choice *ch;
 	char who[160];
-	char trace[200];
-	int status;
 	int prompt_tokens, completion_tokens;
 };
 
@@ -97,6 +95,7 @@ struct srv {
 	const char *model_name;
 
 	_Atomic int state;
+	_Atomic int published;		/* 1 once the fields below are set (loader thread) */
 	/* published by the loader thread before state >= SRV_READY */
 	struct engine *eng;
 	struct tokenizer *tok;

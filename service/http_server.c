@@ -83,7 +83,7 @@ static void h_metrics(struct srv *s, struct evhttp_request *req, const char *rou
 	int st = atomic_load(&s->state);
 
 	memset(&snap, 0, sizeof(snap));
-	if ((st == SRV_READY || st == SRV_DRAINING) && s->eng) {
+	if (atomic_load(&s->published) && s->eng) {
 		snap.have_engine = 1;
 		eng_get_stats(s->eng, &snap.eng);
 	}

@@ -82,8 +82,10 @@ else
 fi
 
 # 4./5. compute-sanitizer on the op tests
-san=$(command -v compute-sanitizer || { test -x /usr/local/cuda/bin/compute-sanitizer &&
-	echo /usr/local/cuda/bin/compute-sanitizer; })
+san=$(command -v compute-sanitizer)
+for p in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+	[ -z "$san" ] && [ -x "$p" ] && san=$p
+done
 if [ "$built" = 1 ] && [ -n "$san" ]; then
 	step memcheck 1 900 env GR_TEST_GPU=1 "$san" --tool memcheck --leak-check full \
 		--error-exitcode 3 "$BUILD/tests/kernels/test_cuda_ops"

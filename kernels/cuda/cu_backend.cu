@@ -36,6 +36,8 @@ int cu_scratch(struct cu_ctx *c, struct cu_buf *b, size_t bytes, void **out)
 	void *p = NULL;
 	cudaError_t e;
 
+	if (bytes == 0)
+		bytes = 1;
 	if (bytes <= b->bytes && b->p) {
 		*out = b->p;
 		return 0;
@@ -108,9 +110,10 @@ static int cu_setup(struct cu_ctx *c)
 	log_info("cuda: device %d %s, compute capability %d.%d, %d SMs, %.1f GiB (%.1f GiB free)",
 		 c->device, prop.name, prop.major, prop.minor, c->n_sm,
 		 (double)total_b / (1u << 30), (double)free_b / (1u << 30));
-	if (prop.major < 8)
-		log_warn("cuda: device %d has compute capability %d.%d; this build targets 8.9 and 9.0 "
-			 "(PTX JIT may fail)", c->device, prop.major, prop.minor);
+	if (prop.major < 9 && !(prop.major == 8 && prop.minor == 9))
+		log_warn("cuda: device %d has compute capability %d.%d; this build carries sm_89 and "
+			 "sm_90 code and compute_90 PTX only, so kernels will not load", c->device,
+			 prop.major, prop.minor);
 	return 0;
 }
 
@@ -124,8 +127,10 @@ static int cu_create(const struct be_opts *opts, void **ctx)
 	e = cudaGetDeviceCount(&n);
 	if (e != cudaSuccess || n <= 0) {
 		cudaGetLastError();
-		log_warn("cuda: no usable CUDA device (cudaGetDeviceCount: %s)",
-			 e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+		log_warn("cuda: no usable CUDA device (cudaGetDeviceCount: %s; this build needs an "
+			 "NVIDIA GPU and a driver for CUDA %d.%d or newer)",
+			 e != cudaSuccess ? cudaGetErrorString(e) : "0 devices", CUDART_VERSION / 1000,
+			 CUDART_VERSION % 1000 / 10);
 		return ST_ECUDA;
 	}
 	if (dev < 0 || dev >= n)

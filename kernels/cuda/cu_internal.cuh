@@ -171,6 +171,9 @@ int cu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype 
 int cu_attention(void *ctx, float *out, const float *q, const void *k_cache,
 		 const void *v_cache, enum be_dtype kv_dt, const struct be_attn *a);
 
+/* Upper bound of the attention split scratch on a device with n_sm SMs. */
+size_t cu_attention_scratch_bytes(int n_sm);
+
 /* cu_attention_tiled.cu: a validated by cu_attention, n_tok > 0. */
 int cu_attention_tiled(struct cu_ctx *c, float *out, const float *q, const void *k_cache,
 		       const void *v_cache, enum be_dtype kv_dt, const struct be_attn *a);

@@ -173,3 +173,33 @@ extern "C" int be_cuda_set_matmul(struct be *be, enum be_cuda_mm mode)
 	((struct cu_ctx *)be->ctx)->mm_mode = mode;
 	return 0;
 }
+
+/* Matmul scratch bytes for activations of max_x and outputs of max_y elements. */
+static size_t mm_scratch_bytes(enum be_cuda_mm mode, size_t max_x, size_t max_y)
+{
+	if (mode == BE_CUDA_MM_BF16X2)
+		return ((2 * max_x * sizeof(__nv_bfloat16) + 255) & ~(size_t)255) +
+		       2 * max_y * sizeof(float);
+	return max_x * sizeof(__nv_bfloat16);
+}
+
+extern "C" size_t be_cuda_reserve_bytes(enum be_cuda_mm mode, size_t max_x, size_t max_y,
+				       int n_sm)
+{
+	return mm_scratch_bytes(mode, max_x, max_y) + cu_attention_scratch_bytes(n_sm);
+}
+
+extern "C" int be_cuda_reserve(struct be *be, size_t max_x, size_t max_y)
+{
+	struct cu_ctx *c;
+	void *p;
+	int rc;
+
+	if (!be || !be->ops || !be->ctx || strcmp(be->ops->name, "cuda") != 0)
+		return log_err(ST_EINVAL, "cuda: be_cuda_reserve on a backend that is not cuda");
+	c = (struct cu_ctx *)be->ctx;
+	CU_ENTER(c);
+	if ((rc = cu_scratch(c, &c->mm_scratch, mm_scratch_bytes(c->mm_mode, max_x, max_y), &p)) < 0)
+		return rc;
+	return cu_scratch(c, &c->att_scratch, cu_attention_scratch_bytes(c->n_sm), &p);
+}

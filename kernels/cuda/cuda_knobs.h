@@ -40,6 +40,21 @@ int be_cuda_set_matmul(struct be *be, enum be_cuda_mm mode);
 /* Sets the attention kernel choice of a created CUDA backend; as above. */
 int be_cuda_set_attention(struct be *be, enum be_cuda_att mode);
 
+/*
+ * Grows the backend's scratch buffers now, so that no step allocates later
+ * (a must before CUDA graph capture, and part of the memory plan): matmul
+ * scratch for activations of up to max_x elements (n_tok * n_in of the
+ * largest matmul input) and, in BE_CUDA_MM_BF16X2 mode, outputs of up to
+ * max_y elements (n_tok * n_out); attention's split scratch for any step.
+ * Set the matmul mode first. F16 weights need up to 32 MiB more, taken on
+ * first use. Returns 0, ST_EINVAL (not cuda) or ST_ENOMEM.
+ */
+int be_cuda_reserve(struct be *be, size_t max_x, size_t max_y);
+
+/* Bytes be_cuda_reserve(be, max_x, max_y) holds for the given matmul mode
+ * on a device with n_sm multiprocessors (for the memory plan). */
+size_t be_cuda_reserve_bytes(enum be_cuda_mm mode, size_t max_x, size_t max_y, int n_sm);
+
 #ifdef __cplusplus
 }
 #endif

@@ -187,11 +187,6 @@ static void test_attention_rejects_bad_args(void)
 	free(s.vc);
 }
 
-static void test_attention_cuda(void)
-{
-	SKIP("cuda: the CUDA backend is not built yet (compare with cpu within atol+rtol here)");
-}
-
 int main(void)
 {
 	if (ku_open(&be, 2) < 0)
@@ -199,7 +194,6 @@ int main(void)
 	RUN(test_attention_hand);
 	RUN(test_attention_random_vs_double);
 	RUN(test_attention_rejects_bad_args);
-	RUN(test_attention_cuda);
 	be_destroy(&be);
 	return th_done();
 }

@@ -7,12 +7,12 @@
  *   ATT_LONG    a 200-token prefill chunk 900..1099 plus one decode token;
  *   ATT_DECODE  one token per sequence: few (token, head) pairs, so the
  *               decode kernel splits each context and combines the parts;
- * for heads/kv heads/head_dim 8/1/32, 16/8/128, 8/4/256, 4/2/16, global
+ * for heads/kv heads/head_dim 8/1/32, 16/8/128, 8/4/256, 4/2/16, 6/2/64, global
  * and sliding windows, soft-caps 0, 5, 10 and 50, and BF16, F16 and F32
  * caches. The CPU cache (F32) holds exactly the values of the CUDA cache.
  * cuda_attention and cuda_attention_decode_split use the default kernels;
  * cuda_attention_tiled runs all three batches with BE_CUDA_ATT_TILED.
- * Tolerance: |cuda - cpu| <= 2e-5 + 2e-4 |cpu| (online vs two-pass
+ * Tolerance: |cuda - cpu| <= 5e-5 + 2e-4 |cpu| (online vs two-pass
  * softmax, expf/tanhf ulps). Without a device: SKIP by name (FAIL with
  * GR_TEST_GPU=1).
  */
@@ -32,6 +32,7 @@ static const struct att_cfg att_cfgs[] = {
 	{ 8, 4, 256, 64, 50.0f, 256.0f, BE_BF16 },
 	{ 8, 4, 256, 0, 0.0f, 256.0f, BE_F16 },
 	{ 4, 2, 16, 8, 10.0f, 16.0f, BE_BF16 },
+	{ 6, 2, 64, 64, 50.0f, 64.0f, BE_BF16 },	/* 3 heads per KV head: no pairing */
 };
 
 /* Context length of each sequence row; all longer than the windows above. */
@@ -115,7 +116,7 @@ static void att_run(const struct att_cfg *c, int kind, int tiled)
 	snprintf(what, sizeof(what), "attention%s %s heads %d/%d hd %d window %d cap %g dt %d",
 		 tiled ? " tiled" : "", kind == ATT_DECODE ? "decode" : kind == ATT_LONG ? "long" :
 		 "mixed", c->nh, c->nkv, c->hd, c->window, (double)c->softcap, (int)c->dt);
-	cmp_close(what, got, ref, (size_t)n_tok * qd, 2e-5, 2e-4);
+	cmp_close(what, got, ref, (size_t)n_tok * qd, 5e-5, 2e-4);
 
 	cu_release(dk);
 	cu_release(dv);

@@ -155,6 +155,17 @@ static void cuda_memory(void)
 	CHECK(tot > 0 && fr <= tot && fr > 0, "mem_info free %zu total %zu", fr, tot);
 	CHECK(strcmp(g_cu.ops->name, "cuda") == 0 && g_cu.ops->kv_dtype == BE_BF16 &&
 	      !g_cu.ops->host_visible && g_cu.ops->n_upload_lanes >= 1, "op table fields");
+#ifdef GR_HAVE_CUDA
+	CHECK(be_cuda_reserve(&g_cu, (size_t)512 * 3584, (size_t)8 * 256000) == 0, "reserve");
+	CHECK(be_cuda_reserve(&g_cpu, 1, 1) == ST_EINVAL, "reserve took the cpu backend");
+	CHECK(be_cuda_reserve_bytes(BE_CUDA_MM_BF16X2, 100, 100, 58) >
+	      be_cuda_reserve_bytes(BE_CUDA_MM_BF16, 100, 100, 58), "reserve_bytes");
+	{
+		size_t fr2 = 0, tot2 = 0;
+		CHECK(g_cu.ops->mem_info(g_cu.ctx, &fr2, &tot2) == 0 && fr2 < fr,
+		      "free memory %zu after reserving, %zu before", fr2, fr);
+	}
+#endif
 out:
 	cu_release(d);
 	if (pin)

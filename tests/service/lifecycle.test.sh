@@ -146,7 +146,7 @@ FP=$(cat "$T/fport" 2>/dev/null)
 if [ -z "$FP" ]; then fail health_during_load "fixture did not start"; else
 	STORAGE_EMULATOR_HOST="127.0.0.1:$FP" start_serve "$T/log3" --model gs://b/m/tiny --gcs-anonymous \
 		--loader-workers 2 --log-format text
-	seen=0 ok=0
+	seen=0 ok=0 mseen=0
 	for _ in $(seq 1200); do
 		code=$(curl -s -o "$T/h" -w '%{http_code}' "http://127.0.0.1:$SPORT/health")
 		if [ "$code" = 503 ] && jq -e '(.status == "loading" or .status == "warming_up") and (.bytes_loaded|type) == "number" and (.bytes_total|type) == "number" and has("gbps") and has("eta_s")' "$T/h" >/dev/null; then
@@ -154,6 +154,8 @@ if [ -z "$FP" ]; then fail health_during_load "fixture did not start"; else
 			# a generation request is refused while loading (it may land just after ready)
 			c=$(curl -s -o "$T/r" -w '%{http_code}' -H 'Content-Type: application/json' --data '{"prompt":"x","max_tokens":1}' "http://127.0.0.1:$SPORT/v1/completions")
 			[ "$c" = 503 ] && jq -e '.error.code == 503' "$T/r" >/dev/null && ok=1
+			curl -s "http://127.0.0.1:$SPORT/metrics" >"$T/lm"
+			grep -q '^gemma_run_ready{model_name="tiny"} 0' "$T/lm" && grep -q '^gemma_run_load_bytes{' "$T/lm" && mseen=1
 		fi
 		[ "$code" = 200 ] && break
 		kill -0 "$SPID" 2>/dev/null || break
@@ -161,6 +163,8 @@ if [ -z "$FP" ]; then fail health_during_load "fixture did not start"; else
 	done
 	[ $seen = 1 ] && [ $ok = 1 ] && [ "$code" = 200 ]
 	check health_503_while_loading_then_200 $? "seen 503=$seen, requests refused=$ok, last $code $(cat "$T/h"); $(tail -3 "$T/log3")"
+	[ $mseen = 1 ] && curl -s "http://127.0.0.1:$SPORT/metrics" | grep -q '^gemma_run_ready{model_name="tiny"} 1'
+	check metrics_during_load $? "gemma_run_ready 0 / load bytes not seen while loading"
 	kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
 fi
 
