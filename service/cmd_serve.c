@@ -132,18 +132,19 @@ static void *loader_main(void *arg)
 	{
 		struct eng_stats st;
 		eng_get_stats(sv->eng, &st);
-		log_info("memory plan: weights %.1f MiB, KV cache %d blocks, max_num_seqs %d, "
-			 "max_num_batched_tokens %d, max_queue %d; warm-up %.3f s",
-			 (double)sv->model->arena_bytes / 1048576.0, st.kv_blocks_total, cfg->max_num_seqs,
-			 cfg->max_num_batched_tokens, cfg->max_queue, s->warmup_s);
+		log_info("memory plan: weights %.1f MiB, KV cache %d blocks, max_model_len %d, "
+			 "max_num_seqs %d, max_num_batched_tokens %d, max_queue %d; warm-up %.3f s",
+			 (double)sv->model->arena_bytes / 1048576.0, st.kv_blocks_total,
+			 eng_max_model_len(sv->eng), cfg->max_num_seqs, cfg->max_num_batched_tokens,
+			 cfg->max_queue, s->warmup_s);
 	}
 	s->tok = sv->tok;
 	s->eng = sv->eng;
 	s->lim.vocab_size = tok_vocab_size(sv->tok);
 	if (sv->model->cfg.vocab_size > 0)
 		s->lim.vocab_size = MIN(s->lim.vocab_size, sv->model->cfg.vocab_size);
-	s->lim.max_model_len = cfg->max_model_len > 0 ? cfg->max_model_len
-						      : MIN(sv->model->cfg.max_position_embeddings, 8192);
+	/* The engine's limit: --max-model-len, or what the config and the KV cache allow. */
+	s->lim.max_model_len = eng_max_model_len(sv->eng);
 	s->lim.bos_id = tok_bos_id(sv->tok);
 	s->lim.eot_id = tok_id(sv->tok, "<end_of_turn>");
 	atomic_store(&s->published, 1);
