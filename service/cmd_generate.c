@@ -102,17 +102,6 @@ static int arg_dbl(const char *flag, const char *v, double *out)
 	return 0;
 }
 
-static const char *finish_name(enum eng_finish f)
-{
-	switch (f) {
-	case ENG_FINISH_STOP: return "stop";
-	case ENG_FINISH_LENGTH: return "length";
-	case ENG_FINISH_ABORT: return "abort";
-	case ENG_FINISH_ERROR: return "error";
-	default: return "none";
-	}
-}
-
 /* Encodes the prompt (BOS + text, or the chat template) into *ids. */
 static int build_prompt(struct tokenizer *tok, const char *prompt, int chat, int **ids, int *n)
 {
@@ -280,10 +269,11 @@ int cmd_generate(int argc, char **argv)
 	fflush(stdout);
 	{
 		double gen_s = gs.t_done - gs.t_first;
+		const char *fin = eng_finish_name(gs.finish);
 		fprintf(stderr,
 			"generate: %d prompt tokens, %d generated, finish %s; first token %.3f s, "
 			"%.1f tokens/s after it\n",
-			gs.n_prompt, gs.n_gen, finish_name(gs.finish), gs.t_first - gs.t_queued,
+			gs.n_prompt, gs.n_gen, fin ? fin : "none", gs.t_first - gs.t_queued,
 			gs.n_gen > 1 && gen_s > 0 ? (gs.n_gen - 1) / gen_s : 0.0);
 	}
 	if (gs.finish == ENG_FINISH_ERROR)

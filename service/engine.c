@@ -42,6 +42,17 @@ void eng_opts_default(struct eng_opts *o)
 	o->sample_threads = 0;
 }
 
+const char *eng_finish_name(enum eng_finish f)
+{
+	switch (f) {
+	case ENG_FINISH_STOP: return "stop";
+	case ENG_FINISH_LENGTH: return "length";
+	case ENG_FINISH_ABORT: return "abort";
+	case ENG_FINISH_ERROR: return "error";
+	default: return NULL;
+	}
+}
+
 void eng_list_push_back(struct eng_list *l, struct eng_req *q)
 {
 	q->next = NULL;

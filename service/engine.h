@@ -60,6 +60,9 @@ int eng_sampling_check(const struct eng_sampling *s, int vocab_size, const char 
 enum eng_finish { ENG_FINISH_NONE = 0, ENG_FINISH_STOP, ENG_FINISH_LENGTH, ENG_FINISH_ABORT,
 		  ENG_FINISH_ERROR };
 
+/* "stop", "length", "abort", "error"; NULL for ENG_FINISH_NONE. */
+const char *eng_finish_name(enum eng_finish f);
+
 struct eng_logprob {
 	int token;
 	float logprob;

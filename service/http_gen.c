@@ -120,17 +120,6 @@ void http_on_output(const struct eng_output *o)
 	event_active(s->wake, EV_READ, 0);
 }
 
-static const char *finish_name(enum eng_finish f)
-{
-	switch (f) {
-	case ENG_FINISH_STOP: return "stop";
-	case ENG_FINISH_LENGTH: return "length";
-	case ENG_FINISH_ABORT: return "abort";
-	case ENG_FINISH_ERROR: return "error";
-	default: return NULL;
-	}
-}
-
 static void detach_watchers(struct hreq *r)
 {
 	if (r->eof_ev) {
@@ -351,7 +340,7 @@ static void finish_reply(struct hreq *r)
 				struct choice *c = &r->ch[i];
 				out_of(r, c, &c->all, &o[i]);
 				compact_top(r, &c->all, &o[i]);
-				o[i].finish = finish_name(c->finish);
+				o[i].finish = eng_finish_name(c->finish);
 				if (r->api.echo) {
 					o[i].prefix = r->api.prompts[c->prompt].text;
 					o[i].prefix_len = r->api.prompts[c->prompt].text_len;
@@ -398,7 +387,7 @@ static void stream_out(struct hreq *r, struct choice *c, int final)
 	out_of(r, c, &c->work, &o);
 	compact_top(r, &c->work, &o);
 	if (final && c->finish != ENG_FINISH_ERROR && c->finish != ENG_FINISH_ABORT)
-		o.finish = finish_name(c->finish);
+		o.finish = eng_finish_name(c->finish);
 	if (!o.finish && !o.text_len && !o.n_tokens)
 		return;
 	if (final && !o.finish)
@@ -429,7 +418,7 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 	if (final) {
 		c->final = 1;
 		r->n_final++;
-		const char *fn = finish_name(c->finish);
+		const char *fn = eng_finish_name(c->finish);
 		met_request_done(fn ? fn : "error", c->n_prompt, c->n_gen, r->t_start, c->t_queued, c->t_first,
 				 c->t_done);
 		if (c->index % r->api.n == 0)
