@@ -130,6 +130,29 @@ static int bind_layer(struct g2_model *g, int l)
 	return rc;
 }
 
+/* Rows of the logits buffer: min(max_seqs, max_tokens), at least min(8, max_tokens). */
+static int g2_logit_cap(int max_tokens, int max_seqs)
+{
+	int cap = max_seqs < max_tokens ? max_seqs : max_tokens;
+	if (cap < 8)
+		cap = max_tokens < 8 ? max_tokens : 8;
+	return cap;
+}
+
+size_t g2_scratch_bytes(const struct g2_config *c, int max_tokens, int max_seqs, int max_blocks)
+{
+	size_t T = (size_t)(max_tokens > 0 ? max_tokens : 0);
+	size_t hid = (size_t)c->hidden_size, vocab = (size_t)c->vocab_size;
+	size_t qd = (size_t)c->num_attention_heads * (size_t)c->head_dim;
+	size_t kvd = (size_t)c->num_key_value_heads * (size_t)c->head_dim;
+	size_t ff = (size_t)c->intermediate_size;
+	size_t lc = (size_t)g2_logit_cap(max_tokens, max_seqs);
+
+	/* the buffers of g2_model_create, in its order */
+	return T * (3 * hid + 2 * qd + 2 * kvd + 2 * ff) * 4 + lc * (hid + vocab) * 4 + T * 5 * 4 +
+	       (size_t)(max_seqs > 0 ? max_seqs : 0) * (size_t)(max_blocks > 0 ? max_blocks : 0) * 4;
+}
+
 int g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_blocks,
 		    struct g2_model **out)
 {
@@ -156,9 +179,7 @@ int g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_bl
 	g->max_tokens = max_tokens;
 	g->max_seqs = max_seqs;
 	g->max_blocks = max_blocks;
-	g->logit_cap = max_seqs < max_tokens ? max_seqs : max_tokens;
-	if (g->logit_cap < 8)
-		g->logit_cap = max_tokens < 8 ? max_tokens : 8;
+	g->logit_cap = g2_logit_cap(max_tokens, max_seqs);
 	g->layers = calloc((size_t)c->num_hidden_layers, sizeof(*g->layers));
 	g->allocs = calloc(G2_MAX_ALLOCS, sizeof(void *));
 	g->slots = calloc((size_t)max_tokens, sizeof(int32_t));

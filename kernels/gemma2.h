@@ -61,6 +61,14 @@ int g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_bl
 		    struct g2_model **out);
 void g2_model_destroy(struct g2_model *g);
 
+/*
+ * Bytes of device scratch g2_model_create(m, max_tokens, max_seqs,
+ * max_blocks) allocates for a model of config c (fp32 activations of
+ * max_tokens rows, the logits rows, the step's index buffers); the
+ * backend's own scratch is not included. For the memory plan.
+ */
+size_t g2_scratch_bytes(const struct g2_config *c, int max_tokens, int max_seqs, int max_blocks);
+
 const struct g2_config *g2_model_config(const struct g2_model *g);
 int g2_model_max_tokens(const struct g2_model *g);
 int g2_model_max_seqs(const struct g2_model *g);

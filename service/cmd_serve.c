@@ -56,6 +56,24 @@ static void load_failed(struct serve *sv, const char *fmt, const char *detail)
 	http_srv_wake(s);
 }
 
+/* One structured line with the whole plan (JSON logs: the fields; text: appended). */
+static void log_mem_plan(const struct mem_plan *p, const char *backend)
+{
+	char f[1024];
+
+	if (mem_plan_json(p, f, sizeof(f)) < 0)
+		f[0] = '\0';
+	log_fields(LOG_INFO, f,
+		   "memory plan (%s): budget %.0f MiB of %.0f MiB = weights %.0f + activations %.0f "
+		   "+ reserve %.0f + KV cache %.0f MiB (%d blocks, %d tokens, %zu bytes/token, "
+		   "sized by %s); max_model_len %d, %d sequences of that length at once",
+		   backend, p->budget_bytes / 1048576.0, p->total_bytes / 1048576.0,
+		   p->weight_bytes / 1048576.0, p->activation_bytes / 1048576.0,
+		   p->reserve_bytes / 1048576.0, p->kv_bytes / 1048576.0, p->kv_blocks, p->kv_tokens,
+		   p->kv_token_bytes, p->kv_limit ? p->kv_limit : "?", p->max_model_len,
+		   p->max_concurrent_seqs);
+}
+
 static void *loader_main(void *arg)
 {
 	struct serve *sv = arg;
@@ -119,10 +137,19 @@ static void *loader_main(void *arg)
 	eo.max_model_len = cfg->max_model_len;
 	eo.max_queue = cfg->max_queue;
 	eo.gpu_memory_utilization = cfg->gpu_memory_utilization;
+	{
+		struct mem_plan plan;
+		char perr[512];
+		if ((rc = eng_plan(&eo, sv->model, &plan, perr, sizeof(perr))) < 0) {
+			load_failed(sv, "memory plan: %s", perr);
+			goto out;
+		}
+	}
 	if ((rc = eng_create(&eo, sv->model, sv->tok, http_on_output, &sv->eng)) < 0) {
 		load_failed(sv, "cannot start the engine for '%s' (see the error above)", cfg->model);
 		goto out;
 	}
+	log_mem_plan(eng_mem_plan(sv->eng), sv->be.ops->name);
 	t = now_sec();
 	if ((rc = eng_warmup(sv->eng)) < 0) {
 		load_failed(sv, "warm-up forward failed for '%s'", cfg->model);
@@ -132,10 +159,9 @@ static void *loader_main(void *arg)
 	{
 		struct eng_stats st;
 		eng_get_stats(sv->eng, &st);
-		log_info("memory plan: weights %.1f MiB, KV cache %d blocks, max_model_len %d, "
+		log_info("engine warm: KV cache %d blocks, max_model_len %d, "
 			 "max_num_seqs %d, max_num_batched_tokens %d, max_queue %d; warm-up %.3f s",
-			 (double)sv->model->arena_bytes / 1048576.0, st.kv_blocks_total,
-			 eng_max_model_len(sv->eng), cfg->max_num_seqs, cfg->max_num_batched_tokens,
+			 st.kv_blocks_total, eng_max_model_len(sv->eng), cfg->max_num_seqs, cfg->max_num_batched_tokens,
 			 cfg->max_queue, s->warmup_s);
 	}
 	s->tok = sv->tok;

@@ -4,11 +4,13 @@
  * eng_cancel, eng_get_stats, eng_warmup, eng_destroy, and the thread loop.
  * One step of the scheduler lives in engine_step.c.
  *
- * KV budget: eng_opts.kv_bytes when set; else on a device (not host-visible)
- * gpu_memory_utilization * total - what is already used (weights, scratch),
- * and on the CPU backend min(25 % of free RAM, what max_num_seqs sequences
- * of max_model_len need). max_model_len is lowered to what the cache holds,
- * so that one sequence alone always fits (preemption can always progress).
+ * KV budget: the memory plan (kernels/mem_plan.h), made before the model's
+ * scratch is allocated: eng_opts.kv_bytes when set; else on a device
+ * gpu_memory_utilization * total - weights - activations - a fixed reserve,
+ * and on the CPU backend 25 % of the free RAM; never more than max_num_seqs
+ * sequences of max_model_len need. A default max_model_len is lowered to
+ * what the cache holds (an explicit one that does not fit is an error), so
+ * that one sequence alone always fits (preemption can always progress).
  *
  * Queue bound: a submit gets ST_EFULL when max_queue requests already wait
  * beyond the running slots that are free (so max_queue 0 still admits a
@@ -26,8 +28,6 @@
 #include "common/status.h"
 #include "service/engine_int.h"
 
-#define ENG_MAX_MODEL_LEN_CAP 8192
-#define ENG_CPU_RAM_FRACTION 0.25
 
 void eng_opts_default(struct eng_opts *o)
 {
@@ -231,38 +231,46 @@ static void *eng_main(void *arg)
 	return NULL;
 }
 
-/* The KV budget in bytes (see the file comment). */
-static int eng_kv_budget(struct engine *e, size_t per_block, size_t *out)
+/*
+ * The memory plan for checked options o over model (see kernels/mem_plan.h):
+ * the weights as loaded, the activation scratch of g2_model_create plus the
+ * backend's, the fixed reserve on a device, and the backend's memory figures
+ * now (the weights are already placed) unless kv_bytes overrides the budget.
+ */
+static int eng_plan_checked(const struct eng_opts *o, const struct ld_model *model,
+			    struct mem_plan *plan, char *err, size_t errlen)
 {
-	struct be *be = e->model->be;
-	size_t need = per_block * (size_t)e->max_blocks * (size_t)e->max_seqs;
-	size_t free_b = 0, total_b = 0;
+	const struct g2_config *c = &model->cfg;
+	struct be *be = model->be;
+	struct mem_plan_in in;
+	int wanted, max_blocks;
 
-	if (e->o.kv_bytes) {
-		*out = e->o.kv_bytes;
-		return 0;
+	memset(&in, 0, sizeof(in));
+	in.host_memory = be->ops->host_visible;
+	in.weights_resident = 1;
+	in.gpu_memory_utilization = o->gpu_memory_utilization;
+	in.weight_bytes = model->arena_bytes;
+	wanted = mem_plan_wanted_len(c, o->max_model_len);
+	if (c->max_position_embeddings > 0 && wanted > c->max_position_embeddings)
+		wanted = c->max_position_embeddings;
+	max_blocks = (wanted + o->block_size - 1) / o->block_size;
+	in.activation_bytes = mem_plan_activation_bytes(c, o->max_num_batched_tokens,
+							o->max_num_seqs, max_blocks, in.host_memory);
+	in.reserve_bytes = in.host_memory ? 0 : MEM_PLAN_CUDA_RESERVE;
+	in.kv_bytes = o->kv_bytes;
+	in.kv_dtype = be->ops->kv_dtype;
+	in.block_size = o->block_size;
+	in.max_num_seqs = o->max_num_seqs;
+	in.max_num_batched_tokens = o->max_num_batched_tokens;
+	in.max_model_len = o->max_model_len;
+	if (!o->kv_bytes &&
+	    (!be->ops->mem_info || be->ops->mem_info(be->ctx, &in.free_bytes, &in.total_bytes) < 0 ||
+	     in.total_bytes == 0)) {
+		snprintf(err, errlen, "backend %s reports no memory figures; set kv_bytes",
+			 be->ops->name);
+		return ST_EINVAL;
 	}
-	if (!be->ops->mem_info || be->ops->mem_info(be->ctx, &free_b, &total_b) < 0 ||
-	    total_b == 0)
-		return log_err(ST_EINVAL, "engine: backend %s reports no memory figures; set kv_bytes",
-			       be->ops->name);
-	if (be->ops->host_visible) {
-		size_t cap = (size_t)(ENG_CPU_RAM_FRACTION * (double)free_b);
-		*out = MIN(cap, need);
-	} else {
-		double used = (double)(total_b - free_b);
-		double avail = e->o.gpu_memory_utilization * (double)total_b - used;
-		if (avail < (double)per_block)
-			return log_err(ST_ENOMEM,
-				       "engine: no device memory left for the KV cache "
-				       "(%.2f GiB total, %.2f GiB used, utilization %.2f)",
-				       total_b / 1073741824.0, used / 1073741824.0,
-				       e->o.gpu_memory_utilization);
-		*out = MIN((size_t)avail, need);
-	}
-	if (*out < per_block)
-		*out = per_block;
-	return 0;
+	return mem_plan_compute(c, &in, plan, err, errlen);
 }
 
 static void eng_free_samplers(struct engine *e)
@@ -297,12 +305,34 @@ static int eng_check_opts(struct eng_opts *o)
 	return 0;
 }
 
+int eng_plan(const struct eng_opts *opts, const struct ld_model *model, struct mem_plan *plan,
+	     char *err, size_t errlen)
+{
+	struct eng_opts o;
+	int rc;
+
+	if (opts)
+		o = *opts;
+	else
+		eng_opts_default(&o);
+	if ((rc = eng_check_opts(&o)) < 0) {
+		snprintf(err, errlen, "bad engine options");
+		return rc;
+	}
+	return eng_plan_checked(&o, model, plan, err, errlen);
+}
+
+const struct mem_plan *eng_mem_plan(const struct engine *e)
+{
+	return &e->plan;
+}
+
 int eng_create(const struct eng_opts *opts, struct ld_model *model, struct tokenizer *tok,
 	       eng_output_fn on_output, struct engine **out)
 {
 	struct engine *e;
 	const struct g2_config *c = &model->cfg;
-	size_t per_block, budget = 0;
+	size_t per_block;
 	int rc;
 
 	*out = NULL;
@@ -322,18 +352,20 @@ int eng_create(const struct eng_opts *opts, struct ld_model *model, struct token
 	e->block_size = e->o.block_size;
 	e->max_seqs = e->o.max_num_seqs;
 	e->max_tokens = e->o.max_num_batched_tokens;
-	e->max_model_len = e->o.max_model_len;
-	if (e->max_model_len == 0)
-		e->max_model_len = MIN(c->max_position_embeddings, ENG_MAX_MODEL_LEN_CAP);
-	if (c->max_position_embeddings > 0 && e->max_model_len > c->max_position_embeddings) {
-		log_warn("engine: max_model_len %d > max_position_embeddings %d; using %d",
-			 e->max_model_len, c->max_position_embeddings, c->max_position_embeddings);
-		e->max_model_len = c->max_position_embeddings;
-	}
-	if (e->max_model_len < 2) {
-		rc = log_err(ST_EINVAL, "engine: max_model_len %d is too small", e->max_model_len);
+	if (e->o.max_model_len == 1) {
+		rc = log_err(ST_EINVAL, "engine: max_model_len %d is too small", e->o.max_model_len);
 		goto out_free;
 	}
+	{
+		char perr[512];
+		if ((rc = eng_plan_checked(&e->o, model, &e->plan, perr, sizeof(perr))) < 0) {
+			log_err(rc, "engine: memory plan: %s", perr);
+			goto out_free;
+		}
+		if (e->plan.warning[0])
+			log_warn("engine: %s", e->plan.warning);
+	}
+	e->max_model_len = e->plan.max_model_len;
 	if (tok && tok_vocab_size(tok) > e->vocab) {
 		rc = log_err(ST_EINVAL, "engine: tokenizer has %d tokens, model vocab_size %d",
 			     tok_vocab_size(tok), e->vocab);
@@ -353,21 +385,13 @@ int eng_create(const struct eng_opts *opts, struct ld_model *model, struct token
 
 	if ((rc = g2_model_create(model, e->max_tokens, e->max_seqs, e->max_blocks, &e->g)) < 0)
 		goto out_free;
-	per_block = kv_bytes_per_block(c, e->block_size, model->be->ops->kv_dtype);
-	if ((rc = eng_kv_budget(e, per_block, &budget)) < 0)
-		goto out_free;
-	if ((rc = kv_cache_create(model->be, c, e->block_size, budget, &e->kv)) < 0)
+	per_block = e->plan.kv_block_bytes;
+	if ((rc = kv_cache_create(model->be, c, e->block_size, e->plan.kv_bytes, &e->kv)) < 0)
 		goto out_free;
 	if (kv_n_blocks(e->kv) * e->block_size < e->max_model_len) {
-		int cap = kv_n_blocks(e->kv) * e->block_size;
-		log_warn("engine: KV cache holds %d tokens; max_model_len lowered from %d to %d",
-			 cap, e->max_model_len, cap);
-		e->max_model_len = cap;
-		if (cap < 2) {
-			rc = log_err(ST_ENOMEM, "engine: KV cache of %zu bytes holds %d tokens", budget,
-				     cap);
-			goto out_free;
-		}
+		rc = log_err(ST_ENOMEM, "engine: KV cache holds %d blocks, the plan %d",
+			     kv_n_blocks(e->kv), e->plan.kv_blocks);
+		goto out_free;
 	}
 	{
 		int nt = e->o.sample_threads;

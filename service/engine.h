@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "kernels/backend.h"
+#include "kernels/mem_plan.h"
 #include "loader/loader.h"
 
 struct tokenizer;
@@ -149,10 +150,23 @@ void eng_get_stats(struct engine *e, struct eng_stats *st);
 
 /*
  * The effective context length: opts->max_model_len (0: config, capped at
- * 8192), lowered when the KV cache cannot hold one sequence that long.
+ * 8192, lowered when the KV cache cannot hold one sequence that long; an
+ * explicit value the cache cannot hold fails eng_create).
  * Prompt + output tokens never exceed it; the API should check against it.
  */
 int eng_max_model_len(const struct engine *e);
+
+/*
+ * The memory plan eng_create would make now for these options (NULL:
+ * defaults) over model: the backend's memory figures are read now. Returns
+ * 0, or ST_EINVAL with the reason (naming the flag to change) in err. The
+ * service calls it before eng_create to fail the start-up with that message.
+ */
+int eng_plan(const struct eng_opts *opts, const struct ld_model *model, struct mem_plan *plan,
+	     char *err, size_t errlen);
+
+/* The plan the engine was created with (weights, activations, KV cache, ...). */
+const struct mem_plan *eng_mem_plan(const struct engine *e);
 
 /* Stops the engine thread (aborting what is left) and frees everything. */
 void eng_destroy(struct engine *e);

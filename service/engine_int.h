@@ -76,6 +76,7 @@ struct engine {
 	eng_output_fn on_output;
 	struct g2_model *g;
 	struct kv_cache *kv;
+	struct mem_plan plan;		/* how the KV cache was sized (eng_mem_plan) */
 	struct eng_pool *pool;		/* samples a step's rows in parallel */
 	struct smp **smps;		/* [pool size] one sampler scratch per worker */
 	int vocab, max_model_len, block_size, max_blocks, max_seqs, max_tokens;

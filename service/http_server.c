@@ -86,6 +86,7 @@ static void h_metrics(struct srv *s, struct evhttp_request *req, const char *rou
 	if (atomic_load(&s->published) && s->eng) {
 		snap.have_engine = 1;
 		eng_get_stats(s->eng, &snap.eng);
+		snap.plan = eng_mem_plan(s->eng);
 	}
 	snap.ready = st == SRV_READY;
 	snap.load = &s->progress;

@@ -250,6 +250,18 @@ void met_render(struct sbuf *sb, const struct met_snapshot *s)
 	sb_printf(sb, "gemma_run_load_seconds{model_name=\"%s\",stage=\"tokenizer\"} %.6f\n", g.model,
 		  s->tokenizer_s);
 	sb_printf(sb, "gemma_run_load_seconds{model_name=\"%s\",stage=\"warmup\"} %.6f\n", g.model, s->warmup_s);
+	if (s->plan) {
+		static const char *kinds[] = { "weights", "activations", "kv_cache", "reserve", "budget" };
+		size_t v[] = { s->plan->weight_bytes, s->plan->activation_bytes, s->plan->kv_bytes,
+			       s->plan->reserve_bytes, s->plan->budget_bytes };
+		head(sb, "gemma_run_memory_bytes", "gauge",
+		     "Start-up memory plan: bytes per kind (budget = what the process may use).");
+		for (int i = 0; i < 5; i++)
+			sb_printf(sb, "gemma_run_memory_bytes{kind=\"%s\",model_name=\"%s\"} %zu\n",
+				  kinds[i], g.model, v[i]);
+		gauge(sb, "gemma_run_kv_cache_tokens", "Tokens the KV cache holds (blocks x block size).",
+		      s->plan->kv_tokens);
+	}
 	head(sb, "gemma_run_ready", "gauge", "1 when the model is resident and warmed up.");
 	sb_printf(sb, "gemma_run_ready{model_name=\"%s\"} %d\n", g.model, s->ready ? 1 : 0);
 }

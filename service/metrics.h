@@ -23,6 +23,7 @@ struct met_snapshot {
 	int ready;			/* gemma_run_ready */
 	const struct ld_progress *load;	/* may be NULL */
 	double warmup_s, tokenizer_s;	/* extra stages (0: not yet) */
+	const struct mem_plan *plan;	/* the engine's memory plan (NULL: not yet) */
 };
 
 void met_init(const char *model_name);
