@@ -91,6 +91,11 @@ int mem_plan_compute(const struct g2_config *cfg, const struct mem_plan_in *in,
 
 	explicit_len = in->max_model_len > 0;
 	wanted = mem_plan_wanted_len(cfg, in->max_model_len);
+	if (wanted < 2) {
+		snprintf(m, sizeof(m), "--max-model-len %d is too small (at least 2: one prompt and "
+			 "one generated token)", wanted);
+		return fail(err, errlen, m);
+	}
 	if (explicit_len && cfg->max_position_embeddings > 0 &&
 	    wanted > cfg->max_position_embeddings) {
 		snprintf(m, sizeof(m), "--max-model-len %d is longer than the model's "

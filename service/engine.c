@@ -352,10 +352,6 @@ int eng_create(const struct eng_opts *opts, struct ld_model *model, struct token
 	e->block_size = e->o.block_size;
 	e->max_seqs = e->o.max_num_seqs;
 	e->max_tokens = e->o.max_num_batched_tokens;
-	if (e->o.max_model_len == 1) {
-		rc = log_err(ST_EINVAL, "engine: max_model_len %d is too small", e->o.max_model_len);
-		goto out_free;
-	}
 	{
 		char perr[512];
 		if ((rc = eng_plan_checked(&e->o, model, &e->plan, perr, sizeof(perr))) < 0) {

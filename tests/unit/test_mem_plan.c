@@ -275,6 +275,11 @@ static void test_host_ram(void)
 	CHECK(mem_plan_compute(&c, &in, &p, err, sizeof(err)) == 0 && p.kv_blocks == 10 &&
 	      p.max_model_len == 160 && strcmp(p.kv_limit, "kv_bytes") == 0,
 	      "kv_bytes: blocks %d mml %d %s", p.kv_blocks, p.max_model_len, err);
+	/* a context of one token is refused */
+	in.max_model_len = 1;
+	CHECK(mem_plan_compute(&c, &in, &p, err, sizeof(err)) == ST_EINVAL &&
+	      strstr(err, "--max-model-len 1 is too small"), "mml 1: %s", err);
+	in.max_model_len = 1024;
 	/* no free figure and no kv_bytes */
 	in.kv_bytes = 0;
 	in.free_bytes = 0;
