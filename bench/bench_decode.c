@@ -168,7 +168,7 @@ static int bench_model(const char *dir, int n_threads, const int *batches, int n
 			    kv_bytes_per_block(&m->cfg, bs, be.ops->kv_dtype) * (size_t)(per_seq * max_b),
 			    &kv) < 0)
 		goto out;
-	if (g2_model_create(m, max_b * PROMPT, max_b, per_seq, &g) < 0)
+	if (ld_g2_model_create(m, max_b * PROMPT, max_b, per_seq, &g) < 0)
 		goto out;
 
 	int vocab = m->cfg.vocab_size;

@@ -73,7 +73,7 @@ static double run_baseline(struct ld_model *m, struct be *be)
 	double t0 = 0, t = -1;
 
 	if (kv_cache_create(be, c, bs, kv_bytes_per_block(c, bs, be->ops->kv_dtype) * (size_t)(B * nb),
-			    &kv) < 0 || g2_model_create(m, n, B, nb, &g) < 0 ||
+			    &kv) < 0 || ld_g2_model_create(m, n, B, nb, &g) < 0 ||
 	    kv_alloc_n(kv, B * nb, bt) < 0)
 		goto out;
 	/* pass 0 warms the scratch and cache pages (as eng_warmup does); pass 1 is timed */

@@ -23,7 +23,6 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "kernels/gemma2.h"
-#include "loader/loader.h"
 
 struct g2_wt {
 	const void *p;		/* device pointer into the weight arena */
@@ -43,8 +42,7 @@ struct g2_layer {
 };
 
 struct g2_model {
-	struct ld_model *m;		/* borrowed */
-	struct be *be;			/* borrowed (m->be) */
+	struct be *be;			/* borrowed */
 	struct g2_config cfg;
 	int max_tokens, max_seqs, max_blocks, logit_cap;
 	struct g2_wt embed;		/* (vocab, hidden), also the LM head */
@@ -76,32 +74,28 @@ static void *dev_alloc(struct g2_model *g, size_t bytes)
 	return p;
 }
 
-static int bind(struct g2_model *g, struct g2_wt *w, const char *name, int64_t d0, int64_t d1)
+static int bind(const struct g2_weights *src, struct g2_wt *w, const char *name, int64_t d0,
+		int64_t d1)
 {
-	const struct ld_tensor *t = NULL;
-	void *p = ld_tensor_ptr(g->m, name, &t);
+	struct g2_tensor_ref t;
 	int ndim = d1 ? 2 : 1;
+	int rc = src->find(src->arg, name, &t);
 
-	if (!p)
+	if (rc == ST_ENOENT)
 		return log_err(ST_ENOENT, "model: tensor '%s' is missing", name);
-	if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1))
+	if (rc < 0)
+		return rc;
+	if (t.ndim != ndim || t.shape[0] != d0 || (ndim == 2 && t.shape[1] != d1))
 		return log_err(ST_EFORMAT, "model: tensor '%s' has shape [%lld%s%lld], want [%lld%s%lld]",
-			       name, (long long)t->shape[0], t->ndim == 2 ? "," : "",
-			       t->ndim == 2 ? (long long)t->shape[1] : 0LL, (long long)d0,
+			       name, (long long)t.shape[0], t.ndim == 2 ? "," : "",
+			       t.ndim == 2 ? (long long)t.shape[1] : 0LL, (long long)d0,
 			       ndim == 2 ? "," : "", ndim == 2 ? (long long)d1 : 0LL);
-	switch (t->dtype) {
-	case ST_BF16: w->dt = BE_BF16; break;
-	case ST_F16: w->dt = BE_F16; break;
-	case ST_F32: w->dt = BE_F32; break;
-	default:
-		return log_err(ST_EFORMAT, "model: tensor '%s' has dtype %s (want BF16, F16 or F32)",
-			       name, st_dtype_name(t->dtype));
-	}
-	w->p = p;
+	w->dt = t.dt;
+	w->p = (void *)t.p;
 	return 0;
 }
 
-static int bind_layer(struct g2_model *g, int l)
+static int bind_layer(struct g2_model *g, const struct g2_weights *src, int l)
 {
 	const struct g2_config *c = &g->cfg;
 	struct g2_layer *L = &g->layers[l];
@@ -112,7 +106,7 @@ static int bind_layer(struct g2_model *g, int l)
 #define B(field, suffix, d0, d1)                                                              \
 	do {                                                                                   \
 		snprintf(name, sizeof(name), "model.layers.%d.%s.weight", l, suffix);          \
-		if ((rc = bind(g, &L->field, name, d0, d1)) < 0)                               \
+		if ((rc = bind(src, &L->field, name, d0, d1)) < 0)                             \
 			return rc;                                                             \
 	} while (0)
 	B(in_norm, "input_layernorm", hid, 0);
@@ -153,11 +147,11 @@ size_t g2_scratch_bytes(const struct g2_config *c, int max_tokens, int max_seqs,
 	       (size_t)(max_seqs > 0 ? max_seqs : 0) * (size_t)(max_blocks > 0 ? max_blocks : 0) * 4;
 }
 
-int g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_blocks,
+int g2_model_create(const struct g2_weights *w, int max_tokens, int max_seqs, int max_blocks,
 		    struct g2_model **out)
 {
 	struct g2_model *g;
-	const struct g2_config *c = &m->cfg;
+	const struct g2_config *c = &w->cfg;
 	char err[160];
 	size_t T, hid, qd, kvd, ff;
 	int rc;
@@ -168,13 +162,12 @@ int g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_bl
 			       max_tokens, max_seqs, max_blocks);
 	if (g2_config_check(c, err, sizeof(err)) < 0)
 		return log_err(ST_EINVAL, "model: bad config: %s", err);
-	if (!m->be || !m->be->ops || !m->be->ops->matmul)
+	if (!w->be || !w->be->ops || !w->be->ops->matmul || !w->find)
 		return log_err(ST_ENOSYS, "model: backend has no compute ops");
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return ST_ENOMEM;
-	g->m = m;
-	g->be = m->be;
+	g->be = w->be;
 	g->cfg = *c;
 	g->max_tokens = max_tokens;
 	g->max_seqs = max_seqs;
@@ -187,12 +180,12 @@ int g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_bl
 	if (!g->layers || !g->allocs || !g->slots)
 		goto out_destroy;
 
-	if ((rc = bind(g, &g->embed, "model.embed_tokens.weight", c->vocab_size, c->hidden_size)) < 0)
+	if ((rc = bind(w, &g->embed, "model.embed_tokens.weight", c->vocab_size, c->hidden_size)) < 0)
 		goto out_destroy;
-	if ((rc = bind(g, &g->final_norm, "model.norm.weight", c->hidden_size, 0)) < 0)
+	if ((rc = bind(w, &g->final_norm, "model.norm.weight", c->hidden_size, 0)) < 0)
 		goto out_destroy;
 	for (int l = 0; l < c->num_hidden_layers; l++)
-		if ((rc = bind_layer(g, l)) < 0)
+		if ((rc = bind_layer(g, w, l)) < 0)
 			goto out_destroy;
 
 	T = (size_t)max_tokens;

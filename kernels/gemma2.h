@@ -32,8 +32,29 @@
 #include "kernels/g2_config.h"
 #include "kernels/kv_cache.h"
 
-struct ld_model;
 struct g2_model;
+
+/* One weight as the model needs it: device address, stored dtype, shape. */
+struct g2_tensor_ref {
+	const void *p;
+	enum be_dtype dt;
+	int ndim;
+	int64_t shape[2];
+};
+
+/*
+ * Where the weights are: the backend that holds them, the model's config,
+ * and a lookup by Hugging Face tensor name. find() returns 0, ST_ENOENT
+ * (absent) or ST_EFORMAT (present in a dtype the backends cannot compute
+ * with, logged by find). kernels/ knows nothing of files or loading:
+ * loader/ provides this over a loaded model (ld_g2_weights in loader.h).
+ */
+struct g2_weights {
+	struct be *be;
+	struct g2_config cfg;
+	int (*find)(void *arg, const char *name, struct g2_tensor_ref *out);
+	void *arg;
+};
 
 /* One step's input. Every pointer is host memory, borrowed for the call. */
 struct g2_batch {
@@ -50,14 +71,14 @@ struct g2_batch {
 };
 
 /*
- * Binds the weights of m (borrowed; its backend is used, both must outlive
- * the model) and allocates scratch for steps of up to max_tokens tokens and
- * max_seqs sequence rows with block tables of up to max_blocks entries
- * (max_blocks = kv_blocks_for(kv, max_model_len)). Checks every tensor's
- * presence, shape and dtype (BF16, F16 or F32). Caller frees with
- * g2_model_destroy.
+ * Binds the weights of w (find is called only here; w->be is borrowed and
+ * must outlive the model, like the weights) and allocates scratch for steps
+ * of up to max_tokens tokens and max_seqs sequence rows with block tables
+ * of up to max_blocks entries (max_blocks = kv_blocks_for(kv,
+ * max_model_len)). Checks every tensor's presence, shape and dtype (BF16,
+ * F16 or F32). Caller frees with g2_model_destroy.
  */
-int g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_blocks,
+int g2_model_create(const struct g2_weights *w, int max_tokens, int max_seqs, int max_blocks,
 		    struct g2_model **out);
 void g2_model_destroy(struct g2_model *g);
 

@@ -107,6 +107,16 @@ int ld_model_hash(const struct ld_model *m, char hex[65]);
  */
 int ld_write_crc_manifest(const char *dir);
 
+struct g2_weights;
+struct g2_model;
+
+/* The weights of m as kernels/gemma2.h takes them (model_bind.c); m is borrowed. */
+void ld_g2_weights(struct ld_model *m, struct g2_weights *out);
+
+/* g2_model_create() over m's weights; m must outlive the model. */
+int ld_g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_blocks,
+		       struct g2_model **out);
+
 /* The sequential reference loader for a local directory (load_simple.c). */
 int ld_load_simple(const char *dir, struct be *be, struct ld_progress *progress,
 		   struct ld_model **out);

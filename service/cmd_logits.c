@@ -138,7 +138,7 @@ int cmd_logits(int argc, char **argv)
 			    &kv) < 0)
 		goto out;
 	nb = kv_blocks_for(kv, n);
-	if (g2_model_create(m, n, 1, nb, &g) < 0)
+	if (ld_g2_model_create(m, n, 1, nb, &g) < 0)
 		goto out;
 	pos = malloc((size_t)n * sizeof(int32_t));
 	seq = calloc((size_t)n, sizeof(int32_t));

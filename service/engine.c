@@ -379,7 +379,7 @@ int eng_create(const struct eng_opts *opts, struct ld_model *model, struct token
 	}
 	e->max_blocks = (e->max_model_len + e->block_size - 1) / e->block_size;
 
-	if ((rc = g2_model_create(model, e->max_tokens, e->max_seqs, e->max_blocks, &e->g)) < 0)
+	if ((rc = ld_g2_model_create(model, e->max_tokens, e->max_seqs, e->max_blocks, &e->g)) < 0)
 		goto out_free;
 	per_block = e->plan.kv_block_bytes;
 	if ((rc = kv_cache_create(model->be, c, e->block_size, e->plan.kv_bytes, &e->kv)) < 0)

@@ -104,7 +104,7 @@ static int open_on(struct tm_model *t, const char *backend, const char *dir, int
 					  (size_t)n_blocks, &t->kv)) < 0)
 		goto fail;
 	t->max_blocks = kv_blocks_for(t->kv, max_ctx);
-	if ((rc = g2_model_create(t->m, max_ctx, 4, t->max_blocks, &t->g)) < 0)
+	if ((rc = ld_g2_model_create(t->m, max_ctx, 4, t->max_blocks, &t->g)) < 0)
 		goto fail;
 	return 0;
 fail:

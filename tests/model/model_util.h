@@ -53,7 +53,7 @@ static inline int tm_open(struct tm_model *t, const char *dir, int n_threads, in
 				  &t->kv)) < 0)
 		goto fail;
 	t->max_blocks = kv_blocks_for(t->kv, max_ctx);
-	if ((rc = g2_model_create(t->m, max_tokens, max_seqs, t->max_blocks, &t->g)) < 0)
+	if ((rc = ld_g2_model_create(t->m, max_tokens, max_seqs, t->max_blocks, &t->g)) < 0)
 		goto fail;
 	return 0;
 fail:
