@@ -49,6 +49,7 @@ struct api_limits {
 	int max_model_len;	/* 0: unknown */
 	int bos_id;		/* prepended to text prompts, -1: none */
 	int eot_id;		/* <end_of_turn> for chat, -1: none */
+	int max_choices;	/* sequences an idle engine admits at once, 0: unknown */
 	const char *model_name;
 };
 

@@ -392,6 +392,11 @@ int api_parse(enum api_kind kind, const cJSON *body, const struct tokenizer *tok
 	}
 	if (r->n_prompts * r->n > API_MAX_CHOICES)
 		FAIL(400, "n", "at most %d choices per request", API_MAX_CHOICES);
+	/* more than the engine ever admits: a 429 would only invite retries */
+	if (lim->max_choices > 0 && r->n_prompts * r->n > lim->max_choices)
+		FAIL(400, r->n > 1 ? "n" : "prompt",
+		     "this server runs at most %d sequences at once (--max-num-seqs + --max-queue); "
+		     "the request needs %d (prompts x n)", lim->max_choices, r->n_prompts * r->n);
 	r->smp.logprobs = r->logprobs;
 	for (int i = 0; i < r->n_prompts; i++) {
 		int np = r->prompts[i].n_ids;

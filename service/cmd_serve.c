@@ -173,6 +173,8 @@ static void *loader_main(void *arg)
 	s->lim.max_model_len = eng_max_model_len(sv->eng);
 	s->lim.bos_id = tok_bos_id(sv->tok);
 	s->lim.eot_id = tok_id(sv->tok, "<end_of_turn>");
+	/* an idle engine's admission bound (eng_submit: free slots + max_queue) */
+	s->lim.max_choices = MIN(cfg->max_num_seqs, cfg->max_num_batched_tokens) + cfg->max_queue;
 	atomic_store(&s->published, 1);
 	int expect = SRV_WARMING;
 	if (atomic_compare_exchange_strong(&s->state, &expect, SRV_READY)) {

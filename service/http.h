@@ -64,7 +64,8 @@ struct choice {
 	struct outbuf all;		/* non-streaming: everything */
 	struct outbuf work;		/* streaming: what this wake-up sends */
 	int batch_final;		/* final event seen in this wake-up */
-	size_t text_off;		/* completions logprobs text_offset */
+	size_t text_off;		/* streaming completions logprobs text_offset */
+	int echoed;			/* streaming echo: the prompt went out */
 	double t_last_tok;
 };
 
@@ -143,6 +144,10 @@ void http_track_send(struct srv *s, struct evhttp_request *req);
 /* Reads the body: 0, or an error already answered (413/400) and -1. */
 int http_read_body(struct srv *s, struct evhttp_request *req, const char *route, double t0,
 		   char **body, size_t *len);
+/* Parses a whole body as JSON: NULL (400 answered) on bad JSON, trailing
+ * bytes, or a string with U+0000 (cJSON would cut it short silently). */
+cJSON *http_parse_json(struct srv *s, struct evhttp_request *req, const char *route, double t0,
+		       const char *body, size_t len);
 
 /* http_gen.c */
 void http_on_output(const struct eng_output *o);	/* engine thread */

@@ -304,7 +304,12 @@ static void finish_reply(struct hreq *r)
 		if (err || aborted) {
 			int st = err ? 500 : 503;
 			api_error_json(sb, st, err ? err : "the server is shutting down", NULL);
-			sse_send(r, sb_cstr(sb), sb->len);
+			if (r->api.kind == API_GENERATE) {
+				sb_putc(sb, '\n');	/* /generate streams NDJSON, not SSE */
+				raw_send(r, sb_cstr(sb), sb->len);
+			} else {
+				sse_send(r, sb_cstr(sb), sb->len);
+			}
 			sb_reset(sb);
 		}
 		if (r->api.kind != API_GENERATE) {
@@ -341,9 +346,11 @@ static void finish_reply(struct hreq *r)
 				out_of(r, c, &c->all, &o[i]);
 				compact_top(r, &c->all, &o[i]);
 				o[i].finish = eng_finish_name(c->finish);
+				o[i].text_offset = 0;	/* the whole text: offsets from its start */
 				if (r->api.echo) {
 					o[i].prefix = r->api.prompts[c->prompt].text;
 					o[i].prefix_len = r->api.prompts[c->prompt].text_len;
+					o[i].text_offset = o[i].prefix_len;
 				}
 			}
 			api_response_json(sb, &m, o, r->n_choices, r->prompt_tokens, r->completion_tokens);
@@ -392,6 +399,12 @@ static void stream_out(struct hreq *r, struct choice *c, int final)
 		return;
 	if (final && !o.finish)
 		return;
+	if (r->api.echo && !c->echoed) {
+		/* completions echo: the prompt leads the first chunk */
+		o.prefix = r->api.prompts[c->prompt].text;
+		o.prefix_len = r->api.prompts[c->prompt].text_len;
+		c->echoed = 1;
+	}
 	api_chunk_json(sb, &m, &o, 0);
 	sse_send(r, sb_cstr(sb), sb->len);
 }
@@ -501,12 +514,10 @@ void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_ki
 
 	if (http_read_body(s, req, route, t0, &body, &len) < 0)
 		return;
-	j = cJSON_ParseWithLength(body, len);
+	j = http_parse_json(s, req, route, t0, body, len);
 	free(body);
-	if (!j) {
-		http_error(s, req, route, 400, "the request body is not valid JSON", NULL, t0);
+	if (!j)
 		return;
-	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		cJSON_Delete(j);
@@ -553,6 +564,8 @@ void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_ki
 		c->index = i;
 		c->prompt = i / r->api.n;
 		p = &r->api.prompts[c->prompt];
+		if (r->api.echo)
+			c->text_off = p->text_len;	/* streaming offsets count the echo */
 		if (smp.has_seed)
 			smp.seed += (uint64_t)(i % r->api.n);
 		rc = eng_submit(s->eng, p->ids, p->n_ids, &smp, c, &c->eng_id, err, sizeof(err));

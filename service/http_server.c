@@ -19,6 +19,7 @@
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 
 #include "common/log.h"
@@ -30,6 +31,8 @@
 
 #define FAIL_LINGER_S 1.0
 #define DRAIN_ABORT_GRACE_S 1.0
+#define ACCEPT_PAUSE_US 100000	/* out of descriptors: stop accepting this long */
+#define ACCEPT_WARN_EVERY_S 10.0
 
 enum route_flags { R_AUTH = 1, R_READY = 2 };
 
@@ -126,9 +129,11 @@ static cJSON *read_json(struct srv *s, struct evhttp_request *req, const char *r
 
 	if (http_read_body(s, req, route, t0, &body, &len) < 0)
 		return NULL;
-	j = cJSON_ParseWithLength(body, len);
+	j = http_parse_json(s, req, route, t0, body, len);
 	free(body);
-	if (!j || !cJSON_IsObject(j)) {
+	if (!j)
+		return NULL;
+	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
 		http_error(s, req, route, 400, "the request body is not a JSON object", NULL, t0);
 		return NULL;
@@ -213,8 +218,9 @@ static void h_detokenize(struct srv *s, struct evhttp_request *req, const char *
 		goto out;
 	}
 	cJSON_ArrayForEach(x, t) {
-		if (!cJSON_IsNumber(x) || x->valuedouble != (double)(int)x->valuedouble || x->valuedouble < 0 ||
-		    x->valuedouble >= s->lim.vocab_size) {
+		/* range first: converting an out-of-range double to int is undefined */
+		if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble < s->lim.vocab_size) ||
+		    x->valuedouble != (double)(int)x->valuedouble) {
 			http_error(s, req, route, 400, "tokens must be token ids of this model", "tokens", t0);
 			goto out;
 		}
@@ -384,6 +390,39 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(arg);
+}
+
+/*
+ * accept() failed with other than a retriable error (EMFILE, ENFILE,
+ * ENOBUFS): the listening socket stays readable, so without this libevent
+ * retries at once, spinning a core and writing a warning per attempt.
+ * Pause accepting briefly; waiting clients stay in the kernel's backlog.
+ * (The callback's argument is evhttp's, so the state here is static: one
+ * server per process, loop thread only.)
+ */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	static double warned;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = { 0, ACCEPT_PAUSE_US };
+	double now = now_sec();
+
+	(void)arg;
+	if (warned == 0 || now - warned >= ACCEPT_WARN_EVERY_S) {
+		warned = now;
+		log_warn("cannot accept connections: %s; pausing accept for %d ms",
+			 evutil_socket_error_to_string(err), ACCEPT_PAUSE_US / 1000);
+	}
+	evconnlistener_disable(lev);
+	if (event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume, lev, &tv) < 0)
+		evconnlistener_enable(lev);
+}
+
 void http_srv_wake(struct srv *s)
 {
 	event_active(s->wake, EV_READ, 0);
@@ -432,6 +471,7 @@ int http_srv_init(struct srv *s, const struct srv_config *cfg, const char *model
 		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET)
 			log_info("listening on port %d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
 	}
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(s->sock), on_accept_error);
 	s->wake = event_new(s->base, -1, 0, on_wake, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);

@@ -49,14 +49,45 @@ static const char *reason(int status)
 	}
 }
 
+/*
+ * A bounded copy of client text (URL, User-Agent) for the log: control bytes
+ * and bytes that are not valid UTF-8 become '?', and a long value is cut at a
+ * character boundary with "...", so the log line stays one valid JSON object
+ * within log.c's line size.
+ */
+static const char *log_safe(char *dst, size_t cap, const char *s)
+{
+	size_t o = 0, i = 0, n = strlen(s);
+
+	while (i < n && o + 4 < cap) {
+		unsigned char c = (unsigned char)s[i];
+		size_t l = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+		if (c < 0x20 || c == 0x7f || (c >= 0x80 && (!l || i + l > n || !utf8_valid(s + i, l)))) {
+			dst[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(dst + o, s + i, l);
+		o += l;
+		i += l;
+	}
+	if (i < n && o + 3 < cap) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = 0;
+	return dst;
+}
+
 void http_access_log(struct srv *s, struct evhttp_request *req, const char *route, int status,
 		     double t0, const char *who, int tin, int tout, const char *rid)
 {
 	enum log_level lv = status >= 500 ? LOG_WARN : LOG_INFO;
 	const char *method = http_method_name(evhttp_request_get_command(req));
-	const char *uri = evhttp_request_get_uri(req);
+	const char *raw_uri = evhttp_request_get_uri(req);
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	const char *ua = evhttp_find_header(h, "User-Agent");
+	const char *raw_ua = evhttp_find_header(h, "User-Agent");
+	char uri[512], ua[256];
 	const char *tr = evhttp_find_header(h, "X-Cloud-Trace-Context");
 	double lat = now_sec() - t0;
 	struct sbuf *sb = &s->scratch;
@@ -72,13 +103,15 @@ void http_access_log(struct srv *s, struct evhttp_request *req, const char *rout
 		return;
 	if (c)
 		evhttp_connection_get_peer(c, &peer, &port);
+	log_safe(uri, sizeof(uri), raw_uri ? raw_uri : "");
+	log_safe(ua, sizeof(ua), raw_ua ? raw_ua : "");
 	sb_reset(sb);
 	sb_puts(sb, "\"httpRequest\":{\"requestMethod\":");
 	sb_json_str(sb, method);
 	sb_puts(sb, ",\"requestUrl\":");
-	sb_json_str(sb, uri ? uri : "");
+	sb_json_str(sb, uri);
 	sb_printf(sb, ",\"status\":%d,\"latency\":\"%.6fs\",\"userAgent\":", status, lat);
-	sb_json_str(sb, ua ? ua : "");
+	sb_json_str(sb, ua);
 	sb_puts(sb, ",\"remoteIp\":");
 	sb_json_str(sb, peer ? peer : "");
 	sb_puts(sb, ",\"protocol\":\"HTTP/1.1\"}");
@@ -99,7 +132,7 @@ void http_access_log(struct srv *s, struct evhttp_request *req, const char *rout
 		sb_puts(sb, ",\"logging.googleapis.com/trace\":");
 		sb_json_str(sb, trace);
 	}
-	log_fields(lv, sb_cstr(sb), "%s %s %d", method, uri ? uri : "", status);
+	log_fields(lv, sb_cstr(sb), "%s %s %d", method, uri, status);
 }
 
 /* The response has been written out (or the connection died first). */
@@ -141,8 +174,15 @@ void http_reply(struct srv *s, struct evhttp_request *req, const char *route, in
 		evhttp_add_header(oh, "Connection", "close");
 	if (status == 429 || status == 503)
 		evhttp_add_header(oh, "Retry-After", "1");
-	if (body && len)
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* evhttp writes whatever is buffered, even for HEAD, and adds no
+		 * Content-Length: a body here would be read as the next response */
+		char cl[32];
+		snprintf(cl, sizeof(cl), "%zu", body ? len : 0);
+		evhttp_add_header(oh, "Content-Length", cl);
+	} else if (body && len) {
 		evbuffer_add(b, body, len);
+	}
 	http_access_log(s, req, route, status, t0, who, tin, tout, NULL);
 	http_track_send(s, req);
 	evhttp_send_reply(req, status, reason(status), NULL);
@@ -158,6 +198,46 @@ void http_error(struct srv *s, struct evhttp_request *req, const char *route, in
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
 	http_reply(s, req, route, status, "application/json", sb_cstr(&sb), sb.len, t0, NULL, -1, 0);
 	sb_release(&sb);
+}
+
+/* A \u0000 escape (backslashes only occur inside JSON strings). */
+static int has_nul_escape(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (p[i] != '\\')
+			continue;
+		if (p[i + 1] == 'u' && i + 6 <= n && memcmp(p + i + 2, "0000", 4) == 0)
+			return 1;
+		i++;	/* the escaped character */
+	}
+	return 0;
+}
+
+cJSON *http_parse_json(struct srv *s, struct evhttp_request *req, const char *route, double t0,
+		       const char *body, size_t len)
+{
+	const char *end = NULL;
+	cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+
+	if (j && end) {
+		while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+			end++;
+		if (end != body + len) {
+			cJSON_Delete(j);
+			http_error(s, req, route, 400, "the request body has data after the JSON value", NULL, t0);
+			return NULL;
+		}
+	}
+	if (!j) {
+		http_error(s, req, route, 400, "the request body is not valid JSON", NULL, t0);
+		return NULL;
+	}
+	if (has_nul_escape(body, len)) {
+		cJSON_Delete(j);
+		http_error(s, req, route, 400, "strings must not contain U+0000 (\\u0000)", NULL, t0);
+		return NULL;
+	}
+	return j;
 }
 
 int http_read_body(struct srv *s, struct evhttp_request *req, const char *route, double t0,

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
+
 void sb_init(struct sbuf *sb)
 {
 	memset(sb, 0, sizeof(*sb));
@@ -112,6 +114,16 @@ void sb_json_strn(struct sbuf *sb, const char *s, size_t n)
 			u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
 			u[4] = hex[c >> 4]; u[5] = hex[c & 15]; u[6] = 0;
 			esc = u;
+		} else if (c >= 0x80) {
+			/* JSON text must be UTF-8: a byte that starts no valid sequence
+			 * (client headers, a message cut mid-character) becomes U+FFFD */
+			size_t l = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+			if (l > 1 && i + l <= n && utf8_valid(s + i, l)) {
+				run += l;
+				i += l - 1;
+				continue;
+			}
+			esc = "\xef\xbf\xbd";
 		}
 		if (esc) {
 			sb_add(sb, s + i - run, run);
@@ -145,7 +157,7 @@ void sb_json_num(struct sbuf *sb, double v)
 
 const char *sb_cstr(struct sbuf *sb)
 {
-	if (!sb->buf)
-		sb_reserve(sb, 0);
+	if (!sb->buf && sb_reserve(sb, 0) == 0)
+		sb->buf[0] = 0;	/* a fresh buffer is not terminated by realloc */
 	return sb->buf ? sb->buf : "";
 }

@@ -24,7 +24,8 @@ void sb_add(struct sbuf *sb, const void *p, size_t n);
 void sb_puts(struct sbuf *sb, const char *s);
 void sb_putc(struct sbuf *sb, char c);
 void sb_printf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s (n bytes) as a JSON string with quotes; control chars escaped. */
+/* Appends s (n bytes) as a JSON string with quotes; control chars escaped,
+ * bytes that are not valid UTF-8 replaced by U+FFFD (the output is valid JSON). */
 void sb_json_strn(struct sbuf *sb, const char *s, size_t n);
 void sb_json_str(struct sbuf *sb, const char *s);
 /* A JSON number for a double (finite; NaN/inf become null). */

@@ -1,0 +1,71 @@
+/*
+ * test_sbuf.c - service/sbuf.c: sb_cstr on a fresh buffer is a terminated
+ * empty string (it was an unterminated 256-byte allocation, read past by
+ * strlen: a heap overflow for chat content []), and sb_json_strn always
+ * emits valid UTF-8 JSON (bytes that are not UTF-8 become U+FFFD).
+ */
+#include "service/sbuf.h"
+
+#include "common/util.h"
+#include "tests/harness.h"
+
+static void test_cstr_fresh_is_empty(void)
+{
+	struct sbuf sb;
+	sb_init(&sb);
+	const char *p = sb_cstr(&sb);
+	CHECK(p && p[0] == '\0', "fresh sb_cstr is not \"\"");
+	CHECK(strlen(p) == 0, "strlen %zu", strlen(p));
+	sb_puts(&sb, "ab");
+	CHECK(strcmp(sb_cstr(&sb), "ab") == 0, "got '%s'", sb_cstr(&sb));
+	sb_reset(&sb);
+	CHECK(strcmp(sb_cstr(&sb), "") == 0, "after reset '%s'", sb_cstr(&sb));
+	sb_release(&sb);
+}
+
+static const char *json_of(struct sbuf *sb, const char *s, size_t n)
+{
+	sb_reset(sb);
+	sb_json_strn(sb, s, n);
+	return sb_cstr(sb);
+}
+
+static void test_json_escapes(void)
+{
+	struct sbuf sb;
+	sb_init(&sb);
+	CHECK(strcmp(json_of(&sb, "a\"b\\c\n\x01", 7), "\"a\\\"b\\\\c\\n\\u0001\"") == 0, "got %s",
+	      sb_cstr(&sb));
+	/* valid multi-byte characters pass through untouched */
+	const char *ok = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+	CHECK(strcmp(json_of(&sb, ok, strlen(ok)), "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"") == 0, "got %s",
+	      sb_cstr(&sb));
+	sb_release(&sb);
+}
+
+static void test_json_invalid_utf8_replaced(void)
+{
+	static const char *bad[] = {
+		"\xff", "\xc3", "a\xc3", "\xe2\x82", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80\x80",
+		"\xf0\x9f\x98",
+	};
+	struct sbuf sb;
+	sb_init(&sb);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *j = json_of(&sb, bad[i], strlen(bad[i]));
+		CHECK(utf8_valid(j, strlen(j)), "case %zu: output is not UTF-8", i);
+		CHECK(strstr(j, "\xef\xbf\xbd") != NULL, "case %zu: no U+FFFD in %s", i, j);
+	}
+	/* a character cut at the end of a message: the whole part before stays */
+	const char *cut = "r\xc3\xa9\xc3";
+	CHECK(strcmp(json_of(&sb, cut, strlen(cut)), "\"r\xc3\xa9\xef\xbf\xbd\"") == 0, "got %s", sb_cstr(&sb));
+	sb_release(&sb);
+}
+
+int main(void)
+{
+	RUN(test_cstr_fresh_is_empty);
+	RUN(test_json_escapes);
+	RUN(test_json_invalid_utf8_replaced);
+	return th_done();
+}
