@@ -9,7 +9,9 @@
  *      metadata.google.internal), header Metadata-Flavor: Google.
  * A token is cached and refreshed 225 s before it expires (or at half its
  * lifetime if shorter); a 401 drops it. One lock: workers that find the
- * token stale wait for the one refreshing it. Tokens never reach the log.
+ * token stale wait for the one refreshing it. A token request that fails
+ * transiently (5xx, reset, timeout) returns ST_ENET/ST_ETIMEOUT so that the
+ * read that needed it is retried. Tokens never reach the log.
  */
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
@@ -253,14 +255,16 @@ static int refresh(struct gcs_auth *a, void *conn, char *err, size_t errlen)
 	}
 	rc = ld_http_perform(a->s, conn, &r, why, sizeof(why));
 	if (rc < 0) {
+		/* 5xx, reset, timeout: transient, the caller's read is retried (same as a chunk's) */
+		int again = rc == ST_ENET || rc == ST_ETIMEOUT;
 		if (a->mode == AUTH_META)
-			snprintf(err, errlen, "no GCS credentials: GOOGLE_APPLICATION_CREDENTIALS is unset and "
-				 "the metadata server (%.200s) failed: %.300s; pass --gcs-anonymous for a public "
-				 "bucket", a->meta_url, why);
+			snprintf(err, errlen, "%sthe metadata server (%.200s) failed: %.300s; pass "
+				 "--gcs-anonymous for a public bucket", again ? "getting a GCS access token from " :
+				 "no GCS credentials: GOOGLE_APPLICATION_CREDENTIALS is unset and ", a->meta_url, why);
 		else
 			snprintf(err, errlen, "service-account token exchange at %.200s failed: %.500s",
 				 a->token_uri, why);
-		rc = rc == ST_ECANCEL ? rc : ST_EAUTH;
+		rc = rc == ST_ECANCEL || again ? rc : ST_EAUTH;
 	} else {
 		rc = parse_token(a, r.whole, r.got, a->mode == AUTH_SA ? a->token_uri : a->meta_url, err,
 				 errlen);

@@ -42,6 +42,7 @@ struct ld_obj {
 	int has_crc;
 	int fd;				/* file source: open descriptor, else -1 */
 	char *url;			/* http/gcs: media URL without range; owned */
+	char etag[128];			/* http: strong ETag of the first read, sent as If-Match; or "" */
 };
 
 /* Per-read details the retry logic needs. */
@@ -116,6 +117,7 @@ struct ld_http_req {
 	char *whole;			/* unranged 2xx body, NUL-terminated; caller frees */
 	char errbody[256];		/* start of a non-2xx body, for messages */
 	char content_encoding[64];
+	char etag[128];			/* the response's ETag header, or "" */
 };
 /* Performs r on a connection (a CURL easy handle from ld_http_conn_create). */
 int ld_http_perform(struct ld_src *s, void *conn, struct ld_http_req *r, char *err, size_t errlen);

@@ -72,6 +72,8 @@ int ld_place_tensors(struct ld_model *m, const struct ld_desc *d, size_t *shard_
 	if (!m->tensors)
 		return ST_ENOMEM;
 	for (int s = 0; s < d->n_shards; s++) {
+		if (d->shards[s].data_len > SIZE_MAX - 255 - off)	/* sizes a server claimed: no wrap-around */
+			return log_err(ST_ERANGE, "model: %d shards of tensor data do not fit in memory", d->n_shards);
 		shard_base[s] = off;
 		for (int i = 0; i < d->shards[s].n_tensors; i++) {
 			const struct st_tensor *t = &d->shards[s].tensors[i];

@@ -30,7 +30,7 @@ struct ld_opts {
 	double deadline_s;		/* whole-load deadline (0: none) */
 	int verify;			/* check crc32c.json / object crc32c (default on) */
 	/* added by the pipeline (issue 3) */
-	int max_retries;		/* retries per chunk before the load fails (default 10) */
+	int max_retries;		/* retries per chunk before the load fails (default 10; 0: none) */
 	double stall_s;			/* a transfer below 1 KiB/s for this long is retried (default 20) */
 	double connect_s;		/* connect timeout per attempt (default 10) */
 };

@@ -78,6 +78,11 @@ int ld_desc_local(const char *dir, struct ld_desc *d, char *err, size_t errlen)
 			rc = ST_ENOENT;
 			goto out;
 		}
+		if (!S_ISREG(sb.st_mode)) {	/* opening a FIFO would block */
+			snprintf(err, errlen, "shard '%s' is not a regular file", path);
+			rc = ST_EIO;
+			goto out;
+		}
 		d->shard_sizes[s] = (uint64_t)sb.st_size;
 		if ((rc = st_read_file_header(path, &d->shards[s], why, sizeof(why))) < 0) {
 			snprintf(err, errlen, "shard '%s': %s", d->shard_names[s], why);

@@ -225,12 +225,17 @@ int ld_index_parse(const char *json, size_t n, struct ld_index *ix, char *err, s
 	meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
 	if (meta) {
 		const cJSON *ts = cJSON_GetObjectItemCaseSensitive(meta, "total_size");
-		if (cJSON_IsNumber(ts) && ts->valuedouble >= 0)
+		if (cJSON_IsNumber(ts) && ts->valuedouble >= 0 && ts->valuedouble < 18446744073709551616.0)
 			ix->total_size = (uint64_t)ts->valuedouble;
 	}
 	wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
 	if (!cJSON_IsObject(wm) || (count = cJSON_GetArraySize(wm)) == 0) {
 		rc = fail(err, errlen, "model.safetensors.index.json: weight_map missing or empty");
+		goto out;
+	}
+	if (count > ST_MAX_TENSORS) {	/* the checks below are quadratic */
+		rc = fail(err, errlen, "model.safetensors.index.json: weight_map lists %d tensors, more than the %d accepted",
+			  count, ST_MAX_TENSORS);
 		goto out;
 	}
 	ix->tensor = calloc((size_t)count, sizeof(char *));

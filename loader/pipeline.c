@@ -221,8 +221,8 @@ static int read_range(struct pipe *p, void *conn, struct rng *rg, const struct l
 			if (atomic_compare_exchange_strong(&p->first_byte_set, &z, 1))
 				p->t_first_byte = now_sec();
 		}
-		if (rc == 0 && done == n)
-			return 0;
+		if ((rc == 0 || rc == ST_ENET || rc == ST_ETIMEOUT) && done == n)
+			return 0;	/* (a transfer may fail after its last byte: nothing is left to read) */
 		if (rc == 0) {	/* a source that stopped early without an error */
 			snprintf(why, sizeof(why), "short read: %zu of %zu bytes", done, n);
 			rc = ST_ENET;
@@ -397,10 +397,13 @@ static int read_meta(struct pipe *p, const struct ld_opts *o, void *conn, struct
 	    (rc = check_small(p, mt, "model.safetensors.index.json", mt->index, mt->index_len)) < 0 ||
 	    (rc = check_small(p, mt, "tokenizer.json", mt->tok, mt->tok_len)) < 0)
 		return rc;
-	if ((rc = ld_desc_from_parts(mt->cfg, mt->cfg_len, mt->index, mt->index_len, d, why, sizeof(why))) < 0)
-		return fail(p, rc, mt->index ? "model.safetensors.index.json" : "config.json", 0, why);
+	/* the index first, so that a failure of ld_desc_from_parts is config.json's */
 	if (mt->index && (rc = ld_index_parse(mt->index, mt->index_len, &ix, why, sizeof(why))) < 0)
 		return fail(p, rc, "model.safetensors.index.json", 0, why);
+	if ((rc = ld_desc_from_parts(mt->cfg, mt->cfg_len, mt->index, mt->index_len, d, why, sizeof(why))) < 0) {
+		fail(p, rc, "config.json", 0, why);
+		goto out;
+	}
 	d->shards = calloc((size_t)d->n_shards, sizeof(*d->shards));
 	d->shard_sizes = calloc((size_t)d->n_shards, sizeof(*d->shard_sizes));
 	p->objs = calloc((size_t)d->n_shards, sizeof(*p->objs));
@@ -426,13 +429,18 @@ static int read_meta(struct pipe *p, const struct ld_opts *o, void *conn, struct
 						0, why)) < 0)
 				goto out;
 		}
+		if (got < 8 && ob->size >= 8) {	/* a short answer to the head read: the length prefix first */
+			if ((rc = read_range(p, conn, rg, ob, got, 8 - got, head + got, NULL)) < 0)
+				goto out;
+			got = 8;
+		}
 		if (got < 8 || (rc = st_header_len((uint8_t *)head, ob->size, &hlen, why, sizeof(why))) < 0) {
 			fail(p, ST_EFORMAT, ob->where, 0, got < 8 ? "shorter than a safetensors header" : why);
 			rc = ST_EFORMAT;
 			goto out;
 		}
-		if (8 + hlen > got) {
-			char *h2 = realloc(head, (size_t)(8 + hlen));
+		if (8 + hlen > got) {	/* a server may answer the head read short: never below HEAD_WANT */
+			char *h2 = realloc(head, (size_t)MAX(8 + hlen, (uint64_t)HEAD_WANT));
 			if (!h2) {
 				rc = ST_ENOMEM;
 				goto out;
@@ -535,13 +543,20 @@ int ld_load_pipeline(const char *uri, const struct ld_opts *opts, struct be *be,
 		o.chunk_bytes = 32u << 20;
 	if (o.pinned_bytes == 0)
 		o.pinned_bytes = 512u << 20;
+	if (!be->ops->host_visible && o.chunk_bytes > o.pinned_bytes / 2) {
+		/* the ring holds at least two chunks and never more than pinned_bytes */
+		size_t c = MAX(o.pinned_bytes / 2, (size_t)1);
+		log_warn("loader: %zu-byte chunks do not fit twice in the %zu-byte staging ring; using %zu-byte chunks",
+			 o.chunk_bytes, o.pinned_bytes, c);
+		o.chunk_bytes = c;
+	}
 	memset(&p, 0, sizeof(p));
 	memset(&mt, 0, sizeof(mt));
 	memset(&d, 0, sizeof(d));
 	pthread_mutex_init(&p.err_mu, NULL);
 	p.be = be;
 	p.pr = pr;
-	p.max_retries = o.max_retries > 0 ? o.max_retries : 10;
+	p.max_retries = o.max_retries >= 0 ? o.max_retries : 10;	/* 0: --loader-retries 0, none */
 	p.deadline = o.deadline_s > 0 ? t0 + o.deadline_s : 0;
 	atomic_store(&p.allowed, o.workers);
 	rng_seed(&rg, (uint64_t)(t0 * 1e6));
@@ -610,8 +625,11 @@ int ld_load_pipeline(const char *uri, const struct ld_opts *opts, struct be *be,
 		dlen[s] = d.shards[s].data_len;
 		p.need_crc[s] = o.verify && (p.objs[s].has_crc || mt.have_man);
 	}
-	if ((rc = ld_plan_chunks(d.n_shards, dstart, dlen, base, o.chunk_bytes, &p.chunks, &p.n_chunks)) < 0)
+	if ((rc = ld_plan_chunks(d.n_shards, dstart, dlen, base, o.chunk_bytes, &p.chunks, &p.n_chunks)) < 0) {
+		if (rc == ST_ERANGE)
+			fail(&p, rc, p.src->display, 0, "too many chunks for this chunk size (raise --loader-chunk-mb)");
 		goto out;
+	}
 	if (!(p.chunk_crc = calloc((size_t)p.n_chunks + 1, sizeof(*p.chunk_crc)))) {
 		rc = ST_ENOMEM;
 		goto out;
@@ -630,6 +648,7 @@ int ld_load_pipeline(const char *uri, const struct ld_opts *opts, struct be *be,
 
 	/* transfer */
 	int nw = (int)MIN((size_t)o.workers, (size_t)MAX(p.n_chunks, 1));
+	atomic_store(&p.first_byte_set, 0);	/* a long header read in the metadata stage does not count */
 	atomic_store(&p.allowed, nw);
 	if (pr)
 		atomic_store(&pr->workers, nw);

@@ -196,6 +196,10 @@ int st_parse_header(const char *json, size_t n, uint64_t file_size, struct st_fi
 		if (strcmp(e->string, "__metadata__") != 0)
 			count++;
 	}
+	if (count > ST_MAX_TENSORS) {
+		rc = fail(err, errlen, "header lists %d tensors, more than the %d accepted", count, ST_MAX_TENSORS);
+		goto out;
+	}
 	out->tensors = calloc(count ? (size_t)count : 1, sizeof(*out->tensors));
 	if (!out->tensors) {
 		rc = ST_ENOMEM;

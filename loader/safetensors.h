@@ -6,6 +6,8 @@
  * (offsets relative to the data start) plus an optional "__metadata__"
  * object of strings. This parser accepts a header only if:
  *   - N is at most ST_MAX_HEADER (100 MB) and fits in the file,
+ *   - it lists at most ST_MAX_TENSORS tensors (Gemma 2 27B has ~600; the
+ *     name checks here and in model_format.c are quadratic in this),
  *   - the JSON is valid and every entry has exactly the fields above,
  *   - the dtype is known (BF16 F16 F32 F64 I8 U8 I16 I32 I64 BOOL F8_E4M3 F8_E5M2),
  *   - shape x dtype size equals end - begin (no overflow),
@@ -23,6 +25,7 @@
 #define ST_MAX_HEADER  (100u * 1000u * 1000u)
 #define ST_MAX_DIMS    8
 #define ST_NAME_MAX    256
+#define ST_MAX_TENSORS 16384
 
 enum st_dtype {
 	ST_BF16 = 0, ST_F16, ST_F32, ST_F64, ST_I8, ST_U8, ST_I16, ST_I32, ST_I64,

@@ -37,11 +37,17 @@ static int file_fetch_whole(struct ld_src *s, void *conn, const char *name, size
 			    size_t *len, char *err, size_t errlen)
 {
 	char path[LD_NAME_MAX * 2];
+	struct stat sb;
 	int rc;
 	(void)conn;
 	snprintf(path, sizeof(path), "%s/%s", s->base, name);
-	if (access(path, F_OK) != 0 && errno == ENOENT)
-		return ST_ENOENT;
+	if (stat(path, &sb) != 0) {
+		if (errno == ENOENT)
+			return ST_ENOENT;	/* anything else: read_file says what */
+	} else if (!S_ISREG(sb.st_mode)) {	/* open() of a FIFO would block forever */
+		snprintf(err, errlen, "'%s' is not a regular file", path);
+		return ST_EIO;
+	}
 	if ((rc = read_file(path, max, out, len)) < 0)
 		snprintf(err, errlen, "cannot read '%s' (%s)", path, st_str(rc));
 	return rc;
@@ -57,6 +63,10 @@ static int file_open_obj(struct ld_src *s, void *conn, const char *name, struct 
 	o->fd = -1;
 	snprintf(o->name, sizeof(o->name), "%s", name);
 	snprintf(o->where, sizeof(o->where), "%s/%s", s->base, name);
+	if (stat(o->where, &sb) == 0 && !S_ISREG(sb.st_mode)) {	/* open() of a FIFO would block */
+		snprintf(err, errlen, "%s: not a regular file", o->where);
+		return ST_EIO;
+	}
 	o->fd = open(o->where, O_RDONLY | O_CLOEXEC);
 	if (o->fd < 0) {
 		rc = errno == ENOENT ? ST_ENOENT : ST_EIO;
@@ -139,6 +149,8 @@ int ld_src_file_create(const char *dir, struct ld_src **out)
 int ld_src_open(const char *uri, const struct ld_opts *o, struct ld_src **out)
 {
 	*out = NULL;
+	if (!uri[0])	/* not "/" */
+		return log_err(ST_EINVAL, "empty model URI (use a path, gs:// or http(s)://)");
 	if (strncmp(uri, "gs://", 5) == 0)
 		return ld_src_gcs_create(uri, o, out);
 	if (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0)

@@ -128,8 +128,8 @@ out:
 static int object_path(struct ld_src *s, const char *name, char *out, size_t cap)
 {
 	char full[LD_NAME_MAX * 2], enc[LD_NAME_MAX * 6];
-	snprintf(full, sizeof(full), "%s%s%s", s->prefix, s->prefix[0] ? "/" : "", name);
-	if (gcs_encode_name(full, enc, sizeof(enc)) < 0)
+	if ((size_t)snprintf(full, sizeof(full), "%s%s%s", s->prefix, s->prefix[0] ? "/" : "", name) >= sizeof(full) ||
+	    gcs_encode_name(full, enc, sizeof(enc)) < 0)
 		return ST_ERANGE;
 	if ((size_t)snprintf(out, cap, "%s/storage/v1/b/%s/o/%s", s->endpoint, s->bucket, enc) >= cap)
 		return ST_ERANGE;
@@ -228,9 +228,11 @@ static int gcs_fetch_whole(struct ld_src *s, void *conn, const char *name, size_
 		goto out;
 	}
 	if (r.got != o.size || (o.has_crc && crc32c(0, r.whole, r.got) != o.crc32c)) {
-		snprintf(err, errlen, "%s mismatch (got %zu bytes, metadata says %" PRIu64 ")",
-			 r.got != o.size ? "size" : "crc32c", r.got, o.size);
-		rc = r.got != o.size ? ST_EIO : ST_ECRC;
+		snprintf(err, errlen, "%s (got %zu bytes, metadata says %" PRIu64 ")",
+			 r.got < o.size ? "short body" : r.got != o.size ? "size mismatch" : "crc32c mismatch", r.got,
+			 o.size);
+		/* a body that ended early (no Content-Length to tell) is retried like a short chunk */
+		rc = r.got < o.size ? ST_ENET : r.got != o.size ? ST_EIO : ST_ECRC;
 		free(r.whole);
 		goto out;
 	}

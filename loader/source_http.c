@@ -7,9 +7,13 @@
  * caches, a connect timeout and a stall timeout (below 1 KiB/s for
  * stall_s). A ranged body is written straight into the caller's buffer
  * and only after the response proved to be 206 with exactly the
- * Content-Range asked for; anything else never touches the buffer.
+ * Content-Range asked for; anything else never touches the buffer. A
+ * body sent with a Content-Encoding (identity is asked for) is refused.
  * An http(s) object's size comes from the Content-Range of its first
- * ranged read. Transfers stop when the load's abort flag is set.
+ * ranged read, and its strong ETag (if any) is sent as If-Match with every
+ * later read, so that a file replaced on the server mid-load answers 412
+ * instead of other bytes; object names are percent-encoded into its URL.
+ * Transfers stop when the load's abort flag is set.
  */
 #include <ctype.h>
 #include <curl/curl.h>
@@ -32,7 +36,7 @@ struct http_conn {
 	int have_cr;
 	uint64_t cr_first, cr_last, cr_total;
 	char cr_raw[96];
-	int started, wrong_range, overflow;
+	int started, wrong_range, overflow, encoded;
 	size_t expect, whole_cap;
 };
 
@@ -100,9 +104,25 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 		c->have_cr = 0;
 		c->cr_raw[0] = 0;
 		c->r->content_encoding[0] = 0;
+		c->r->etag[0] = 0;
+	} else if (n > 5 && strncasecmp(buf, "ETag:", 5) == 0) {
+		size_t a = 5, b = n;
+		while (a < b && isspace((unsigned char)buf[a]))
+			a++;
+		while (b > a && isspace((unsigned char)buf[b - 1]))
+			b--;
+		if (b - a < sizeof(c->r->etag)) {	/* a longer one is not used at all */
+			memcpy(c->r->etag, buf + a, b - a);
+			c->r->etag[b - a] = 0;
+		}
 	} else if (n > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
-		size_t m = MIN(n - 14, sizeof(c->cr_raw) - 1);
-		memcpy(c->cr_raw, buf + 14, m);
+		size_t a = 14, b = n, m;
+		while (a < b && isspace((unsigned char)buf[a]))
+			a++;
+		while (b > a && isspace((unsigned char)buf[b - 1]))
+			b--;
+		m = MIN(b - a, sizeof(c->cr_raw) - 1);	/* for messages: no CR LF */
+		memcpy(c->cr_raw, buf + a, m);
 		c->cr_raw[m] = 0;
 		c->have_cr = ld_parse_content_range(buf + 14, n - 14, &c->cr_first, &c->cr_last,
 						    &c->cr_total) == 0;
@@ -125,7 +145,13 @@ static void body_start(struct http_conn *c)
 	struct ld_http_req *r = c->r;
 	c->started = 1;
 	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &r->status);
-	if (r->status < 200 || r->status >= 300 || !r->ranged)
+	if (r->status < 200 || r->status >= 300)
+		return;
+	if (r->content_encoding[0] && strcasecmp(r->content_encoding, "identity") != 0) {
+		c->encoded = 1;	/* identity was asked for: these are not the object's bytes */
+		return;
+	}
+	if (!r->ranged)
 		return;
 	if (r->status != 206 || !c->have_cr || c->cr_first != r->off ||
 	    c->cr_last > r->off + r->n - 1 || (!r->range_short_ok && c->cr_last != r->off + r->n - 1) ||
@@ -151,7 +177,7 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *arg)
 		r->errbody[have + m] = 0;
 		return n;
 	}
-	if (c->wrong_range)
+	if (c->wrong_range || c->encoded)
 		return 0;
 	if (r->ranged) {
 		if (r->got + n > c->expect) {
@@ -314,8 +340,9 @@ int ld_http_perform(struct ld_src *s, void *conn, struct ld_http_req *r, char *e
 	r->whole = NULL;
 	r->errbody[0] = 0;
 	r->content_encoding[0] = 0;
+	r->etag[0] = 0;
 	c->r = r;
-	c->have_cr = c->started = c->wrong_range = c->overflow = 0;
+	c->have_cr = c->started = c->wrong_range = c->overflow = c->encoded = 0;
 	c->cr_raw[0] = 0;
 	c->expect = 0;
 	c->whole_cap = 0;
@@ -376,6 +403,10 @@ int ld_http_perform(struct ld_src *s, void *conn, struct ld_http_req *r, char *e
 		rc = ST_EFORMAT;
 		snprintf(err, errlen, "asked for bytes=%" PRIu64 "-%" PRIu64 ", server answered HTTP %ld with Content-Range '%s'",
 			 r->off, r->off + r->n - 1, r->status, c->have_cr ? c->cr_raw : "(none)");
+	} else if (c->encoded) {
+		rc = ST_EFORMAT;
+		snprintf(err, errlen, "server answered with Content-Encoding '%s' (identity was asked for)",
+			 r->content_encoding);
 	} else if (c->overflow) {
 		rc = r->ranged ? ST_EFORMAT : ST_ERANGE;
 		snprintf(err, errlen, r->ranged ? "response body longer than its Content-Range"
@@ -410,14 +441,31 @@ static int http_conn_create(struct ld_src *s, void **conn)
 	return ld_http_conn_create(s, conn);
 }
 
+/* base/NAME with NAME percent-encoded (a space, '%', '?' or '#' in a shard name is a byte of it). */
+static char *object_url(const struct ld_src *s, const char *name)
+{
+	char enc[LD_NAME_MAX * 3];
+	size_t n;
+	char *url;
+	if (gcs_encode_name(name, enc, sizeof(enc)) < 0)
+		return NULL;
+	n = strlen(s->base) + strlen(enc) + 2;
+	if ((url = malloc(n)))
+		snprintf(url, n, "%s/%s", s->base, enc);
+	return url;
+}
+
 static int http_fetch_whole(struct ld_src *s, void *conn, const char *name, size_t max, char **out,
 			    size_t *len, char *err, size_t errlen)
 {
-	char url[LD_NAME_MAX * 2];
-	struct ld_http_req r = { .url = url, .max = max };
+	struct ld_http_req r = { .max = max };
+	char *url = object_url(s, name);
 	int rc;
-	snprintf(url, sizeof(url), "%s/%s", s->base, name);
+	if (!url)
+		return ST_ENOMEM;
+	r.url = url;
 	rc = ld_http_perform(s, conn, &r, err, errlen);
+	free(url);
 	if (rc == ST_ENOENT)
 		return rc;
 	if (rc < 0)
@@ -436,7 +484,7 @@ static int http_open_obj(struct ld_src *s, void *conn, const char *name, struct 
 	o->fd = -1;
 	snprintf(o->name, sizeof(o->name), "%s", name);
 	snprintf(o->where, sizeof(o->where), "%s/%s", s->base, name);
-	if (!(o->url = strdup(o->where)))
+	if (!(o->url = object_url(s, name)))
 		return ST_ENOMEM;
 	r.url = o->url;
 	rc = ld_http_perform(s, conn, &r, err, errlen);
@@ -448,6 +496,8 @@ static int http_open_obj(struct ld_src *s, void *conn, const char *name, struct 
 		return rc;
 	o->size = r.total;
 	*head_got = r.got;
+	if (r.etag[0] == '"')	/* strong: pins every later read to these bytes (weak ones never match) */
+		snprintf(o->etag, sizeof(o->etag), "%s", r.etag);
 	return 0;
 }
 
@@ -455,11 +505,19 @@ static int http_read(struct ld_src *s, void *conn, const struct ld_obj *o, uint6
 		     void *dst, size_t *got, uint32_t *crc, struct ld_rd_info *info, char *err, size_t errlen)
 {
 	struct ld_http_req r = { .url = o->url, .ranged = 1, .off = off, .n = n, .dst = dst, .crc = crc };
-	int rc = ld_http_perform(s, conn, &r, err, errlen);
+	char if_match[sizeof(o->etag) + 16];
+	const char *hdrs[2] = { if_match, NULL };
+	int rc;
+	snprintf(if_match, sizeof(if_match), "%s%s", o->etag[0] ? "If-Match: " : "", o->etag);
+	r.headers = hdrs;
+	rc = ld_http_perform(s, conn, &r, err, errlen);
 	*got = r.got;
 	info->http_status = r.status;
 	info->throttled = r.status == 429 || r.status == 503;
-	if (rc == 0 && r.total != o->size) {
+	if (rc < 0 && r.status == 412) {
+		size_t k = strlen(err);
+		snprintf(err + k, errlen - k, " (object changed during the load: ETag %s no longer matches)", o->etag);
+	} else if (rc == 0 && r.total != o->size) {
 		snprintf(err, errlen, "object size changed from %" PRIu64 " to %" PRIu64, o->size, r.total);
 		rc = ST_EIO;
 	}

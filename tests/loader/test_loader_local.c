@@ -146,13 +146,11 @@ static void *fake_lane(void *arg)
 		nanosleep(&ts, NULL);
 		memcpy(u.dst, u.src, u.n);
 		memset((void *)u.src, 0xA5, u.n);	/* poison: a reused slot must not matter */
+		u.done(u.arg);	/* before sync can return, as a CUDA host function on the stream */
 		pthread_mutex_lock(&fk.mu);
 		fk.dones++;
 		fk.inflight--;
 		pthread_cond_broadcast(&fk.cv);
-		pthread_mutex_unlock(&fk.mu);
-		u.done(u.arg);
-		pthread_mutex_lock(&fk.mu);
 	}
 	pthread_mutex_unlock(&fk.mu);
 	return NULL;
