@@ -44,7 +44,7 @@ struct ld_progress {
 	_Atomic uint64_t bytes_total;
 	_Atomic int done;		/* 1 ok, -1 failed */
 	double t_start;			/* now_sec() at start */
-	double stage_s[LD_N_STAGES];	/* seconds per stage, filled as stages end */
+	double stage_s[LD_N_STAGES];	/* seconds per stage; other threads read them only after done != 0 */
 	/* added by the pipeline (issue 3) */
 	_Atomic uint64_t retries;	/* chunk reads retried */
 	_Atomic uint64_t throttles;	/* 429/503 answers seen */

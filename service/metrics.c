@@ -243,10 +243,14 @@ void met_render(struct sbuf *sb, const struct met_snapshot *s)
 	head(sb, "gemma_run_load_bytes_expected", "gauge", "Model bytes to load.");
 	sb_printf(sb, "gemma_run_load_bytes_expected{model_name=\"%s\"} %llu\n", g.model, (unsigned long long)total);
 	head(sb, "gemma_run_load_seconds", "gauge", "Seconds spent per start-up stage.");
-	if (s->load)
+	if (s->load) {
+		/* The loader thread writes stage_s, then stores done (seq_cst): read the
+		 * stages only after seeing done, so this thread never races the writes. */
+		int finished = atomic_load(&s->load->done) != 0;
 		for (int i = 0; i < LD_N_STAGES; i++)
 			sb_printf(sb, "gemma_run_load_seconds{model_name=\"%s\",stage=\"%s\"} %.6f\n", g.model,
-				  ld_stage_name[i], s->load->stage_s[i]);
+				  ld_stage_name[i], finished ? s->load->stage_s[i] : 0.0);
+	}
 	sb_printf(sb, "gemma_run_load_seconds{model_name=\"%s\",stage=\"tokenizer\"} %.6f\n", g.model,
 		  s->tokenizer_s);
 	sb_printf(sb, "gemma_run_load_seconds{model_name=\"%s\",stage=\"warmup\"} %.6f\n", g.model, s->warmup_s);
