@@ -33,7 +33,6 @@
  * device" (FAIL with GR_TEST_GPU=1).
  */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <math.h>
 
 #include "common/status.h"
@@ -246,35 +245,25 @@ static void test_greedy(void)
 
 static void skip_model(void) { (void)need_cuda(); }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void run_model(const char *root, const char *name)
 {
-	char dir[1024], path[1100], tname[300];
-	char *json = NULL;
-	size_t len;
+	char dir[1024], tname[300];
 	cJSON *doc;
 	const cJSON *c;
 
 	snprintf(dir, sizeof(dir), "%s/%s", root, name);
-	snprintf(path, sizeof(path), "%s/cases.json", dir);
 	snprintf(cur_model, sizeof(cur_model), "%s", name);
 	if (!g_have_cu) {	/* one named SKIP (or FAIL) per model without a device */
 		snprintf(tname, sizeof(tname), "cuda_model_%s", name);
 		th_run(tname, skip_model);
 		return;
 	}
-	if (read_file(path, 64u << 20, &json, &len) < 0) {
-		printf("FAIL cuda_model_%s: cannot read %s\n", name, path);
+	if (!(doc = tm_read_cases(dir))) {
+		printf("FAIL cuda_model_%s: cannot read or parse %s/cases.json\n", name, dir);
 		th_n_fail++;
 		return;
 	}
-	doc = cJSON_Parse(json);
-	free(json);
-	if (!doc || open_on(&g_cpu, "cpu", dir, 0) < 0) {
+	if (open_on(&g_cpu, "cpu", dir, 0) < 0) {
 		printf("FAIL cuda_model_%s: cannot parse cases or open the model on cpu\n", name);
 		th_n_fail++;
 		cJSON_Delete(doc);
@@ -310,31 +299,16 @@ int main(void)
 	struct be probe;
 	char *names[MAX_DIRS];
 	int n = 0;
-	DIR *d;
-	struct dirent *de;
 
 	g_need_gpu = e && strcmp(e, "1") == 0;
 	g_cu_rc = be_create("cuda", &bo, &probe);
 	g_have_cu = g_cu_rc == 0;
 	if (g_have_cu)
 		be_destroy(&probe);
-	if (!(d = opendir(root))) {
+	if ((n = tm_golden_dirs(root, names, MAX_DIRS)) < 0) {
 		printf("FAIL cuda_model: cannot open %s\n", root);
 		return 1;
 	}
-	while ((de = readdir(d)) && n < MAX_DIRS) {
-		char p[1024];
-		FILE *f;
-		if (de->d_name[0] == '.' || strcmp(de->d_name, "tokenizer") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s/cases.json", root, de->d_name);
-		if (!(f = fopen(p, "r")))
-			continue;
-		fclose(f);
-		names[n++] = strdup(de->d_name);
-	}
-	closedir(d);
-	qsort(names, (size_t)n, sizeof(char *), cmp_str);
 	if (n == 0) {
 		printf("FAIL cuda_model: no model directory with cases.json under %s\n", root);
 		return 1;

@@ -1,20 +1,78 @@
 /*
  * model_util.h - shared helpers of the model tests (tests/model/test_*.c):
  * open a model directory on the CPU backend with a KV cache, run whole
- * sequences, argmax. Everything static inline; tests only.
+ * sequences, argmax, find the golden model directories and read their
+ * cases.json. Everything static inline; tests only.
  */
 #ifndef GR_TEST_MODEL_UTIL_H
 #define GR_TEST_MODEL_UTIL_H
 
+#include <cjson/cJSON.h>
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "kernels/backend.h"
 #include "kernels/gemma2.h"
 #include "kernels/kv_cache.h"
 #include "loader/loader.h"
+
+static inline int tm_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The golden model directories under root: those holding cases.json beside
+ * config.json (tokenizer/ has no config), sorted by name, at most max.
+ * Returns how many (names strdup'd, caller frees each) or -1 if root
+ * cannot be opened. Held-back models in the same format are found too.
+ */
+static inline int tm_golden_dirs(const char *root, char **names, int max)
+{
+	DIR *d = opendir(root);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) && n < max) {
+		char p[1024];
+		FILE *f;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/cases.json", root, e->d_name);
+		if (!(f = fopen(p, "r")))
+			continue;
+		fclose(f);
+		snprintf(p, sizeof(p), "%s/%s/config.json", root, e->d_name);
+		if (!(f = fopen(p, "r")))
+			continue;
+		fclose(f);
+		names[n++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, (size_t)n, sizeof(char *), tm_cmp_str);
+	return n;
+}
+
+/* dir/cases.json parsed (caller frees with cJSON_Delete), or NULL. */
+static inline cJSON *tm_read_cases(const char *dir)
+{
+	char path[1100], *json = NULL;
+	size_t len;
+	cJSON *doc;
+
+	snprintf(path, sizeof(path), "%s/cases.json", dir);
+	if (read_file(path, 64u << 20, &json, &len) < 0)
+		return NULL;
+	doc = cJSON_ParseWithLength(json, len);
+	free(json);
+	return doc;
+}
 
 struct tm_model {
 	struct be be;

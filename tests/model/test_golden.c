@@ -11,7 +11,6 @@
  * format are picked up without an edit.
  */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <math.h>
 
 #include "common/util.h"
@@ -128,29 +127,19 @@ out:
 	free(lg);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void run_model(const char *root, const char *name)
 {
-	char dir[1024], path[1100], tname[300];
-	char *json = NULL;
-	size_t len;
+	char dir[1024], tname[300];
 	cJSON *doc;
 	const cJSON *c;
 
 	snprintf(dir, sizeof(dir), "%s/%s", root, name);
-	snprintf(path, sizeof(path), "%s/cases.json", dir);
 	snprintf(cur_model, sizeof(cur_model), "%s", name);
-	if (read_file(path, 64u << 20, &json, &len) < 0) {
-		printf("FAIL golden_%s: cannot read %s\n", name, path);
+	if (!(doc = tm_read_cases(dir))) {
+		printf("FAIL golden_%s: cannot read or parse %s/cases.json\n", name, dir);
 		th_n_fail++;
 		return;
 	}
-	doc = cJSON_Parse(json);
-	free(json);
 	/* size the step and the cache for the longest case (+ the greedy tokens) */
 	int max_len = 1;
 	cJSON_ArrayForEach(c, cJSON_GetObjectItem(doc, "cases")) {
@@ -163,7 +152,7 @@ static void run_model(const char *root, const char *name)
 		cJSON_Delete(doc);
 		return;
 	}
-	if (!doc || tm_open(&tm, dir, 2, max_len, 1, max_len + N_GREEDY, 16,
+	if (tm_open(&tm, dir, 2, max_len, 1, max_len + N_GREEDY, 16,
 			    (max_len + N_GREEDY + 15) / 16) < 0) {
 		printf("FAIL golden_%s: cannot parse cases or open the model\n", name);
 		th_n_fail++;
@@ -186,32 +175,12 @@ int main(void)
 {
 	const char *root = getenv("GR_GOLDEN_DIR") ? getenv("GR_GOLDEN_DIR") : "tests/golden";
 	char *names[MAX_DIRS];
-	int n = 0;
-	DIR *d = opendir(root);
-	struct dirent *e;
+	int n = tm_golden_dirs(root, names, MAX_DIRS);
 
-	if (!d) {
+	if (n < 0) {
 		printf("FAIL golden: cannot open %s\n", root);
 		return 1;
 	}
-	while ((e = readdir(d)) && n < MAX_DIRS) {
-		char p[1024];
-		FILE *f;
-		if (e->d_name[0] == '.')
-			continue;
-		/* a model directory: cases.json beside config.json (tokenizer/ has no config) */
-		snprintf(p, sizeof(p), "%s/%s/cases.json", root, e->d_name);
-		if (!(f = fopen(p, "r")))
-			continue;
-		fclose(f);
-		snprintf(p, sizeof(p), "%s/%s/config.json", root, e->d_name);
-		if (!(f = fopen(p, "r")))
-			continue;
-		fclose(f);
-		names[n++] = strdup(e->d_name);
-	}
-	closedir(d);
-	qsort(names, (size_t)n, sizeof(char *), cmp_str);
 	for (int i = 0; i < n; i++) {
 		run_model(root, names[i]);
 		free(names[i]);
