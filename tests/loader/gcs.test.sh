@@ -6,36 +6,10 @@
 # message; the fixture's counters prove the fault or the token flow happened.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-BIN="$BUILD/gemma-run"
-MODEL=tests/golden/gemma2-tiny-b
-if [ ! -x "$BIN" ]; then echo "FAIL gcs_setup: $BIN not built"; exit 1; fi
-T=$(mktemp -d)
-FPID=
-cleanup() { [ -n "$FPID" ] && kill "$FPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+. tests/loader/lib.sh
+gcs_fixture_start gcs tests/golden/gemma2-tiny-b models/tiny-b
 
-python3 tests/fixtures/gcs_server.py --dir "$MODEL" --bucket test-bucket --prefix models/tiny-b \
-	--portfile "$T/port" 2>"$T/fixture.log" &
-FPID=$!
-for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
-if [ ! -s "$T/port" ]; then echo "FAIL gcs_setup: fixture did not start"; cat "$T/fixture.log"; exit 1; fi
-PORT=$(cat "$T/port")
-URL="http://127.0.0.1:$PORT"
-REF=$("$BIN" load --simple --model "$MODEL" --backend cpu --print-hash 2>/dev/null | grep -o '"sha256":"[0-9a-f]*"')
-if [ -z "$REF" ]; then echo "FAIL gcs_setup: reference load failed"; exit 1; fi
-
-control() { curl -s -X POST --data "$1" "$URL/_control" >/dev/null; }
-stat_of() { curl -s "$URL/_stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-# gsload OUTFILE [extra args]: load through the fixture, stdout+stderr to OUTFILE, returns the exit status
-gsload() {
-	local out=$1; shift
-	env STORAGE_EMULATOR_HOST="127.0.0.1:$PORT" GCE_METADATA_HOST="127.0.0.1:$PORT" \
-		"$BIN" load --model gs://test-bucket/models/tiny-b --backend cpu --print-hash \
-		--loader-chunk-mb 0.0625 --loader-workers 4 --loader-stall-s 1 "$@" >"$out" 2>&1
-}
 pass() { echo "PASS $1"; }
-failc() { echo "FAIL $1: $2"; sed 's/^/    | /' "$3" | tail -8; }
 # expect_ok NAME OUT: exit 0 and the reference hash
 expect_ok() {
 	if [ "$2" -ne 0 ]; then failc "$1" "exit $2" "$3"; return 1; fi

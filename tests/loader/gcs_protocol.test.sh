@@ -11,35 +11,9 @@
 # server did wrong; never in a different arena.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-BIN="$BUILD/gemma-run"
-MODEL=tests/golden/gemma2-tiny-b
-PREFIX='my models/a+b%20c/ü/..'
-if [ ! -x "$BIN" ]; then echo "FAIL gcsp_setup: $BIN not built"; exit 1; fi
-T=$(mktemp -d)
-FPID=
-cleanup() { [ -n "$FPID" ] && kill "$FPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+. tests/loader/lib.sh
+gcs_fixture_start gcsp tests/golden/gemma2-tiny-b 'my models/a+b%20c/ü/..'
 
-python3 tests/fixtures/gcs_server.py --dir "$MODEL" --bucket test-bucket --prefix "$PREFIX" \
-	--portfile "$T/port" 2>"$T/fixture.log" &
-FPID=$!
-for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
-if [ ! -s "$T/port" ]; then echo "FAIL gcsp_setup: fixture did not start"; cat "$T/fixture.log"; exit 1; fi
-PORT=$(cat "$T/port")
-URL="http://127.0.0.1:$PORT"
-REF=$("$BIN" load --simple --model "$MODEL" --backend cpu --print-hash 2>/dev/null | grep -o '"sha256":"[0-9a-f]*"')
-if [ -z "$REF" ]; then echo "FAIL gcsp_setup: reference load failed"; exit 1; fi
-
-control() { curl -s -X POST --data "$1" "$URL/_control" >/dev/null; }
-stat_of() { curl -s "$URL/_stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-gsload() {	# OUTFILE [extra args]
-	local out=$1; shift
-	env STORAGE_EMULATOR_HOST="127.0.0.1:$PORT" GCE_METADATA_HOST="127.0.0.1:$PORT" \
-		"$BIN" load --model "gs://test-bucket/$PREFIX" --backend cpu --print-hash \
-		--loader-chunk-mb 0.0625 --loader-workers 4 --loader-stall-s 1 "$@" >"$out" 2>&1
-}
-failc() { echo "FAIL $1: $2"; sed 's/^/    | /' "$3" | tail -8; }
 retried() { grep -q '"retries":[1-9]' "$T/o" || failc "$1" "no retry reported" "$T/o"; }
 # ok_case NAME CONTROL_JSON [extra args]: exit 0, the reference hash, and the fixture injected something
 ok_case() {
