@@ -37,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/sample.h"
+
 struct be_opts {
 	int n_threads;		/* CPU worker threads (0: all cores) */
 	int device;		/* CUDA device ordinal */
@@ -145,6 +147,13 @@ struct be_ops {
 	/* out (n_rows, d) = x[rows[r]] for r < n_rows; rows is device memory. */
 	int (*gather_rows)(void *ctx, float *out, const float *x, const int32_t *rows,
 			   int n_rows, int d);
+
+	/* One token per row of logits (n_rows, vocab), modified in place (masks,
+	 * penalties); rows[n_rows], pairs (written: orig) and out[n_rows] are
+	 * device memory. The pipeline and its arithmetic: kernels/sample.h. */
+	int (*sample)(void *ctx, struct be_sample_out *out, float *logits,
+		      const struct be_sample_row *rows, struct be_sample_pair *pairs, int n_rows,
+		      int vocab);
 };
 
 /* Backends built into this binary. be_cuda_ops exists only with GR_HAVE_CUDA. */

@@ -55,13 +55,18 @@ struct g2_model {
 	float *logits;			/* (logit_cap, vocab) */
 	/* device step indices */
 	int32_t *d_tokens, *d_pos, *d_seq, *d_slots, *d_rows, *d_bt;
+	/* device sampling (g2_model_enable_sampling) */
+	struct be_sample_row *d_srows;	/* [smp_rows] */
+	struct be_sample_out *d_sout;	/* [smp_rows] */
+	struct be_sample_pair *d_pairs;	/* [smp_pairs] */
+	int smp_rows, smp_pairs;
 	/* host scratch */
 	int32_t *slots;			/* [max_tokens] */
 	void **allocs;			/* every device buffer, for destroy */
 	int n_allocs;
 };
 
-#define G2_MAX_ALLOCS 24
+#define G2_MAX_ALLOCS 32
 
 static void *dev_alloc(struct g2_model *g, size_t bytes)
 {
@@ -227,6 +232,35 @@ void g2_model_destroy(struct g2_model *g)
 	free(g);
 }
 
+size_t g2_sampling_bytes(int max_rows, int max_pairs)
+{
+	return (size_t)max_rows * (sizeof(struct be_sample_row) + sizeof(struct be_sample_out)) +
+	       (size_t)max_pairs * sizeof(struct be_sample_pair);
+}
+
+int g2_model_enable_sampling(struct g2_model *g, int max_rows, int max_pairs)
+{
+	if (max_rows < 1 || max_rows > g->max_seqs || max_pairs < 0)
+		return log_err(ST_EINVAL, "model: device sampling for %d rows (1..%d) and %d pairs",
+			       max_rows, g->max_seqs, max_pairs);
+	if (!g->be->ops->sample)
+		return log_err(ST_ENOSYS, "model: backend %s cannot sample", g->be->ops->name);
+	if (g->d_srows && max_rows <= g->smp_rows && max_pairs <= g->smp_pairs)
+		return 0;
+	if (g->d_srows)
+		return log_err(ST_EINVAL, "model: device sampling buffers are already sized");
+	if (!(g->d_srows = dev_alloc(g, (size_t)max_rows * sizeof(struct be_sample_row))) ||
+	    !(g->d_sout = dev_alloc(g, (size_t)max_rows * sizeof(struct be_sample_out))) ||
+	    !(g->d_pairs = dev_alloc(g, (size_t)(max_pairs > 0 ? max_pairs : 1) *
+					sizeof(struct be_sample_pair)))) {
+		g->d_srows = NULL;
+		return log_err(ST_ENOMEM, "model: no device memory for sampling %d rows", max_rows);
+	}
+	g->smp_rows = max_rows;
+	g->smp_pairs = max_pairs;
+	return 0;
+}
+
 const struct g2_config *g2_model_config(const struct g2_model *g) { return &g->cfg; }
 int g2_model_max_tokens(const struct g2_model *g) { return g->max_tokens; }
 int g2_model_max_seqs(const struct g2_model *g) { return g->max_seqs; }
@@ -279,6 +313,23 @@ static int check_batch(struct g2_model *g, struct kv_cache *kv, const struct g2_
 				       b->logit_rows[r], b->n_tok - 1);
 	if (b->n_logits > 0 && !b->logit_rows)
 		return log_err(ST_EINVAL, "forward: logit_rows missing");
+	if (b->sample_out) {
+		if (!g->d_srows || b->n_logits > g->smp_rows || b->n_pairs < 0 ||
+		    b->n_pairs > g->smp_pairs || (b->n_logits > 0 && !b->sample_rows) ||
+		    (b->n_pairs > 0 && !b->sample_pairs))
+			return log_err(ST_EINVAL, "forward: device sampling of %d rows, %d pairs "
+				       "(sized for %d, %d)", b->n_logits, b->n_pairs, g->smp_rows,
+				       g->smp_pairs);
+		for (int r = 0; r < b->n_logits; r++) {
+			const struct be_sample_row *sr = &b->sample_rows[r];
+			if (sr->pair_off < 0 || sr->n_pairs < 0 || sr->pair_off > b->n_pairs ||
+			    sr->n_pairs > b->n_pairs - sr->pair_off ||
+			    sr->n_logprobs > BE_SAMPLE_MAX_TOP)
+				return log_err(ST_EINVAL, "forward: sample row %d: pairs [%d, +%d) of %d, "
+					       "logprobs %d", r, sr->pair_off, sr->n_pairs, b->n_pairs,
+					       sr->n_logprobs);
+		}
+	}
 	return 0;
 }
 
@@ -333,7 +384,7 @@ int g2_forward(struct g2_model *g, struct kv_cache *kv, const struct g2_batch *b
 
 	if ((rc = check_batch(g, kv, b)) < 0)
 		return rc;
-	if (b->n_logits > 0 && !logits)
+	if (b->n_logits > 0 && !logits && !b->sample_out)
 		return log_err(ST_EINVAL, "forward: logits buffer missing");
 	TRY(o->copy_h2d(cx, g->d_tokens, b->tokens, (size_t)n * 4));
 	TRY(o->copy_h2d(cx, g->d_pos, b->positions, (size_t)n * 4));
@@ -342,6 +393,12 @@ int g2_forward(struct g2_model *g, struct kv_cache *kv, const struct g2_batch *b
 	TRY(o->copy_h2d(cx, g->d_bt, b->block_tables, (size_t)b->n_seqs * b->max_blocks * 4));
 	if (b->n_logits > 0)
 		TRY(o->copy_h2d(cx, g->d_rows, b->logit_rows, (size_t)b->n_logits * 4));
+	if (b->sample_out && b->n_logits > 0)
+		TRY(o->copy_h2d(cx, g->d_srows, b->sample_rows,
+				(size_t)b->n_logits * sizeof(struct be_sample_row)));
+	if (b->sample_out && b->n_pairs > 0)
+		TRY(o->copy_h2d(cx, g->d_pairs, b->sample_pairs,
+				(size_t)b->n_pairs * sizeof(struct be_sample_pair)));
 
 	memset(&a, 0, sizeof(a));
 	a.n_tok = n;
@@ -370,8 +427,15 @@ int g2_forward(struct g2_model *g, struct kv_cache *kv, const struct g2_batch *b
 		if (c->final_logit_softcapping > 0)
 			TRY(o->softcap(cx, g->logits, (size_t)nr * vocab,
 				       (float)c->final_logit_softcapping));
-		TRY(o->copy_d2h(cx, logits + (size_t)r0 * vocab, g->logits,
-				(size_t)nr * vocab * sizeof(float)));
+		if (b->sample_out) {
+			TRY(o->sample(cx, g->d_sout + r0, g->logits, g->d_srows + r0, g->d_pairs, nr,
+				      vocab));
+			TRY(o->copy_d2h(cx, b->sample_out + r0, g->d_sout + r0,
+					(size_t)nr * sizeof(struct be_sample_out)));
+		} else {
+			TRY(o->copy_d2h(cx, logits + (size_t)r0 * vocab, g->logits,
+					(size_t)nr * vocab * sizeof(float)));
+		}
 	}
 out:
 	if (rc < 0)

@@ -68,6 +68,16 @@ struct g2_batch {
 	const int32_t *ctx_lens;	/* [n_seqs] positions in cache after this step */
 	int n_logits;			/* rows whose logits are wanted (0..n_tok) */
 	const int32_t *logit_rows;	/* [n_logits] token indices (0..n_tok-1) */
+	/*
+	 * Optional sampling on the device (kernels/sample.h; needs
+	 * g2_model_enable_sampling): when sample_out is set, each logits row r
+	 * is sampled with sample_rows[r] and its pairs, and only sample_out
+	 * comes back - the logits argument of g2_forward is not written.
+	 */
+	const struct be_sample_row *sample_rows;	/* [n_logits] */
+	const struct be_sample_pair *sample_pairs;	/* [n_pairs], every row's pairs */
+	int n_pairs;
+	struct be_sample_out *sample_out;		/* [n_logits] */
 };
 
 /*
@@ -89,6 +99,16 @@ void g2_model_destroy(struct g2_model *g);
  * backend's own scratch is not included. For the memory plan.
  */
 size_t g2_scratch_bytes(const struct g2_config *c, int max_tokens, int max_seqs, int max_blocks);
+
+/*
+ * Allocates the device buffers of device sampling: up to max_rows sampled
+ * rows per step (at most max_seqs) and max_pairs pairs per step. Once, at
+ * start-up; later calls with no larger sizes do nothing.
+ */
+int g2_model_enable_sampling(struct g2_model *g, int max_rows, int max_pairs);
+
+/* Device bytes g2_model_enable_sampling(g, max_rows, max_pairs) allocates. */
+size_t g2_sampling_bytes(int max_rows, int max_pairs);
 
 const struct g2_config *g2_model_config(const struct g2_model *g);
 int g2_model_max_tokens(const struct g2_model *g);

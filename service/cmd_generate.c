@@ -40,7 +40,8 @@ static void usage(FILE *f)
 		"  --chat              wrap the prompt in the Gemma chat template\n"
 		"  --max-model-len N   context length (default: prompt + max tokens)\n"
 		"  --backend B         cpu | cuda | auto (default auto)\n"
-		"  --threads N         CPU backend threads (0: all cores)\n",
+		"  --threads N         CPU backend threads (0: all cores)\n"
+		"  --sampler S         auto | host | device (default auto: device on cuda)\n",
 		GEN_DEFAULT_MAX_TOKENS, ENG_MAX_STOP);
 }
 
@@ -133,7 +134,7 @@ static int build_prompt(struct tokenizer *tok, const char *prompt, int chat, int
 
 int cmd_generate(int argc, char **argv)
 {
-	const char *model_uri = NULL, *prompt = NULL, *backend = "auto";
+	const char *model_uri = NULL, *prompt = NULL, *backend = "auto", *sampler = "auto";
 	struct be_opts bo = { 0 };
 	struct ld_opts lo;
 	struct eng_opts eo;
@@ -170,6 +171,8 @@ int cmd_generate(int argc, char **argv)
 			prompt = v;
 		} else if (strcmp(a, "--backend") == 0) {
 			backend = v;
+		} else if (strcmp(a, "--sampler") == 0) {
+			sampler = v;
 		} else if (strcmp(a, "--threads") == 0) {
 			bad = arg_int(a, v, 0, 1024, &bo.n_threads);
 		} else if (strcmp(a, "--max-tokens") == 0) {
@@ -244,6 +247,11 @@ int cmd_generate(int argc, char **argv)
 		goto out;
 
 	eng_opts_default(&eo);
+	if (eng_sampler_parse(sampler, &eo.sampler) < 0) {
+		fprintf(stderr, "gemma-run generate: --sampler must be auto, host or device, not '%s'\n",
+			sampler);
+		goto out;
+	}
 	eo.max_num_seqs = 1;
 	eo.max_num_batched_tokens = 512;
 	eo.max_queue = 1;

@@ -137,6 +137,7 @@ static void *loader_main(void *arg)
 	eo.max_model_len = cfg->max_model_len;
 	eo.max_queue = cfg->max_queue;
 	eo.gpu_memory_utilization = cfg->gpu_memory_utilization;
+	eng_sampler_parse(cfg->sampler, &eo.sampler);	/* checked by cfg_parse */
 	{
 		struct mem_plan plan;
 		char perr[512];

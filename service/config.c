@@ -45,6 +45,8 @@ static const struct opt opts[] = {
 	  "fraction of device memory for weights + KV cache" },
 	{ "backend", "BACKEND", T_STR, O(backend), "auto", "compute backend: auto, cpu or cuda" },
 	{ "threads", "THREADS", T_INT, O(threads), "0", "CPU backend threads (0: all cores)" },
+	{ "sampler", "SAMPLER", T_STR, O(sampler), "auto",
+	  "where tokens are sampled: auto (device on cuda, host on cpu), host or device" },
 	{ "api-key", "API_KEY", T_STR, O(api_key), NULL, "accepted API keys, comma separated (enables api-key auth)" },
 	{ "api-key-file", "API_KEY_FILE", T_STR, O(api_key_file), NULL, "file with one API key per line" },
 	{ "auth", "AUTH", T_AUTH, O(auth), NULL,
@@ -245,6 +247,11 @@ int cfg_parse(int argc, char **argv, struct srv_config *cfg, char *err, size_t e
 	}
 	if (cfg->max_queue < 0) {
 		snprintf(err, errlen, "--max-queue must be at least 0");
+		return ST_EINVAL;
+	}
+	if (strcmp(cfg->sampler, "auto") != 0 && strcmp(cfg->sampler, "host") != 0 &&
+	    strcmp(cfg->sampler, "device") != 0) {
+		snprintf(err, errlen, "--sampler must be auto, host or device, not '%s'", cfg->sampler);
 		return ST_EINVAL;
 	}
 	if (cfg->gpu_memory_utilization <= 0 || cfg->gpu_memory_utilization > 1) {

@@ -42,6 +42,33 @@ void eng_opts_default(struct eng_opts *o)
 	o->sample_threads = 0;
 }
 
+int eng_sampler_parse(const char *s, enum eng_sampler *out)
+{
+	if (!s || strcmp(s, "auto") == 0)
+		*out = ENG_SAMPLER_AUTO;
+	else if (strcmp(s, "host") == 0)
+		*out = ENG_SAMPLER_HOST;
+	else if (strcmp(s, "device") == 0)
+		*out = ENG_SAMPLER_DEVICE;
+	else
+		return ST_EINVAL;
+	return 0;
+}
+
+/* Whether an engine with options o over backend be samples on the device. */
+static int eng_dev_sampling(const struct eng_opts *o, const struct be *be)
+{
+	if (o->sampler == ENG_SAMPLER_DEVICE)
+		return 1;
+	return o->sampler == ENG_SAMPLER_AUTO && !be->ops->host_visible && be->ops->sample;
+}
+
+/* Pairs per step for device sampling: every row's whole history plus its masked ids. */
+static int eng_pairs_cap(const struct eng_opts *o, int max_model_len)
+{
+	return o->max_num_seqs * smp_device_pairs_max(max_model_len, ENG_MAX_EOS + ENG_MAX_STOP);
+}
+
 const char *eng_finish_name(enum eng_finish f)
 {
 	switch (f) {
@@ -256,6 +283,9 @@ static int eng_plan_checked(const struct eng_opts *o, const struct ld_model *mod
 	max_blocks = (wanted + o->block_size - 1) / o->block_size;
 	in.activation_bytes = mem_plan_activation_bytes(c, o->max_num_batched_tokens,
 							o->max_num_seqs, max_blocks, in.host_memory);
+	if (eng_dev_sampling(o, be))
+		in.activation_bytes += g2_sampling_bytes(o->max_num_seqs,
+							 eng_pairs_cap(o, max_blocks * o->block_size));
 	in.reserve_bytes = in.host_memory ? 0 : MEM_PLAN_CUDA_RESERVE;
 	in.kv_bytes = o->kv_bytes;
 	in.kv_dtype = be->ops->kv_dtype;
@@ -282,6 +312,19 @@ static void eng_free_samplers(struct engine *e)
 	eng_pool_destroy(e->pool);
 	e->smps = NULL;
 	e->pool = NULL;
+}
+
+static void eng_free_dev_smp(struct engine *e, struct be *be)
+{
+	if (e->s_rows)
+		be->ops->host_free(be->ctx, e->s_rows);
+	if (e->s_out)
+		be->ops->host_free(be->ctx, e->s_out);
+	if (e->s_pairs)
+		be->ops->host_free(be->ctx, e->s_pairs);
+	e->s_rows = NULL;
+	e->s_out = NULL;
+	e->s_pairs = NULL;
 }
 
 static int eng_check_opts(struct eng_opts *o)
@@ -407,6 +450,23 @@ int eng_create(const struct eng_opts *opts, struct ld_model *model, struct token
 				goto out_free;
 	}
 
+	e->dev_smp = eng_dev_sampling(&e->o, model->be);
+	if (e->dev_smp) {
+		const struct be *be = model->be;
+		e->s_pairs_cap = eng_pairs_cap(&e->o, e->max_model_len);
+		if ((rc = g2_model_enable_sampling(e->g, e->max_seqs, e->s_pairs_cap)) < 0)
+			goto out_free;
+		e->s_rows = be->ops->host_alloc(be->ctx, (size_t)e->max_seqs * sizeof(*e->s_rows));
+		e->s_out = be->ops->host_alloc(be->ctx, (size_t)e->max_seqs * sizeof(*e->s_out));
+		e->s_pairs = be->ops->host_alloc(be->ctx,
+						 (size_t)e->s_pairs_cap * sizeof(*e->s_pairs));
+		if (!e->s_rows || !e->s_out || !e->s_pairs) {
+			rc = log_err(ST_ENOMEM, "engine: no pinned memory for device sampling "
+				     "(%d pairs)", e->s_pairs_cap);
+			goto out_free;
+		}
+	}
+
 	rc = ST_ENOMEM;
 	e->b_tokens = calloc((size_t)e->max_tokens, sizeof(int32_t));
 	e->b_pos = calloc((size_t)e->max_tokens, sizeof(int32_t));
@@ -414,11 +474,12 @@ int eng_create(const struct eng_opts *opts, struct ld_model *model, struct token
 	e->b_bt = calloc((size_t)e->max_seqs * e->max_blocks, sizeof(int32_t));
 	e->b_ctx = calloc((size_t)e->max_seqs, sizeof(int32_t));
 	e->b_rows = calloc((size_t)e->max_seqs, sizeof(int32_t));
-	e->logits = malloc((size_t)e->max_seqs * e->vocab * sizeof(float));
+	if (!e->dev_smp)
+		e->logits = malloc((size_t)e->max_seqs * e->vocab * sizeof(float));
 	e->sched = calloc((size_t)e->max_seqs, sizeof(*e->sched));
 	e->rows = calloc((size_t)e->max_seqs, sizeof(*e->rows));
 	if (!e->b_tokens || !e->b_pos || !e->b_seq || !e->b_bt || !e->b_ctx || !e->b_rows ||
-	    !e->logits || !e->sched || !e->rows) {
+	    (!e->logits && !e->dev_smp) || !e->sched || !e->rows) {
 		log_err(ST_ENOMEM, "engine: no memory for step buffers (%d seqs x vocab %d)",
 			e->max_seqs, e->vocab);
 		goto out_free;
@@ -435,10 +496,11 @@ int eng_create(const struct eng_opts *opts, struct ld_model *model, struct token
 	}
 	e->thread_started = 1;
 	log_info("engine: %d KV blocks of %d tokens (%.1f MiB), max_model_len %d, "
-		 "max_num_seqs %d, max_num_batched_tokens %d, %d sampling threads",
+		 "max_num_seqs %d, max_num_batched_tokens %d, sampling on the %s%s",
 		 kv_n_blocks(e->kv), e->block_size,
 		 (double)kv_n_blocks(e->kv) * per_block / 1048576.0, e->max_model_len,
-		 e->max_seqs, e->max_tokens, eng_pool_size(e->pool));
+		 e->max_seqs, e->max_tokens, e->dev_smp ? "device" : "host",
+		 e->dev_smp ? "" : " (thread pool)");
 	*out = e;
 	return 0;
 
@@ -457,6 +519,7 @@ out_free:
 	free(e->sched);
 	free(e->rows);
 	eng_free_samplers(e);
+	eng_free_dev_smp(e, model->be);
 	kv_cache_destroy(e->kv);
 	g2_model_destroy(e->g);
 	free(e);
@@ -487,6 +550,7 @@ void eng_destroy(struct engine *e)
 	free(e->sched);
 	free(e->rows);
 	eng_free_samplers(e);
+	eng_free_dev_smp(e, e->model->be);
 	kv_cache_destroy(e->kv);
 	g2_model_destroy(e->g);
 	free(e);

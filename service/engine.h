@@ -92,6 +92,16 @@ struct eng_output {
 
 typedef void (*eng_output_fn)(const struct eng_output *o);
 
+/* Where a step's tokens are sampled. */
+enum eng_sampler {
+	ENG_SAMPLER_AUTO = 0,	/* device on a backend with its own memory (CUDA), else host */
+	ENG_SAMPLER_HOST,	/* logits rows come back; service/sampling.c on a thread pool */
+	ENG_SAMPLER_DEVICE,	/* be_ops.sample: only ids (and logprobs) come back */
+};
+
+/* "auto", "host" or "device" into *out; ST_EINVAL otherwise. */
+int eng_sampler_parse(const char *s, enum eng_sampler *out);
+
 struct eng_opts {
 	int max_num_seqs;		/* --max-num-seqs (default 64) */
 	int max_num_batched_tokens;	/* --max-num-batched-tokens (default 2048) */
@@ -101,6 +111,7 @@ struct eng_opts {
 	size_t kv_bytes;		/* KV cache budget in bytes (0: from memory info) */
 	double gpu_memory_utilization;	/* --gpu-memory-utilization (default 0.9) */
 	int sample_threads;		/* threads sampling a step's rows (0: min(4, CPUs)) */
+	enum eng_sampler sampler;	/* --sampler (default auto) */
 };
 
 struct eng_stats {

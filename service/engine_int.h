@@ -86,7 +86,14 @@ struct engine {
 	int32_t *b_tokens, *b_pos, *b_seq;	/* [max_tokens] */
 	int32_t *b_bt;				/* [max_seqs * max_blocks] */
 	int32_t *b_ctx, *b_rows;		/* [max_seqs] */
-	float *logits;				/* [max_seqs * vocab] */
+	float *logits;				/* [max_seqs * vocab], host sampler only */
+	/* device sampler (dev_smp): this step's rows, their pairs, the results,
+	 * in pinned memory from the backend's host_alloc */
+	int dev_smp;
+	struct be_sample_row *s_rows;		/* [max_seqs] */
+	struct be_sample_pair *s_pairs;		/* [s_pairs_cap] */
+	struct be_sample_out *s_out;		/* [max_seqs] */
+	int s_pairs_cap, n_pairs;
 	struct eng_req **sched;			/* [max_seqs] scheduled this step */
 	int n_sched;
 	struct eng_req **rows;			/* [max_seqs] sampled this step, logit order */

@@ -13,8 +13,10 @@
  *      No new request is admitted in a step that preempted;
  *   3. one g2_forward over every scheduled token, without the lock;
  *   4. sample each sequence whose scheduled chunk reached its last token
- *      (rows in parallel on the row pool, engine_pool.c: each request owns
- *      its rng, so no result depends on which worker ran it), then on the
+ *      (host sampler: rows in parallel on the row pool, engine_pool.c; each
+ *      request owns its rng, so no result depends on which worker ran it;
+ *      device sampler: inside the forward, rows and pairs prepared in
+ *      build_batch, only the results come back), then on the
  *      engine thread: detokenize incrementally, apply stop rules, emit;
  *      finished requests leave the running list and free their blocks
  *      before their final event is delivered.
@@ -238,11 +240,32 @@ static void process_token(struct engine *e, struct eng_req *q)
 	}
 }
 
+/*
+ * Device sampling: the sample row of q (logits row r) and its pairs, drawn
+ * from q's rng now, before the forward (the host sampler draws after it;
+ * the stream of draws is the same).
+ */
+static void dev_sample_row(struct engine *e, struct eng_req *q, int r)
+{
+	int mask[ENG_MAX_EOS + ENG_MAX_STOP];
+	int n_mask = stop_mask_ids(&q->sp, e->eos, e->n_eos, q->n_gen, mask);
+	int n = smp_device_row(e->smps[0], &q->sp, &q->rng, q->tokens, q->n_prompt, q->n_tokens,
+			       mask, n_mask, &e->s_rows[r], e->n_pairs, e->s_pairs + e->n_pairs,
+			       e->s_pairs_cap - e->n_pairs);
+	if (n < 0) {	/* cannot happen: the cap holds every row's whole history */
+		memset(&e->s_rows[r], 0, sizeof(e->s_rows[r]));
+		e->s_rows[r].n_logprobs = -1;
+		return;
+	}
+	e->n_pairs += n;
+}
+
 /* Fills the batch arrays from e->sched; returns the token count. */
 static int build_batch(struct engine *e, struct g2_batch *b)
 {
 	int stride = 1, n_tok = 0, n_logits = 0;
 
+	e->n_pairs = 0;
 	for (int r = 0; r < e->n_sched; r++) {
 		struct eng_req *q = e->sched[r];
 		stride = MAX(stride, blocks_for(e, q->n_computed + q->take));
@@ -259,8 +282,11 @@ static int build_batch(struct engine *e, struct g2_batch *b)
 		e->b_ctx[r] = end;
 		memcpy(e->b_bt + (size_t)r * stride, q->blocks,
 		       (size_t)blocks_for(e, end) * sizeof(int32_t));
-		if (end == q->n_tokens)
+		if (end == q->n_tokens) {
+			if (e->dev_smp)
+				dev_sample_row(e, q, n_logits);
 			e->b_rows[n_logits++] = n_tok - 1;
+		}
 	}
 	memset(b, 0, sizeof(*b));
 	b->n_tok = n_tok;
@@ -273,6 +299,12 @@ static int build_batch(struct engine *e, struct g2_batch *b)
 	b->ctx_lens = e->b_ctx;
 	b->n_logits = n_logits;
 	b->logit_rows = e->b_rows;
+	if (e->dev_smp) {
+		b->sample_rows = e->s_rows;
+		b->sample_pairs = e->s_pairs;
+		b->n_pairs = e->n_pairs;
+		b->sample_out = e->s_out;
+	}
 	return n_tok;
 }
 
@@ -318,7 +350,13 @@ int eng_step(struct engine *e)
 		if (q->n_computed == q->n_tokens)
 			e->rows[e->n_rows++] = q;	/* logits row n_rows-1, as built */
 	}
-	eng_pool_run(e->pool, e->n_rows, sample_row, e);
+	if (e->dev_smp) {
+		for (int i = 0; rc >= 0 && i < e->n_rows; i++)
+			e->rows[i]->smp_rc = smp_device_result(&e->s_out[i], &e->rows[i]->sp,
+							       &e->rows[i]->res);
+	} else {
+		eng_pool_run(e->pool, e->n_rows, sample_row, e);
+	}
 	for (int i = 0; i < e->n_rows; i++) {
 		process_token(e, e->rows[i]);
 		n_sampled += e->rows[i]->sampled && !e->rows[i]->internal;

@@ -17,7 +17,7 @@
 #include "common/status.h"
 #include "service/sampling.h"
 
-#define SMP_GREEDY_EPS 1e-5	/* temperatures below this are greedy (vLLM) */
+#define SMP_GREEDY_EPS BE_SAMPLE_GREEDY_EPS	/* temperatures below this are greedy (vLLM) */
 #define SMP_MAX_STOP_LEN 512	/* bytes per stop string */
 
 struct smp_cand {
@@ -399,10 +399,11 @@ static int draw(const float *w, int n, double total, struct rng *rng)
 static int draw_sorted(struct smp *s, int n, double m, double inv_t, double top_p, double z,
 		       struct rng *rng)
 {
+	const float it = (float)inv_t, mf = (float)m;
 	double sum = 0;
 	int keep = n;
 	for (int i = 0; i < n; i++) {
-		s->w[i] = exp_neg((float)((s->cand[i].l - m) * inv_t));
+		s->w[i] = exp_neg((s->cand[i].l - mf) * it);
 		sum += s->w[i];
 	}
 	if (top_p < 1.0) {
@@ -471,6 +472,72 @@ static int sample_random(struct smp *s, const float *logits, const struct eng_sa
 		sum += w;
 	}
 	return draw(s->w, V, sum, rng);
+}
+
+/* The pair of token t in this call (added on first use; index kept in s->count). */
+static struct be_sample_pair *pair_of(struct smp *s, struct be_sample_pair *pairs, int *n, int t)
+{
+	if (s->mod_stamp[t] != s->gen) {
+		s->mod_stamp[t] = s->gen;
+		s->count[t] = *n;
+		pairs[*n] = (struct be_sample_pair){ .token = t };
+		(*n)++;
+	}
+	return &pairs[s->count[t]];
+}
+
+int smp_device_row(struct smp *s, const struct eng_sampling *p, struct rng *rng,
+		   const int *tokens, int n_prompt, int n_tokens, const int *mask_ids, int n_mask,
+		   struct be_sample_row *row, int pair_off, struct be_sample_pair *pairs, int cap)
+{
+	const int V = s->vocab;
+	int n = 0, rep = p->repetition_penalty != 1.0;
+	int fp = p->frequency_penalty != 0.0 || p->presence_penalty != 0.0;
+
+	if (cap < smp_device_pairs_max((rep || fp) ? n_tokens : 0, n_mask))
+		return log_err(ST_EFULL, "sampler: %d pairs do not fit in %d", n_tokens + n_mask, cap);
+	smp_next_gen(s);
+	for (int i = 0; i < n_mask; i++)
+		if (mask_ids[i] >= 0 && mask_ids[i] < V)
+			pair_of(s, pairs, &n, mask_ids[i])->flags |= BE_PAIR_MASK;
+	for (int i = 0; rep && i < n_tokens; i++)
+		if (tokens[i] >= 0 && tokens[i] < V)
+			pair_of(s, pairs, &n, tokens[i])->flags |= BE_PAIR_SEEN;
+	for (int i = n_prompt; fp && i < n_tokens; i++)
+		if (tokens[i] >= 0 && tokens[i] < V)
+			pair_of(s, pairs, &n, tokens[i])->count++;
+	memset(row, 0, sizeof(*row));
+	row->temperature = p->temperature;
+	row->top_p = p->top_p;
+	row->min_p = p->min_p;
+	row->freq = p->frequency_penalty;
+	row->pres = p->presence_penalty;
+	row->rep = (float)p->repetition_penalty;
+	row->top_k = p->top_k;
+	row->n_logprobs = p->logprobs;
+	row->pair_off = pair_off;
+	row->n_pairs = n;
+	row->u = p->temperature < SMP_GREEDY_EPS ? 0 : rng_uniform(rng);
+	return n;
+}
+
+int smp_device_result(const struct be_sample_out *o, const struct eng_sampling *p,
+		      struct smp_result *res)
+{
+	res->token = o->token;
+	res->logprob = 0;
+	res->n_top = 0;
+	if (o->token < 0)
+		return log_err(ST_EINVAL, "sampler: no finite logit in the row");
+	if (p->logprobs >= 0) {
+		res->logprob = o->logprob;
+		res->n_top = o->n_top < ENG_MAX_LOGPROBS ? o->n_top : ENG_MAX_LOGPROBS;
+		for (int i = 0; i < res->n_top; i++) {
+			res->top[i].token = o->top_id[i];
+			res->top[i].logprob = o->top_lp[i];
+		}
+	}
+	return 0;
 }
 
 int smp_sample(struct smp *s, float *logits, const struct eng_sampling *p, struct rng *rng,

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "common/util.h"
+#include "kernels/sample.h"
 #include "service/engine.h"
 
 struct smp;
@@ -59,6 +60,28 @@ void smp_destroy(struct smp *s);
 int smp_sample(struct smp *s, float *logits, const struct eng_sampling *p, struct rng *rng,
 	       const int *tokens, int n_prompt, int n_tokens, const int *mask_ids, int n_mask,
 	       struct smp_result *res);
+
+/*
+ * The same step for the device sampler (kernels/sample.h): fills *row and
+ * writes this row's distinct masked / penalised ids into pairs[0, cap)
+ * (row->pair_off = pair_off, the caller's offset of pairs in its array).
+ * Draws u from rng exactly when smp_sample would (one draw per non-greedy
+ * step), so a request's rng stream is the same with either sampler.
+ * Returns the number of pairs, or ST_EFULL when more than cap are needed.
+ */
+int smp_device_row(struct smp *s, const struct eng_sampling *p, struct rng *rng,
+		   const int *tokens, int n_prompt, int n_tokens, const int *mask_ids, int n_mask,
+		   struct be_sample_row *row, int pair_off, struct be_sample_pair *pairs, int cap);
+
+/* Pairs smp_device_row may need for a history of n_tokens and n_mask masked ids. */
+static inline int smp_device_pairs_max(int n_tokens, int n_mask)
+{
+	return n_tokens + n_mask;
+}
+
+/* Copies a device result into *res (token -1 becomes ST_EINVAL, as smp_sample). */
+int smp_device_result(const struct be_sample_out *o, const struct eng_sampling *p,
+		      struct smp_result *res);
 
 /* The pieces, for tests and benches. */
 int smp_argmax(const float *logits, int vocab);

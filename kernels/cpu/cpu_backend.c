@@ -28,4 +28,5 @@ const struct be_ops be_cpu_ops = {
 	.add            = cpu_add,		/* y += x: (n) */
 	.softcap        = cpu_softcap,		/* x (n) in place */
 	.gather_rows    = cpu_gather_rows,	/* out (n_rows, d), x (n, d) */
+	.sample         = cpu_sample,		/* out (n_rows), logits (n_rows, vocab) */
 };

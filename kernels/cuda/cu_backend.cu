@@ -303,4 +303,5 @@ extern "C" const struct be_ops be_cuda_ops = {
 	.add            = cu_add,		/* y += x: (n) */
 	.softcap        = cu_softcap,		/* x (n) in place */
 	.gather_rows    = cu_gather_rows,	/* out (n_rows, d), x (n, d) */
+	.sample         = cu_sample,		/* out (n_rows), logits (n_rows, vocab) */
 };

@@ -171,6 +171,10 @@ int cu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype 
 int cu_attention(void *ctx, float *out, const float *q, const void *k_cache,
 		 const void *v_cache, enum be_dtype kv_dt, const struct be_attn *a);
 
+/* cu_sample.cu */
+int cu_sample(void *ctx, struct be_sample_out *out, float *logits,
+	      const struct be_sample_row *rows, struct be_sample_pair *pairs, int n_rows, int vocab);
+
 /* Upper bound of the attention split scratch on a device with n_sm SMs. */
 size_t cu_attention_scratch_bytes(int n_sm);
 

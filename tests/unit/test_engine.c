@@ -16,6 +16,7 @@
  * No timing assertions; waits have a generous deadline so a hang fails.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -172,6 +173,7 @@ static int load_cases(void)
 }
 
 static int sample_threads;	/* 0: the engine's default */
+static enum eng_sampler sampler;	/* ENG_SAMPLER_AUTO: host on the CPU backend */
 
 static struct engine *mk_engine(int max_seqs, int max_batched, size_t kv_blocks, int max_queue)
 {
@@ -179,6 +181,7 @@ static struct engine *mk_engine(int max_seqs, int max_batched, size_t kv_blocks,
 	struct engine *e = NULL;
 	eng_opts_default(&o);
 	o.sample_threads = sample_threads;
+	o.sampler = sampler;
 	o.max_num_seqs = max_seqs;
 	o.max_num_batched_tokens = max_batched;
 	o.max_queue = max_queue;
@@ -385,6 +388,73 @@ static void test_seeded_sampling_batch_invariant(void)
 	      "seed 99 gave the same 24 tokens as seed 1234");
 	check_idle(e, "seeded");
 	eng_destroy(e);
+}
+
+/*
+ * The device sampler (be_ops.sample; on the CPU backend the reference op)
+ * against the host sampler: every golden case at once, each with its own
+ * mix of greedy / temperature / top_k / top_p / min_p / penalties /
+ * logprobs and a seed: the same tokens, logprobs and top ids.
+ */
+static void run_mixed(enum eng_sampler which, struct res *r)
+{
+	struct engine *e;
+	uint64_t id;
+
+	sampler = which;
+	e = mk_engine(8, 64, 0, 16);
+	sampler = ENG_SAMPLER_AUTO;
+	CHECK(e != NULL, "eng_create (sampler %d) failed", which);
+	if (!e)
+		return;
+	memset(r, 0, sizeof(*r) * MAX_CASES);
+	r[0].gate_at = 1;
+	for (int c = 0; c < n_cases; c++) {
+		struct eng_sampling s;
+		char err[160];
+		eng_sampling_default(&s);
+		s.max_tokens = 20;
+		s.has_seed = 1;
+		s.seed = 500 + (uint64_t)c;
+		s.temperature = (c % 4 == 0) ? 0 : 0.6 + 0.3 * c;
+		s.top_k = (c % 3 == 1) ? 20 : 0;
+		s.top_p = (c % 2 == 1) ? 0.9 : 1.0;
+		s.min_p = (c == 2) ? 0.05 : 0;
+		s.repetition_penalty = (c % 3 == 2) ? 1.3 : 1.0;
+		s.frequency_penalty = (c == 3 || c == 5) ? 0.7 : 0;
+		s.presence_penalty = (c == 6) ? 0.5 : 0;
+		s.logprobs = (c % 2 == 0) ? 3 : -1;
+		CHECK(eng_submit(e, case_ids[c], case_len[c], &s, &r[c], &id, err, sizeof(err)) == 0,
+		      "submit case %d: %s", c, err);
+		if (c == 0)
+			wait_tokens(&r[0], 1);
+	}
+	release(&r[0]);
+	for (int c = 0; c < n_cases; c++)
+		CHECK(wait_final(&r[c]), "sampler %d: case %d never finished", which, c);
+	check_idle(e, "mixed sampling");
+	eng_destroy(e);
+}
+
+static void test_device_sampler_matches_host(void)
+{
+	static struct res host[MAX_CASES], dev[MAX_CASES];
+
+	run_mixed(ENG_SAMPLER_HOST, host);
+	run_mixed(ENG_SAMPLER_DEVICE, dev);
+	for (int c = 0; c < n_cases; c++) {
+		CHECK(host[c].n == 20 && dev[c].n == host[c].n, "case %d: %d vs %d tokens", c,
+		      host[c].n, dev[c].n);
+		CHECK(memcmp(host[c].tokens, dev[c].tokens, sizeof(int) * (size_t)host[c].n) == 0,
+		      "case %d: the device sampler chose other tokens", c);
+		for (int i = 0; c % 2 == 0 && i < host[c].n; i++) {
+			CHECK(fabsf(host[c].lp[i] - dev[c].lp[i]) <= 1e-5f && host[c].lp[i] <= 0,
+			      "case %d token %d: logprob host %g device %g", c, i, host[c].lp[i],
+			      dev[c].lp[i]);
+			CHECK(host[c].top0[i] == dev[c].top0[i], "case %d token %d: top id %d vs %d", c,
+			      i, host[c].top0[i], dev[c].top0[i]);
+		}
+	}
 }
 
 static void test_stop_ids_min_max_tokens_logprobs(void)
@@ -762,6 +832,7 @@ int main(void)
 	RUN(test_chunked_prefill);
 	RUN(test_preemption);
 	RUN(test_seeded_sampling_batch_invariant);
+	RUN(test_device_sampler_matches_host);
 	RUN(test_stop_ids_min_max_tokens_logprobs);
 	RUN(test_cancel_frees_blocks);
 	RUN(test_queue_full);
