@@ -103,10 +103,11 @@ test: deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) HAVE_CUDA=$(HAVE_CUDA) tests/run.sh
 
-# CUDA op and model parity tests; needs a GPU.
+# The whole suite with the CUDA tests required and the service tests on
+# --backend cuda (tests/service/lib.sh: GR_TEST_BACKEND); needs a GPU.
 test-gpu: deps
 	@$(MAKE) --no-print-directory tests
-	@BUILD=$(BUILD) HAVE_CUDA=$(HAVE_CUDA) GR_TEST_GPU=1 tests/run.sh
+	@BUILD=$(BUILD) HAVE_CUDA=$(HAVE_CUDA) GR_TEST_GPU=1 GR_TEST_BACKEND=cuda tests/run.sh
 
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (CPU build).
 asan: deps

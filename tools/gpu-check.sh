@@ -12,11 +12,18 @@
 # and prints a summary line per step. Exit status: 0 when steps 2-4 passed.
 #
 # Environment: BUILD (default build), JOBS (default nproc), SKIP_FULL=1 skips step 6,
-# GPU_CHECK_LOG (default $BUILD/gpu-check) for the per-step logs.
+# GPU_CHECK_LOG (default $BUILD/gpu-check) for the per-step logs, GPU_CHECK_BUDGET
+# (default 570): seconds for the whole script - a device call lasts at most 600 s,
+# so each step's timeout is cut to what is left and a step with < 20 s left is
+# skipped. The build is kept between device calls: a second call with
+# SKIP_FULL=0 and the sanitizer steps done goes straight to `make test-gpu`
+# (GPU_CHECK_ONLY=test-gpu runs that step alone).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 BUILD=${BUILD:-build}
+BUDGET=${GPU_CHECK_BUDGET:-570}
+ONLY=${GPU_CHECK_ONLY:-}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 4)}
 LOG=${GPU_CHECK_LOG:-$BUILD/gpu-check}
 mkdir -p "$LOG"
@@ -30,7 +37,17 @@ required_failed=0
 step() {
 	local name="$1" required="$2" tmo="$3"
 	shift 3
-	local t0=$SECONDS rc
+	local t0=$SECONDS rc left=$((BUDGET - SECONDS))
+	if [ -n "$ONLY" ] && [ "$name" != "$ONLY" ] && [ "$name" != build ]; then
+		skip_step "$name" "GPU_CHECK_ONLY=$ONLY"
+		return 0
+	fi
+	if [ "$left" -lt 20 ]; then
+		skip_step "$name" "out of the ${BUDGET}s budget"
+		[ "$required" = 1 ] && required_failed=1
+		return 1
+	fi
+	[ "$tmo" -gt "$left" ] && tmo=$left
 	echo "=== $name: $*"
 	timeout "$tmo" "$@" >"$LOG/$name.log" 2>&1
 	rc=$?

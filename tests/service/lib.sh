@@ -3,6 +3,8 @@
 # Servers bind 127.0.0.1 on a free port and are killed by the caller's trap.
 BUILD=${BUILD:-build}
 BIN="$BUILD/gemma-run"
+# The backend the service tests run on: cpu (make test) or cuda (make test-gpu).
+TEST_BACKEND=${GR_TEST_BACKEND:-cpu}
 SPIDS=()
 SLOGS=()
 
@@ -31,7 +33,7 @@ free_port() {
 start_serve() {
 	local log=$1; shift
 	SPORT=$(free_port)
-	"$BIN" serve --host 127.0.0.1 --port "$SPORT" --backend cpu --threads 2 "$@" >"$log" 2>&1 &
+	"$BIN" serve --host 127.0.0.1 --port "$SPORT" --backend "$TEST_BACKEND" --threads 2 "$@" >"$log" 2>&1 &
 	SPID=$!
 	SPIDS+=("$SPID")
 	SLOGS+=("$log")

@@ -42,7 +42,7 @@ if (!fs.existsSync(BIN)) { console.log(`FAIL openai_setup: ${BIN} not built`); p
 const port = await freePort();
 const logf = path.join(os.tmpdir(), `openai-test-${process.pid}.log`);
 const log = fs.openSync(logf, 'w');
-const srv = spawn(BIN, ['serve', '--model', modelDir(), '--host', '127.0.0.1', '--port', String(port), '--backend', 'cpu',
+const srv = spawn(BIN, ['serve', '--model', modelDir(), '--host', '127.0.0.1', '--port', String(port), '--backend', process.env.GR_TEST_BACKEND || 'cpu',
 	'--threads', '2', '--served-model-name', 'gemma-tiny', '--api-key', 'sk-test', '--max-num-seqs', '64',
 	'--log-format', 'text'], { stdio: ['ignore', log, log] });
 const cleanup = () => { try { srv.kill('SIGKILL'); } catch {} try { fs.unlinkSync(logf); } catch {} };
