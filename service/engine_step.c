@@ -6,7 +6,8 @@
  *   2. schedule under the token budget max_num_batched_tokens: running
  *      sequences first, oldest first (decode tokens and the next prefill
  *      chunk of partly prefilled ones), then waiting requests FIFO while
- *      fewer than max_num_seqs run and their first chunk's blocks are free.
+ *      fewer than max_num_seqs run and their first chunk's blocks are free
+ *      with 1 % of the cache to spare (admit_watermark).
  *      When a running sequence needs a block and none is free, the youngest
  *      running sequence is preempted: blocks freed, back to the front of
  *      the waiting queue, recomputed later from prompt + generated tokens.
@@ -78,6 +79,17 @@ static void sched_add(struct engine *e, struct eng_req *q, int take)
 	e->sched[e->n_sched++] = q;
 }
 
+/*
+ * Admission watermark (vLLM's): while something runs, a waiting request is
+ * admitted only if 1 % of the cache's blocks stay free after its first
+ * chunk, so running sequences can grow for a while and a request that was
+ * just preempted is not readmitted straight into the next preemption.
+ */
+static int admit_watermark(const struct engine *e)
+{
+	return e->running.n > 0 ? (kv_n_blocks(e->kv) + 99) / 100 : 0;
+}
+
 /* Step 2 (lock held). */
 static void schedule(struct engine *e)
 {
@@ -107,7 +119,8 @@ static void schedule(struct engine *e)
 		int take = MIN(q->n_tokens - q->n_computed, budget);
 		if (atomic_load(&q->cancel))
 			break;		/* retired at the next step */
-		if (blocks_for(e, take) > kv_n_free(e->kv) || grow(e, q, &take) < 0)
+		if (blocks_for(e, take) + admit_watermark(e) > kv_n_free(e->kv) ||
+		    grow(e, q, &take) < 0)
 			break;
 		eng_list_remove(&e->waiting, q);
 		eng_list_push_back(&e->running, q);

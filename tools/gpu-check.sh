@@ -108,8 +108,12 @@ if [ "$built" = 1 ] && [ -n "$san" ]; then
 		--error-exitcode 3 "$BUILD/tests/kernels/test_cuda_ops"
 	step memcheck-attn 1 900 env GR_TEST_GPU=1 "$san" --tool memcheck --error-exitcode 3 \
 		"$BUILD/tests/kernels/test_cuda_attention"
+	step memcheck-sample 1 900 env GR_TEST_GPU=1 "$san" --tool memcheck --error-exitcode 3 \
+		"$BUILD/tests/kernels/test_cuda_sample"
 	step racecheck 0 900 env GR_TEST_GPU=1 "$san" --tool racecheck --error-exitcode 3 \
 		"$BUILD/tests/kernels/test_cuda_attention"
+	step racecheck-sample 0 900 env GR_TEST_GPU=1 "$san" --tool racecheck --error-exitcode 3 \
+		"$BUILD/tests/kernels/test_cuda_sample"
 else
 	[ -z "$san" ] && required_failed=1
 	skip_step memcheck "$([ "$built" = 1 ] && echo 'compute-sanitizer not found' || echo 'build failed')"
@@ -135,11 +139,11 @@ done
 for f in cuda-tests test-gpu; do
 	[ -f "$LOG/$f.log" ] && grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/$f.log" | sed "s/^/  $f: /"
 done
-for f in memcheck memcheck-attn; do
+for f in memcheck memcheck-attn memcheck-sample; do
 	[ -f "$LOG/$f.log" ] && grep -E 'ERROR SUMMARY' "$LOG/$f.log" | sed "s/^/  $f: /"
 done
-if [ -f "$LOG/racecheck.log" ]; then
-	grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$LOG/racecheck.log" | sed 's/^/  racecheck: /'
-fi
+for f in racecheck racecheck-sample; do
+	[ -f "$LOG/$f.log" ] && grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$LOG/$f.log" | sed "s/^/  $f: /"
+done
 [ "$required_failed" = 0 ] && echo "gpu-check: PASS" || echo "gpu-check: FAIL"
 exit "$required_failed"

@@ -122,8 +122,11 @@ static __device__ uint64_t block_select(const float *l, int V, const struct smp_
 	struct smp_sel s;
 	uint64_t key, w;
 
-	if (threadIdx.x == 0)
+	if (threadIdx.x == 0) {
 		smp_sel_init(&sh->sel, p.sorted ? 64 : 32);
+		sh->found_key = SMP_KEY_MAX;	/* no weighted entry at all: as the CPU op */
+		sh->found_w = 0;
+	}
 	for (;;) {
 		for (int d = threadIdx.x; d < 256; d += SMP_THREADS) {
 			sh->hw[d] = 0;

@@ -332,6 +332,50 @@ static void test_preemption(void)
 	eng_destroy(e);
 }
 
+/*
+ * The admission watermark: with 6 blocks (watermark 1), A (20-token prompt,
+ * 40 tokens out: grows to 4 blocks) runs; B's 64-token prompt needs exactly
+ * the 4 free blocks. Without the watermark B would be admitted and then
+ * preempted when A needs its third block; with it B waits for A.
+ */
+static void test_admission_watermark(void)
+{
+	struct engine *e = mk_engine(4, 128, 6, 16);
+	struct eng_sampling s;
+	struct eng_stats st;
+	static struct res a, b;
+	int pa[20], pb[64];
+	uint64_t id;
+
+	CHECK(e != NULL, "eng_create failed");
+	if (!e)
+		return;
+	for (int i = 0; i < 64; i++)
+		pb[i] = 2 + (i * 7) % 300;
+	for (int i = 0; i < 20; i++)
+		pa[i] = 2 + (i * 11) % 300;
+	greedy_params(&s, 40);
+	s.ignore_eos = 1;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.gate_at = 1;
+	CHECK(eng_submit(e, pa, 20, &s, &a, &id, NULL, 0) == 0, "submit A");
+	CHECK(wait_tokens(&a, 1), "A: no first token");
+	greedy_params(&s, 8);
+	s.ignore_eos = 1;
+	CHECK(eng_submit(e, pb, 64, &s, &b, &id, NULL, 0) == 0, "submit B");
+	release(&a);
+	CHECK(wait_final(&a) && wait_final(&b), "A or B never finished");
+	CHECK(a.n == 40 && b.n == 8, "A %d tokens, B %d", a.n, b.n);
+	eng_get_stats(e, &st);
+	CHECK(st.preemptions == 0, "%llu preemptions: B was admitted into A's last free blocks",
+	      (unsigned long long)st.preemptions);
+	CHECK(b.t_first >= a.t_done, "B started before A finished (B first %.6f, A done %.6f)",
+	      b.t_first, a.t_done);
+	check_idle(e, "watermark");
+	eng_destroy(e);
+}
+
 static void test_seeded_sampling_batch_invariant(void)
 {
 	struct engine *e1, *e;
@@ -831,6 +875,7 @@ int main(void)
 	RUN(test_greedy_golden_batched);
 	RUN(test_chunked_prefill);
 	RUN(test_preemption);
+	RUN(test_admission_watermark);
 	RUN(test_seeded_sampling_batch_invariant);
 	RUN(test_device_sampler_matches_host);
 	RUN(test_stop_ids_min_max_tokens_logprobs);
