@@ -123,6 +123,26 @@ SMP_HD uint64_t smp_weight(float l, float m, float inv_t, float thr)
 	return l >= thr ? smp_fx(expf((l - m) * inv_t)) : 0;
 }
 
+/*
+ * a * b rounded on its own: nvcc contracts a * b + c into one FMA by
+ * default (gcc -std=c11 does not), which could round a penalised logit or
+ * the min_p threshold differently on the two backends.
+ */
+SMP_HD double smp_dmul(double a, double b)
+{
+#ifdef __CUDA_ARCH__
+	return __dmul_rn(a, b);
+#else
+	return a * b;
+#endif
+}
+
+/* min_p's logit threshold for the row's max m (host sampler: m + T log(min_p)). */
+SMP_HD float smp_min_p_thr(float m, double temperature, double min_p)
+{
+	return min_p > 0 ? (float)((double)m + smp_dmul(temperature, log(min_p))) : -INFINITY;
+}
+
 /* The penalised value of logit l for pair pr of row r (host sampler's arithmetic). */
 SMP_HD float smp_pair_apply(float l, const struct be_sample_pair *pr, const struct be_sample_row *r)
 {
@@ -131,7 +151,7 @@ SMP_HD float smp_pair_apply(float l, const struct be_sample_pair *pr, const stru
 	if (r->rep != 1.0f && (pr->flags & BE_PAIR_SEEN))
 		l = l > 0 ? l / r->rep : l * r->rep;
 	if ((r->freq != 0.0 || r->pres != 0.0) && pr->count > 0)
-		l = (float)((double)l - r->freq * pr->count - r->pres);
+		l = (float)(((double)l - smp_dmul(r->freq, pr->count)) - r->pres);
 	return l;
 }
 

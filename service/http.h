@@ -85,7 +85,14 @@ struct hreq {
 	struct choice *ch;
 	char who[160];
 	int prompt_tokens, completion_tokens;
+	enum api_kind kind;
+	int prepping;			/* a prep worker owns r->api (http_prep.c); not freed */
 };
+
+#define HTTP_PREP_THREADS 2		/* request preparation workers (http_prep.c) */
+#define HTTP_PREP_INLINE_BYTES 16384	/* bodies up to this are prepared on the loop thread */
+
+struct prep_job;
 
 struct srv {
 	const struct srv_config *cfg;
@@ -119,6 +126,15 @@ struct srv {
 	int n_sending;			/* replies handed to evhttp, not yet written out */
 	uint64_t n_req;
 	struct sbuf scratch;		/* loop thread: response building */
+	/* request preparation off the loop thread (http_prep.c) */
+	pthread_t prep_threads[HTTP_PREP_THREADS];
+	int n_prep_threads;
+	pthread_mutex_t prep_mu;
+	pthread_cond_t prep_cv;
+	struct prep_job *prep_in, *prep_in_tail;	/* queued for a worker */
+	struct prep_job *prep_done, *prep_done_tail;	/* parsed, for the loop thread */
+	int prep_stop;
+	struct event *prep_ev;				/* the loop takes prep_done */
 	const char *project;		/* GOOGLE_CLOUD_PROJECT or NULL */
 };
 
@@ -149,7 +165,16 @@ int http_read_body(struct srv *s, struct evhttp_request *req, const char *route,
 cJSON *http_parse_json(struct srv *s, struct evhttp_request *req, const char *route, double t0,
 		       const char *body, size_t len);
 
+/* http_prep.c: api_parse() of generation requests on worker threads */
+int http_prep_start(struct srv *s);
+/* Loop thread: queues r (sets r->prepping) with its parsed body (the job frees it). */
+int http_prep_submit(struct srv *s, struct hreq *r, cJSON *body, enum api_kind kind);
+/* Joins the workers and drops what is queued (before the requests are freed). */
+void http_prep_stop(struct srv *s);
+
 /* http_gen.c */
+/* Loop thread: r's api_parse() finished with rc (and e when rc < 0). */
+void http_gen_prepared(struct hreq *r, int rc, const struct api_err *e);
 void http_on_output(const struct eng_output *o);	/* engine thread */
 void http_drain_ready(struct srv *s);			/* loop thread */
 void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_kind kind,

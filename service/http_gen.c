@@ -154,7 +154,7 @@ static void hreq_free(struct hreq *r)
 
 static void maybe_free(struct hreq *r)
 {
-	if ((r->replied || r->gone) && r->n_final == r->n_submitted)
+	if (!r->prepping && (r->replied || r->gone) && r->n_final == r->n_submitted)
 		hreq_free(r);
 }
 
@@ -502,15 +502,30 @@ static void watch_client(struct hreq *r)
 	}
 }
 
+/* Answers an error for a request whose watchers are set, and lets it go. */
+static void gen_fail(struct hreq *r, int status, const char *msg, const char *param)
+{
+	detach_watchers(r);	/* while r->req is ours: the close callback points at r */
+	cancel_choices(r);
+	r->replied = 1;
+	http_error(r->srv, r->req, r->route, status, msg, param, r->t_start);
+	r->req = NULL;
+	maybe_free(r);
+}
+
+/*
+ * Loop thread. Reads and parses the body here (cheap), then runs api_parse
+ * (validation, chat template, tokenization) here for a small body, or hands
+ * the request to a prep worker (http_prep.c) for a large one, and continues
+ * in http_gen_prepared().
+ */
 void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_kind kind,
 			  const char *route, double t0, const char *who)
 {
 	char *body = NULL;
 	size_t len = 0;
 	cJSON *j;
-	struct api_err e;
 	struct hreq *r;
-	int rc;
 
 	if (http_read_body(s, req, route, t0, &body, &len) < 0)
 		return;
@@ -524,35 +539,55 @@ void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_ki
 		http_error(s, req, route, 500, "out of memory", NULL, t0);
 		return;
 	}
-	rc = api_parse(kind, j, s->tok, &s->lim, &r->api, &e);
-	cJSON_Delete(j);
-	if (rc < 0) {
-		free(r);
-		http_error(s, req, route, e.status ? e.status : 400, e.msg, e.param, t0);
-		return;
-	}
 	r->srv = s;
 	r->req = req;
 	r->route = route;
+	r->kind = kind;
 	r->t_start = t0;
 	r->created = (long)wall_sec();
-	r->stream = r->api.stream;
 	snprintf(r->id, sizeof(r->id), "%s-%016llx%08llx", kind == API_CHAT ? "chatcmpl" : "cmpl",
 		 (unsigned long long)(wall_sec() * 1e6), (unsigned long long)++s->n_req);
 	snprintf(r->who, sizeof(r->who), "%s", who ? who : "");
-	r->n_choices = r->api.n_prompts * r->api.n;
-	r->ch = calloc((size_t)r->n_choices, sizeof(*r->ch));
-	if (!r->ch) {
-		api_req_release(&r->api);
-		free(r);
-		http_error(s, req, route, 500, "out of memory", NULL, t0);
-		return;
-	}
 	r->next = s->active;
 	if (s->active)
 		s->active->prev = r;
 	s->active = r;
 	s->n_active++;
+	watch_client(r);	/* a client that leaves while its prompt is tokenized is seen */
+	if (len <= HTTP_PREP_INLINE_BYTES) {
+		/* a few ms at most: done here, and not queued behind big prompts */
+		struct api_err e;
+		int rc = api_parse(kind, j, s->tok, &s->lim, &r->api, &e);
+		cJSON_Delete(j);
+		http_gen_prepared(r, rc, &e);
+	} else if (http_prep_submit(s, r, j, kind) < 0) {
+		cJSON_Delete(j);
+		gen_fail(r, 500, "out of memory", NULL);
+	}
+}
+
+void http_gen_prepared(struct hreq *r, int rc, const struct api_err *e)
+{
+	struct srv *s = r->srv;
+	enum api_kind kind = r->kind;
+	struct evhttp_request *req = r->req;
+
+	if (r->gone) {		/* the client left while its request was prepared */
+		maybe_free(r);
+		return;
+	}
+	if (rc < 0) {
+		gen_fail(r, e->status ? e->status : 400, e->msg, e->param);
+		return;
+	}
+	r->stream = r->api.stream;
+	r->n_choices = r->api.n_prompts * r->api.n;
+	r->ch = calloc((size_t)r->n_choices, sizeof(*r->ch));
+	if (!r->ch) {
+		r->n_choices = 0;
+		gen_fail(r, 500, "out of memory", NULL);
+		return;
+	}
 
 	for (int i = 0; i < r->n_choices; i++) {
 		struct choice *c = &r->ch[i];
@@ -570,18 +605,13 @@ void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_ki
 			smp.seed += (uint64_t)(i % r->api.n);
 		rc = eng_submit(s->eng, p->ids, p->n_ids, &smp, c, &c->eng_id, err, sizeof(err));
 		if (rc < 0) {
-			cancel_choices(r);
-			r->replied = 1;
 			if (rc == ST_EFULL)
-				http_error(s, req, route, 429, "the server is busy: the waiting queue is full",
-					   NULL, t0);
+				gen_fail(r, 429, "the server is busy: the waiting queue is full", NULL);
 			else if (rc == ST_EINVAL)
-				http_error(s, req, route, 400, err[0] ? err : "invalid request",
-					   kind == API_CHAT ? "messages" : "prompt", t0);
+				gen_fail(r, 400, err[0] ? err : "invalid request",
+					 kind == API_CHAT ? "messages" : "prompt");
 			else
-				http_error(s, req, route, 500, "the request could not be queued", NULL, t0);
-			r->req = NULL;
-			maybe_free(r);
+				gen_fail(r, 500, "the request could not be queued", NULL);
 			return;
 		}
 		c->submitted = 1;
@@ -609,5 +639,4 @@ void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_ki
 			}
 		}
 	}
-	watch_client(r);
 }

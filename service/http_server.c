@@ -478,6 +478,8 @@ int http_srv_init(struct srv *s, const struct srv_config *cfg, const char *model
 	s->tick = event_new(s->base, -1, EV_PERSIST, on_tick, s);
 	if (!s->wake || !s->sig_term || !s->sig_int || !s->tick)
 		return log_err(ST_ENOMEM, "libevent: cannot create events");
+	if ((rc = http_prep_start(s)) < 0)
+		return rc;
 	if ((rc = event_add(s->sig_term, NULL)) < 0 || (rc = event_add(s->sig_int, NULL)) < 0 ||
 	    (rc = event_add(s->tick, &tv)) < 0)
 		return log_err(ST_EIO, "libevent: cannot add events");
@@ -493,6 +495,7 @@ int http_srv_run(struct srv *s)
 
 void http_srv_release(struct srv *s)
 {
+	http_prep_stop(s);	/* no worker may still write a request freed below */
 	if (s->http)
 		evhttp_free(s->http);
 	/* evhttp_free closed every connection; close callbacks freed what they held */

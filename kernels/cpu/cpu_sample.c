@@ -130,8 +130,7 @@ static void sample_one(float *l, int V, const struct be_sample_row *r,
 			.mode = SMP_MASS,
 			.m = l[amax],
 			.inv_t = (float)(1.0 / r->temperature),
-			.thr = r->min_p > 0 ? (float)(l[amax] + r->temperature * log(r->min_p))
-					    : -INFINITY,
+			.thr = smp_min_p_thr(l[amax], r->temperature, r->min_p),
 			.kcut = SMP_KEY_MAX,
 			.pcut = SMP_KEY_MAX,
 		};

@@ -193,7 +193,9 @@ static int ta_launch_npl(struct cu_ctx *c, float *out, const float *q, const T *
 	size_t smem = ta_smem_bytes(a->head_dim);
 	dim3 grid((unsigned)((a->n_tok + TA_QT - 1) / TA_QT), (unsigned)a->n_heads);
 
-	if (smem > 48 * 1024)
+	/* The 48 KiB default covers static + dynamic shared memory: the kernel's own
+	 * ~600 static bytes count too (head_dim 151-152 would fail to launch). */
+	if (smem + 1024 > 48 * 1024)
 		CUDA_TRY(cudaFuncSetAttribute(attn_tiled_kernel<T, NPL>,
 					      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 	attn_tiled_kernel<T, NPL><<<grid, TA_THREADS, smem, c->stream>>>(out, q, kc, vc, *a);

@@ -8,8 +8,8 @@
  * compute stream with a fixed workspace.
  * upload: cudaMemcpyAsync on lane % CU_LANES, then cudaLaunchHostFunc(done)
  * on the same stream, so done runs once the copy no longer needs the host
- * buffer (done is the loader's and must not call CUDA). On an error the
- * copy is not issued and done is never called.
+ * buffer (done is the loader's and must not call CUDA). On an error done is
+ * never called and the host buffer is no longer read when upload returns.
  * The KV cache element type is BF16 (be_cuda_ops.kv_dtype); kv_write and
  * attention also take F32 and F16 caches.
  */
@@ -211,6 +211,7 @@ static int cu_upload(void *ctx, void *dst, const void *src, size_t n, int lane,
 {
 	struct cu_ctx *c = (struct cu_ctx *)ctx;
 	cudaStream_t s;
+	cudaError_t e;
 	int rc;
 
 	if ((rc = cu_set_device(c)) < 0)
@@ -218,8 +219,13 @@ static int cu_upload(void *ctx, void *dst, const void *src, size_t n, int lane,
 	s = c->lanes[(unsigned)lane % CU_LANES];
 	if (n)
 		CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s));
-	if (done)
-		CUDA_TRY(cudaLaunchHostFunc(s, done, arg));
+	if (done && (e = cudaLaunchHostFunc(s, done, arg)) != cudaSuccess) {
+		/* The copy is already queued and the caller reuses src on an error:
+		 * wait until the lane no longer reads it (the contract above). */
+		cudaStreamSynchronize(s);
+		return log_err(ST_ECUDA, "cuda: cudaLaunchHostFunc: %s (%s)", cudaGetErrorString(e),
+			       cudaGetErrorName(e));
+	}
 	return 0;
 }
 

@@ -266,7 +266,7 @@ sample_kernel(struct be_sample_out *out, float *logits, const struct be_sample_r
 		p.sorted = k_on || r.top_p < 1.0;
 		p.m = l[amax];
 		p.inv_t = (float)(1.0 / r.temperature);
-		p.thr = r.min_p > 0 ? (float)(l[amax] + r.temperature * log(r.min_p)) : -INFINITY;
+		p.thr = smp_min_p_thr(l[amax], r.temperature, r.min_p);
 		p.kcut = SMP_KEY_MAX;
 		p.pcut = SMP_KEY_MAX;
 		if (k_on) {
