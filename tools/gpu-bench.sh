@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# tools/gpu-bench.sh - the CUDA benchmarks (bench/bench_gpu.c) in one device call of at
-# most 600 s: build mkmodel and bench_gpu with nvcc, run `bench_gpu --backend cuda` (9b
-# model made in a temp dir, load, decode at batches 1,8,32,64, kernels) under a timeout
-# that ends before 600 s, keep its whole output in ${OUT:-/tmp}/bench_gpu.txt and print
-# the summary (every "bench_gpu:" line and the decode table). Figures print as they are
-# measured, so a run cut by the timeout still leaves the ones it reached.
+# tools/gpu-bench.sh - the CUDA benchmarks in one device call of at most 600 s: build
+# mkmodel, bench_kernels and bench_gpu with nvcc, run `bench_kernels` (single ops, ~1 min
+# at most) and then `bench_gpu --backend cuda` (9b model made in a temp dir, load, decode
+# at batches 1,8,32,64) under timeouts that end before 600 s, keep their whole output in
+# ${OUT:-/tmp}/bench_kernels.txt and bench_gpu.txt and print the summary (every result
+# line and the decode table). Figures print as they are measured, so a run cut by the
+# timeout still leaves the ones it reached.
 #
 #   tools/gpu-bench.sh [bench_gpu options...]    e.g. --gen 64, --batches 1,64, --preset 2b
 #
@@ -27,7 +28,7 @@ if command -v nvidia-smi >/dev/null; then
 else
 	echo "gpu-bench: no nvidia-smi on PATH"
 fi
-if ! make -j"$JOBS" BUILD="$BUILD" "$BUILD/mkmodel" "$BUILD/bench/bench_gpu" >"$OUTDIR/bench_gpu_build.txt" 2>&1; then
+if ! make -j"$JOBS" BUILD="$BUILD" "$BUILD/mkmodel" "$BUILD/bench/bench_gpu" "$BUILD/bench/bench_kernels" >"$OUTDIR/bench_gpu_build.txt" 2>&1; then
 	tail -n 30 "$OUTDIR/bench_gpu_build.txt"
 	echo "gpu-bench: build failed after ${SECONDS}s (log $OUTDIR/bench_gpu_build.txt)"
 	exit 1
@@ -37,6 +38,9 @@ if ! nm "$BUILD/libgemma.a" 2>/dev/null | grep -q ' D be_cuda_ops'; then
 	exit 1
 fi
 echo "gpu-bench: built in ${SECONDS}s"
+timeout -k 10 120 "$BUILD/bench/bench_kernels" --backend cuda >"$OUTDIR/bench_kernels.txt" 2>&1
+krc=$?
+echo "gpu-bench: bench_kernels exit $krc after ${SECONDS}s (output $OUTDIR/bench_kernels.txt)"
 
 left=$(( ${BUDGET_S:-570} - SECONDS ))
 extra=()
@@ -57,4 +61,6 @@ echo "=== gpu-bench summary (bench_gpu exit $rc$([ "$rc" = 124 ] && echo ': TIME
 sed -n '/^=== bench_gpu decode/,/^$/p' "$out"
 grep -E '^(bench_gpu: |note: |model: )' "$out" | awk '!seen[$0]++'
 [ "$rc" = 0 ] || tail -n 15 "$out" | sed 's/^/  | /'
-exit "$rc"
+grep -E '^bench_kernels: ' "$OUTDIR/bench_kernels.txt" | awk '!seen[$0]++'
+[ "$rc" = 0 ] || exit "$rc"
+exit "$krc"
