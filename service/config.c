@@ -16,6 +16,7 @@
 
 #include "common/status.h"
 #include "common/util.h"
+#include "service/engine.h"
 
 enum opt_type { T_STR, T_INT, T_DBL, T_BOOL, T_SIZE, T_AUTH, T_LOGFMT, T_LOGLVL };
 
@@ -249,8 +250,7 @@ int cfg_parse(int argc, char **argv, struct srv_config *cfg, char *err, size_t e
 		snprintf(err, errlen, "--max-queue must be at least 0");
 		return ST_EINVAL;
 	}
-	if (strcmp(cfg->sampler, "auto") != 0 && strcmp(cfg->sampler, "host") != 0 &&
-	    strcmp(cfg->sampler, "device") != 0) {
+	if (eng_sampler_parse(cfg->sampler, &(enum eng_sampler){ 0 }) < 0) {
 		snprintf(err, errlen, "--sampler must be auto, host or device, not '%s'", cfg->sampler);
 		return ST_EINVAL;
 	}
