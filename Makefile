@@ -2,8 +2,18 @@
 # nvcc is found; CUDA=0 forces CPU-only). See README.md and docs/.
 #
 # Sources are found by wildcard, so a new module file or test needs no edit here:
-#   common/ loader/ kernels/ kernels/cpu/ service/  -> build/libgemma.a
+#   common/ kernels/ tokenizer/ loader/ engine/ service/ (and subfolders) -> build/libgemma.a
 #   kernels/cuda/*.cu                               -> nvcc, when CUDA is on
+#   service/cli/main.c                              -> build/gemma-run
+#
+# Layers (docs/ARCHITECTURE.md): each folder is compiled with only the include
+# roots it may use, so an upward #include fails to compile:
+#   common <- kernels, tokenizer <- loader (kernels), engine (kernels, tokenizer)
+#   <- service (engine; not loader) <- service/cli (everything)
+# $(BUILD)/inc/LAYER/ holds one symlink per folder that LAYER may include.
+# libevent's flags go to service/ only, libcurl's and OpenSSL's to loader/ and
+# service/auth/ (tests/layout.test.sh checks the #include lines themselves, since
+# Debian puts every library's headers in /usr/include where no flag can hide them).
 #   tests/**/test_*.c                               -> one binary each, run by tests/run.sh
 #   tests/fuzz/fuzz_*.c                             -> libFuzzer targets (make fuzz)
 #   bench/*.c                                       -> build/bench/* (bench/loadgen.c -> build/loadgen)
@@ -22,11 +32,14 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 
 PKGS    := libevent libevent_pthreads libcjson libcurl openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS_EVENT := $(shell pkg-config --cflags libevent libevent_pthreads 2>/dev/null)
+CFLAGS_NET   := $(shell pkg-config --cflags libcurl openssl 2>/dev/null)
+CFLAGS_CJSON := $(shell pkg-config --cflags libcjson 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 OPT     ?= -O2
 CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Werror -MMD -MP -D_GNU_SOURCE \
-           -I. $(PKG_CFLAGS) -pthread -fno-strict-aliasing
+           $(CFLAGS_CJSON) -pthread -fno-strict-aliasing
 # The CPU kernels are the hot loops: vectorise them for AVX2/FMA machines
 # (every Cloud Run GPU host has them).
 KCFLAGS := -O3 -mavx2 -mfma -mf16c
@@ -40,13 +53,14 @@ endif
 ifeq ($(HAVE_CUDA),1)
 CFLAGS  += -DGR_HAVE_CUDA=1 -I$(CUDA_HOME)/include
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
-NVFLAGS := -std=c++17 -O3 -I. -Xcompiler -fPIC,-Wall,-Werror \
+NVFLAGS := -std=c++17 -O3 -I$(BUILD)/inc/kernels -Xcompiler -fPIC,-Wall,-Werror \
            -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
            -gencode arch=compute_90,code=compute_90
 endif
 
-LIB_SRC := $(wildcard common/*.c loader/*.c kernels/*.c kernels/cpu/*.c service/*.c)
-LIB_SRC := $(filter-out service/main.c,$(LIB_SRC))
+LAYERS  := common kernels tokenizer loader engine service
+LIB_SRC := $(sort $(shell find $(LAYERS) -name '*.c'))
+LIB_SRC := $(filter-out service/cli/main.c,$(LIB_SRC))
 CU_SRC  := $(if $(filter 1,$(HAVE_CUDA)),$(wildcard kernels/cuda/*.cu))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/libgemma.a
@@ -61,13 +75,34 @@ TOOLS   := $(if $(wildcard tools/mkmodel.c),$(BUILD)/mkmodel) $(if $(wildcard be
 .SECONDARY:
 all: $(BUILD)/gemma-run $(TOOLS)
 
-$(BUILD)/obj/kernels/cpu/%.o: kernels/cpu/%.c
+# What each layer may include (the folders under $(BUILD)/inc/LAYER/).
+INC_common    := common
+INC_kernels   := common kernels
+INC_tokenizer := common tokenizer
+INC_loader    := common kernels loader
+INC_engine    := common kernels tokenizer engine
+INC_service   := common kernels tokenizer engine service
+INC_STAMP := $(BUILD)/inc/.stamp
+$(INC_STAMP): Makefile
+	@rm -rf $(BUILD)/inc
+	@$(foreach l,$(LAYERS),mkdir -p $(BUILD)/inc/$(l) && \
+	  $(foreach d,$(INC_$(l)),ln -s $(CURDIR)/$(d) $(BUILD)/inc/$(l)/$(d) &&) true;)
+	@touch $@
+# Include flags of one source file: its layer's root (service/cli/, tests,
+# tools and benchmarks see the whole tree), plus the libraries it may use.
+top_of    = $(firstword $(subst /, ,$(1)))
+layer_of  = $(if $(filter service/cli/%,$(1)),,$(filter $(LAYERS),$(call top_of,$(1))))
+inc_flags = $(if $(call layer_of,$(1)),-I$(BUILD)/inc/$(call layer_of,$(1)),-I.) \
+            $(if $(filter service/% tests/% bench/% tools/%,$(1)),$(CFLAGS_EVENT)) \
+            $(if $(filter loader/% service/auth/% tests/% bench/% tools/%,$(1)),$(CFLAGS_NET))
+
+$(BUILD)/obj/kernels/cpu/%.o: kernels/cpu/%.c | $(INC_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(KCFLAGS) -c $< -o $@
-$(BUILD)/obj/%.o: %.c
+	$(CC) $(CFLAGS) $(call inc_flags,$<) $(KCFLAGS) -c $< -o $@
+$(BUILD)/obj/%.o: %.c | $(INC_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/obj/%.o: %.cu
+	$(CC) $(CFLAGS) $(call inc_flags,$<) -c $< -o $@
+$(BUILD)/obj/%.o: %.cu | $(INC_STAMP)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -75,7 +110,7 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/gemma-run: $(BUILD)/obj/service/main.o $(LIB)
+$(BUILD)/gemma-run: $(BUILD)/obj/service/cli/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/mkmodel: $(BUILD)/obj/tools/mkmodel.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -24,8 +24,8 @@
 #include "kernels/gemma2.h"
 #include "kernels/kv_cache.h"
 #include "loader/loader.h"
-#include "service/engine.h"
-#include "service/sampling.h"
+#include "engine/engine.h"
+#include "engine/sampling.h"
 
 #define PROMPT 24
 #define MAX_B 64
@@ -131,7 +131,9 @@ static double run_engine(struct ld_model *m)
 	o.max_num_seqs = B;
 	o.max_num_batched_tokens = B * PROMPT;
 	o.max_model_len = PROMPT + D + 1;
-	if (eng_create(&o, m, NULL, on_out, &e) < 0 || eng_warmup(e) < 0)
+	struct g2_weights w;
+	ld_g2_weights(m, &w);
+	if (eng_create(&o, &w, NULL, on_out, &e) < 0 || eng_warmup(e) < 0)
 		return -1;
 	eng_sampling_default(&s);
 	s.temperature = 0;

@@ -7,7 +7,7 @@
  * 50 largest; top_p=0.9 draws stay in the nucleus computed by full sort.
  *
  * Then a step of 16 rows (top_p 0.9) sampled one after another vs. on the
- * engine's row pool (service/engine_pool.c) with min(4, CPUs) workers; the draws must
+ * engine's row pool (engine/engine_pool.c) with min(4, CPUs) workers; the draws must
  * be identical (each row owns its rng).
  *
  *   bench_sampling [--vocab N] [--iters N]
@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "service/engine_pool.h"
-#include "service/sampling.h"
+#include "engine/engine_pool.h"
+#include "engine/sampling.h"
 
 static float *row, *work;
 static int V = 256000;

@@ -35,6 +35,7 @@
 #include <strings.h>
 
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
 
 #define LG_LINE_MAX (16 * 1024)

@@ -16,8 +16,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/fileio.h"
 #include "common/util.h"
-#include "service/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 static int hexval(int c)
 {

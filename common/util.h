@@ -1,8 +1,9 @@
 /*
- * util.h - small helpers shared by every module: clocks, whole-file reads,
- * float formats (bf16, f16), JSON string escaping, number parsing.
+ * util.h - small helpers shared by every module: clocks, float formats
+ * (bf16, f16), JSON string escaping, UTF-8 checks, number parsing, a PRNG.
  *
- * Nothing here allocates except read_file(), whose buffer the caller frees.
+ * Nothing here allocates or logs (log.c builds on it; file I/O, which logs
+ * its errors, is in fileio.h).
  */
 #ifndef GR_UTIL_H
 #define GR_UTIL_H
@@ -21,19 +22,6 @@ typedef uint16_t f16;	/* IEEE half bits */
 /* Monotonic seconds (CLOCK_MONOTONIC) and wall-clock seconds since the epoch. */
 double now_sec(void);
 double wall_sec(void);
-
-/*
- * Reads a whole file into a new NUL-terminated buffer (*out, caller frees);
- * *len gets the size without the NUL. Refuses files over max_bytes.
- */
-int read_file(const char *path, size_t max_bytes, char **out, size_t *len);
-
-/* Writes all of buf to path (created or truncated). */
-int write_file(const char *path, const void *buf, size_t len);
-
-/* pread/pwrite that loop over short transfers; 0 or a negative status. */
-int pread_full(int fd, void *buf, size_t n, uint64_t off);
-int write_full(int fd, const void *buf, size_t n);
 
 static inline float bf16_to_f32(bf16 h)
 {

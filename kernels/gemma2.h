@@ -52,6 +52,7 @@ struct g2_tensor_ref {
 struct g2_weights {
 	struct be *be;
 	struct g2_config cfg;
+	size_t bytes;			/* device bytes the weights occupy (for the memory plan) */
 	int (*find)(void *arg, const char *name, struct g2_tensor_ref *out);
 	void *arg;
 };

@@ -4,7 +4,7 @@
  *
  * The op turns each row of logits (n_rows, vocab) into one token id, so a
  * decode step sends only ids (and the optional logprobs) back over PCIe.
- * It implements exactly the host sampler's pipeline (service/sampling.h):
+ * It implements exactly the host sampler's pipeline (engine/sampling.h):
  *   raw logprobs -> mask -> repetition / frequency / presence penalties ->
  *   greedy argmax (ties to the lower id) | temperature, min_p, top_k,
  *   top_p, one draw with the uniform u the host drew from the request rng.

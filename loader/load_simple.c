@@ -18,13 +18,11 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
 #include "loader/ld_internal.h"
 #include "loader/loader.h"
 #include "loader/model_desc.h"
-
-const char *const ld_stage_name[LD_N_STAGES] = { "metadata", "first_byte", "transfer", "sync",
-						 "verify" };
 
 void ld_opts_default(struct ld_opts *o)
 {

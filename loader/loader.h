@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "kernels/backend.h"
+#include "common/load_progress.h"
 #include "kernels/g2_config.h"
 #include "loader/safetensors.h"
 
@@ -33,22 +34,6 @@ struct ld_opts {
 	int max_retries;		/* retries per chunk before the load fails (default 10; 0: none) */
 	double stall_s;			/* a transfer below 1 KiB/s for this long is retried (default 20) */
 	double connect_s;		/* connect timeout per attempt (default 10) */
-};
-
-enum ld_stage { LD_STAGE_META = 0, LD_STAGE_FIRST_BYTE, LD_STAGE_TRANSFER, LD_STAGE_SYNC,
-		LD_STAGE_VERIFY, LD_N_STAGES };
-extern const char *const ld_stage_name[LD_N_STAGES];	/* "metadata", "first_byte", ... */
-
-struct ld_progress {
-	_Atomic uint64_t bytes_done;
-	_Atomic uint64_t bytes_total;
-	_Atomic int done;		/* 1 ok, -1 failed */
-	double t_start;			/* now_sec() at start */
-	double stage_s[LD_N_STAGES];	/* seconds per stage; other threads read them only after done != 0 */
-	/* added by the pipeline (issue 3) */
-	_Atomic uint64_t retries;	/* chunk reads retried */
-	_Atomic uint64_t throttles;	/* 429/503 answers seen */
-	_Atomic int workers;		/* workers currently allowed (lowered on 429/503) */
 };
 
 /* One tensor's place in the arena. */
@@ -73,6 +58,14 @@ struct ld_model {
 };
 
 void ld_opts_default(struct ld_opts *o);
+
+/*
+ * Process-wide set-up of the network sources (libcurl's global state):
+ * call from main() before other threads start, and ld_global_release()
+ * at exit. Loads without it still work (the sources set up lazily).
+ */
+void ld_global_init(void);
+void ld_global_release(void);
 
 /*
  * Loads the model at uri (local directory, gs://bucket/prefix or

@@ -39,6 +39,7 @@ void ld_g2_weights(struct ld_model *m, struct g2_weights *out)
 	memset(out, 0, sizeof(*out));
 	out->be = m->be;
 	out->cfg = m->cfg;
+	out->bytes = m->arena_bytes;
 	out->find = find_tensor;
 	out->arg = m;
 }

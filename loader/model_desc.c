@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
 
 #define SMALL_FILE_MAX (64u << 20)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
 
 static const struct {

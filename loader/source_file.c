@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
 #include "loader/crc32c.h"
 #include "loader/ld_internal.h"

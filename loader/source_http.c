@@ -52,6 +52,16 @@ void ld_http_global_init(void)
 	pthread_once(&g_once, global_init_once);
 }
 
+void ld_global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);	/* counted; ld_global_release undoes it */
+}
+
+void ld_global_release(void)
+{
+	curl_global_cleanup();
+}
+
 int ld_parse_content_range(const char *s, size_t n, uint64_t *first, uint64_t *last, uint64_t *total)
 {
 	size_t i = 0;

@@ -16,7 +16,7 @@
 
 #include "common/status.h"
 #include "common/util.h"
-#include "service/engine.h"
+#include "engine/engine.h"
 
 enum opt_type { T_STR, T_INT, T_DBL, T_BOOL, T_SIZE, T_AUTH, T_LOGFMT, T_LOGLVL };
 

@@ -28,6 +28,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
 #include "kernels/g2_config.h"
 #include "loader/loader.h"

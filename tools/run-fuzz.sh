@@ -9,13 +9,13 @@ out=build-fuzz/fuzz
 mkdir -p "$out"
 flags="-std=c11 -g -O1 -D_GNU_SOURCE -I. $(pkg-config --cflags libcjson libcurl openssl libevent) -fsanitize=address,undefined"
 libs="$(pkg-config --libs libevent libevent_pthreads libcjson libcurl openssl) -lm -pthread"
-# The parsers under test live in common/, loader/ and service/: build those into an
+# The parsers under test live in common/, tokenizer/, loader/, engine/ and service/: build those into an
 # archive so that each target links only the objects it uses (the compute kernels
 # are left out: they are not parsers and use compiler extensions clang 14 lacks).
 mkdir -p "$out/obj"
 objs=()
-for s in common/*.c loader/*.c kernels/g2_config.c service/*.c; do
-	[ "$s" = service/main.c ] && continue
+for s in $(find common tokenizer loader engine service -name '*.c' | sort) kernels/g2_config.c; do
+	[ "$s" = service/cli/main.c ] && continue
 	o="$out/obj/$(echo "$s" | tr / _).o"
 	if [ ! -f "$o" ] || [ "$s" -nt "$o" ]; then
 		# shellcheck disable=SC2086

@@ -5,7 +5,7 @@
  * This is the reference the CUDA op (kernels/cuda/cu_sample.cu) is checked
  * against: the same keys, fixed-point weights, targets and digit choice
  * (sample.h), so both pick the same entry for the same histograms. The
- * engine uses the host sampler (service/sampling.c) on the CPU backend by
+ * engine uses the host sampler (engine/sampling.c) on the CPU backend by
  * default; `--sampler device` runs this op instead (tests compare them).
  * Nothing is allocated; logits rows and pair orig values are written.
  */

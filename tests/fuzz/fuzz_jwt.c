@@ -1,6 +1,6 @@
 /*
  * fuzz_jwt.c - libFuzzer target for the JWT parser, claim checks and the
- * JWKS parser (service/auth_jwt.c, service/auth_jwks.c). Input byte 0
+ * JWKS parser (service/auth/auth_jwt.c, service/auth/auth_jwks.c). Input byte 0
  * chooses: even = a compact token, odd = a JWKS document. Must never
  * crash or leak; no unsigned or non-RS256 token may verify.
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service/auth.h"
+#include "service/auth/auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

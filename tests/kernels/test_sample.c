@@ -1,7 +1,7 @@
 /*
  * test_sample.c - the device sampler's reference (the CPU backend's sample
  * op, kernels/cpu/cpu_sample.c over kernels/sample.h) against the host
- * sampler (service/sampling.c): the same token, logprob and top-N for the
+ * sampler (engine/sampling.c): the same token, logprob and top-N for the
  * same request rng over the whole parameter grid; then by hand: keys,
  * fixed-point targets, ties, holes, an all -inf row, exact probabilities
  * (chi-square), top_p / top_k / min_p sets, penalties and masks.
@@ -15,7 +15,7 @@
 #include "common/util.h"
 #include "kernels/backend.h"
 #include "kernels/sample.h"
-#include "service/sampling.h"
+#include "engine/sampling.h"
 #include "tests/harness.h"
 #include "tests/kernels/sample_cases.h"
 

@@ -24,6 +24,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
 #include "kernels/backend.h"
 #include "loader/ld_internal.h"

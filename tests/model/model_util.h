@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fileio.h"
 #include "common/util.h"
 #include "kernels/backend.h"
 #include "kernels/gemma2.h"

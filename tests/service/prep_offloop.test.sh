@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/service/prep_offloop.test.sh - prompts are tokenized off the loop
-# thread (service/http_prep.c): while three ~1 MB prompts are being
+# thread (service/http/http_prep.c): while three ~1 MB prompts are being
 # tokenized (each far longer than max_model_len, so each ends in a 400 after
 # its tokenization), /health and a small completion are answered first; the
 # big requests still get their 400 naming the prompt length; a client that

@@ -22,12 +22,13 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
 #include "kernels/backend.h"
 #include "kernels/kv_cache.h"
 #include "loader/loader.h"
-#include "service/engine.h"
-#include "service/tokenizer.h"
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/harness.h"
 
 #define GOLDEN "tests/golden/gemma2-tiny-a"
@@ -184,7 +185,9 @@ static inline struct engine *mk_engine(int max_seqs, int max_batched, size_t kv_
 	o.block_size = 16;
 	if (kv_blocks)
 		o.kv_bytes = kv_blocks * kv_bytes_per_block(&model->cfg, 16, be.ops->kv_dtype);
-	if (eng_create(&o, model, NULL, on_out, &e) < 0)
+	struct g2_weights w;
+	ld_g2_weights(model, &w);
+	if (eng_create(&o, &w, NULL, on_out, &e) < 0)
 		return NULL;
 	return e;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
 #include "kernels/g2_config.h"
 #include "loader/model_format.h"

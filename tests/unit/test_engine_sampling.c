@@ -231,7 +231,9 @@ static void test_stop_strings_with_tokenizer(void)
 	o.max_num_seqs = 4;
 	o.max_num_batched_tokens = 128;
 	o.max_model_len = 256;
-	CHECK(eng_create(&o, tm, tok, on_out, &e) == 0, "eng_create");
+	struct g2_weights w;
+	ld_g2_weights(tm, &w);
+	CHECK(eng_create(&o, &w, tok, on_out, &e) == 0, "eng_create");
 	if (!e)
 		goto out;
 	prompt[n_prompt++] = 2;

@@ -14,8 +14,9 @@
 #include <openssl/x509.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/util.h"
-#include "service/auth.h"
+#include "service/auth/auth.h"
 #include "tests/harness.h"
 
 static EVP_PKEY *g_key, *g_key2;

@@ -1,5 +1,5 @@
 /*
- * test_mem_plan.c - the start-up memory plan (kernels/mem_plan.h) on the
+ * test_mem_plan.c - the start-up memory plan (engine/mem_plan.h) on the
  * figures of real devices, without one: Gemma 2 9B/2B/27B in bf16 on an
  * NVIDIA L4, error messages naming the flag to change, the default
  * max_model_len lowered with a warning, other processes' memory, host RAM.
@@ -37,7 +37,7 @@
 
 #include "common/status.h"
 #include "kernels/gemma2.h"
-#include "kernels/mem_plan.h"
+#include "engine/mem_plan.h"
 #include "tests/harness.h"
 
 #define MIB ((size_t)1 << 20)

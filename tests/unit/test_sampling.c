@@ -1,6 +1,6 @@
 /*
- * test_sampling.c - the sampler (service/sampling.c) and the stop rules
- * (service/stop.c): greedy, seeds, the sampled distribution (chi-square),
+ * test_sampling.c - the sampler (engine/sampling.c) and the stop rules
+ * (engine/stop.c): greedy, seeds, the sampled distribution (chi-square),
  * the top_k / top_p / min_p sets, penalties by hand, raw logprobs, stop
  * strings across token boundaries, min_tokens / ignore_eos / max_tokens.
  */
@@ -11,8 +11,8 @@
 
 #include "common/status.h"
 #include "common/util.h"
-#include "service/sampling.h"
-#include "service/stop.h"
+#include "engine/sampling.h"
+#include "engine/stop.h"
 #include "tests/harness.h"
 
 static struct smp *new_smp(int v)

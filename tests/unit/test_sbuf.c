@@ -1,10 +1,10 @@
 /*
- * test_sbuf.c - service/sbuf.c: sb_cstr on a fresh buffer is a terminated
+ * test_sbuf.c - common/sbuf.c: sb_cstr on a fresh buffer is a terminated
  * empty string (it was an unterminated 256-byte allocation, read past by
  * strlen: a heap overflow for chat content []), and sb_json_strn always
  * emits valid UTF-8 JSON (bytes that are not UTF-8 become U+FFFD).
  */
-#include "service/sbuf.h"
+#include "common/sbuf.h"
 
 #include "common/util.h"
 #include "tests/harness.h"

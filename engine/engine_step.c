@@ -1,0 +1,401 @@
+/*
+ * engine_step.c - one step of continuous batching (engine thread only):
+ *
+ *   1. retire cancelled requests (waiting or running; blocks freed first,
+ *      then their ABORT event);
+ *   2. schedule under the token budget max_num_batched_tokens: running
+ *      sequences first, oldest first (decode tokens and the next prefill
+ *      chunk of partly prefilled ones), then waiting requests FIFO while
+ *      fewer than max_num_seqs run and their first chunk's blocks are free
+ *      with 1 % of the cache to spare (admit_watermark).
+ *      When a running sequence needs a block and none is free, the youngest
+ *      running sequence is preempted: blocks freed, back to the front of
+ *      the waiting queue, recomputed later from prompt + generated tokens.
+ *      No new request is admitted in a step that preempted;
+ *   3. one g2_forward over every scheduled token, without the lock;
+ *   4. sample each sequence whose scheduled chunk reached its last token
+ *      (host sampler: rows in parallel on the row pool, engine_pool.c; each
+ *      request owns its rng, so no result depends on which worker ran it;
+ *      device sampler: inside the forward, rows and pairs prepared in
+ *      build_batch, only the results come back), then on the
+ *      engine thread: detokenize incrementally, apply stop rules, emit;
+ *      finished requests leave the running list and free their blocks
+ *      before their final event is delivered.
+ *
+ * Host work per step is O(scheduled tokens + sequences x blocks), plus the
+ * sampler's O(vocab) per sampled row. Nothing is allocated here.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "engine/engine_int.h"
+
+static inline int blocks_for(const struct engine *e, int n_pos)
+{
+	return (n_pos + e->block_size - 1) / e->block_size;
+}
+
+/* Moves a running sequence back to the front of the waiting queue (lock held). */
+static void preempt(struct engine *e, struct eng_req *q)
+{
+	eng_list_remove(&e->running, q);
+	eng_req_free_blocks(e, q);
+	eng_list_push_front(&e->waiting, q);
+	e->stats.preemptions++;
+	log_debug("engine: preempted request %llu (%d tokens to recompute)",
+		  (unsigned long long)q->id, q->n_tokens);
+}
+
+/*
+ * Gives q the blocks for its next *take positions, shrinking a prefill chunk
+ * to what the free blocks hold. 0, or -1 when not even one position fits.
+ */
+static int grow(struct engine *e, struct eng_req *q, int *take)
+{
+	int need = blocks_for(e, q->n_computed + *take) - q->n_blocks;
+	int n_free = kv_n_free(e->kv);
+
+	if (need <= 0)
+		return 0;
+	if (need > n_free) {
+		int fit = (q->n_blocks + n_free) * e->block_size - q->n_computed;
+		if (fit <= 0)
+			return -1;
+		*take = fit;
+		need = n_free;
+	}
+	if (kv_alloc_n(e->kv, need, q->blocks + q->n_blocks) < 0)
+		return -1;	/* cannot happen: need <= free */
+	q->n_blocks += need;
+	return 0;
+}
+
+static void sched_add(struct engine *e, struct eng_req *q, int take)
+{
+	q->take = take;
+	q->sampled = 0;
+	e->sched[e->n_sched++] = q;
+}
+
+/*
+ * Admission watermark (vLLM's): while something runs, a waiting request is
+ * admitted only if 1 % of the cache's blocks stay free after its first
+ * chunk, so running sequences can grow for a while and a request that was
+ * just preempted is not readmitted straight into the next preemption.
+ */
+static int admit_watermark(const struct engine *e)
+{
+	return e->running.n > 0 ? (kv_n_blocks(e->kv) + 99) / 100 : 0;
+}
+
+/* Step 2 (lock held). */
+static void schedule(struct engine *e)
+{
+	int budget = e->max_tokens, preempted = 0;
+	struct eng_req *q = e->running.head;
+
+	e->n_sched = 0;
+	while (q && budget > 0) {
+		int take = MIN(q->n_tokens - q->n_computed, budget), ok;
+		while ((ok = grow(e, q, &take)) < 0) {
+			struct eng_req *victim = e->running.tail;
+			preempt(e, victim);
+			preempted = 1;
+			if (victim == q)
+				break;
+		}
+		if (ok < 0)
+			break;		/* q was the youngest and is now waiting */
+		sched_add(e, q, take);
+		budget -= take;
+		q = q->next;
+	}
+	if (preempted)
+		return;
+	while ((q = e->waiting.head) && e->running.n < e->max_seqs && budget > 0 &&
+	       e->n_sched < e->max_seqs) {
+		int take = MIN(q->n_tokens - q->n_computed, budget);
+		if (atomic_load(&q->cancel))
+			break;		/* retired at the next step */
+		if (blocks_for(e, take) + admit_watermark(e) > kv_n_free(e->kv) ||
+		    grow(e, q, &take) < 0)
+			break;
+		eng_list_remove(&e->waiting, q);
+		eng_list_push_back(&e->running, q);
+		if (!q->prompt_counted && !q->internal) {	/* warm-up not counted */
+			q->prompt_counted = 1;
+			e->stats.prompt_tokens += (uint64_t)q->n_prompt;
+		}
+		sched_add(e, q, take);
+		budget -= take;
+	}
+}
+
+/* Step 1 (lock held): cancelled requests leave the lists into *done. */
+static void take_cancelled(struct engine *e, struct eng_list *done)
+{
+	struct eng_req *q, *next;
+
+	if (!e->cancel_pending)
+		return;		/* the scans below are O(queue): only when needed */
+	e->cancel_pending = 0;
+	for (q = e->waiting.head; q; q = next) {
+		next = q->next;
+		if (atomic_load(&q->cancel)) {
+			eng_list_remove(&e->waiting, q);
+			eng_list_push_back(done, q);
+		}
+	}
+	for (q = e->running.head; q; q = next) {
+		next = q->next;
+		if (atomic_load(&q->cancel)) {
+			eng_list_remove(&e->running, q);
+			eng_req_free_blocks(e, q);
+			eng_list_push_back(done, q);
+		}
+	}
+}
+
+/* Appends text through the stop matcher; 1 when a stop string completed. */
+static int text_add(struct eng_req *q, const char *t, size_t n, int check)
+{
+	size_t len = 0;
+	int stopped;
+
+	if (!q->text)
+		return 0;
+	if (q->text_len + stop_out_cap(&q->stop, n) > q->text_cap) {
+		/* Cannot happen with text_cap's sizing; keep what fits. */
+		log_warn("engine: request %llu: event text over %zu bytes truncated",
+			 (unsigned long long)q->id, q->text_cap);
+		size_t room = q->text_cap - q->text_len - q->stop.held_len - 1;
+		n = n < room ? n : room;
+	}
+	stopped = stop_feed(&q->stop, t, n, check, q->text + q->text_len, &len);
+	q->text_len += len;
+	return stopped;
+}
+
+/* The end of a request not ended by a stop string: release held text. */
+static void text_finish(struct eng_req *q, int check)
+{
+	const char *t;
+	size_t n;
+
+	if (!q->ts)
+		return;
+	tok_stream_flush(q->ts, &t, &n);
+	if (text_add(q, t, n, check)) {
+		q->finish = ENG_FINISH_STOP;
+		return;
+	}
+	q->text_len += stop_flush(&q->stop, q->text + q->text_len);
+	q->text[q->text_len] = '\0';
+}
+
+/* Step 4a (a pool worker): sample row i of this step's logits. */
+static void sample_row(void *arg, int i, int worker)
+{
+	struct engine *e = arg;
+	struct eng_req *q = e->rows[i];
+	int mask[ENG_MAX_EOS + ENG_MAX_STOP];
+	int n_mask = stop_mask_ids(&q->sp, e->eos, e->n_eos, q->n_gen, mask);
+
+	q->smp_rc = smp_sample(e->smps[worker], e->logits + (size_t)i * e->vocab, &q->sp, &q->rng,
+			       q->tokens, q->n_prompt, q->n_tokens, mask, n_mask, &q->res);
+}
+
+/* Step 4b (engine thread): take the sampled token, text, stop rules. */
+static void process_token(struct engine *e, struct eng_req *q)
+{
+	const struct smp_result *res = &q->res;
+	int tok, check;
+
+	if (q->smp_rc < 0) {
+		q->finish = ENG_FINISH_ERROR;
+		q->error = "sampling failed: the model returned no finite logit";
+		return;
+	}
+	tok = res->token;
+	q->tokens[q->n_tokens++] = tok;
+	q->n_gen++;
+	q->sampled = 1;
+	q->ev_token = tok;
+	q->ev_logprob = res->logprob;
+	q->ev_n_top = res->n_top;
+	if (res->n_top > 0)
+		memcpy(q->ev_top, res->top, (size_t)res->n_top * sizeof(res->top[0]));
+	if (q->t_first == 0)
+		q->t_first = now_sec();
+	check = q->n_gen >= q->sp.min_tokens;
+
+	if (stop_token_ends(&q->sp, e->eos, e->n_eos, tok, q->n_gen)) {
+		/* EOS / stop id: its text is not emitted; held text is released */
+		text_finish(q, check);
+		q->finish = ENG_FINISH_STOP;
+		return;
+	}
+	if (q->ts) {
+		const char *t = NULL;
+		size_t n = 0;
+		if (tok_stream_feed(q->ts, tok, &t, &n) < 0)
+			n = 0;	/* id outside the tokenizer's vocabulary: no text */
+		if (text_add(q, t, n, check)) {
+			q->finish = ENG_FINISH_STOP;
+			return;
+		}
+	}
+	if (stop_length(&q->sp, q->n_gen, q->n_tokens, e->max_model_len)) {
+		q->finish = ENG_FINISH_LENGTH;
+		text_finish(q, check);
+	}
+}
+
+/*
+ * Device sampling: the sample row of q (logits row r) and its pairs, drawn
+ * from q's rng now, before the forward (the host sampler draws after it;
+ * the stream of draws is the same).
+ */
+static void dev_sample_row(struct engine *e, struct eng_req *q, int r)
+{
+	int mask[ENG_MAX_EOS + ENG_MAX_STOP];
+	int n_mask = stop_mask_ids(&q->sp, e->eos, e->n_eos, q->n_gen, mask);
+	int n = smp_device_row(e->smps[0], &q->sp, &q->rng, q->tokens, q->n_prompt, q->n_tokens,
+			       mask, n_mask, &e->s_rows[r], e->n_pairs, e->s_pairs + e->n_pairs,
+			       e->s_pairs_cap - e->n_pairs);
+	if (n < 0) {	/* cannot happen: the cap holds every row's whole history */
+		memset(&e->s_rows[r], 0, sizeof(e->s_rows[r]));
+		e->s_rows[r].n_logprobs = -1;
+		return;
+	}
+	e->n_pairs += n;
+}
+
+/* Fills the batch arrays from e->sched; returns the token count. */
+static int build_batch(struct engine *e, struct g2_batch *b)
+{
+	int stride = 1, n_tok = 0, n_logits = 0;
+
+	e->n_pairs = 0;
+	for (int r = 0; r < e->n_sched; r++) {
+		struct eng_req *q = e->sched[r];
+		stride = MAX(stride, blocks_for(e, q->n_computed + q->take));
+	}
+	for (int r = 0; r < e->n_sched; r++) {
+		struct eng_req *q = e->sched[r];
+		int end = q->n_computed + q->take;
+		for (int p = q->n_computed; p < end; p++) {
+			e->b_tokens[n_tok] = q->tokens[p];
+			e->b_pos[n_tok] = p;
+			e->b_seq[n_tok] = r;
+			n_tok++;
+		}
+		e->b_ctx[r] = end;
+		memcpy(e->b_bt + (size_t)r * stride, q->blocks,
+		       (size_t)blocks_for(e, end) * sizeof(int32_t));
+		if (end == q->n_tokens) {
+			if (e->dev_smp)
+				dev_sample_row(e, q, n_logits);
+			e->b_rows[n_logits++] = n_tok - 1;
+		}
+	}
+	memset(b, 0, sizeof(*b));
+	b->n_tok = n_tok;
+	b->tokens = e->b_tokens;
+	b->positions = e->b_pos;
+	b->seq = e->b_seq;
+	b->n_seqs = e->n_sched;
+	b->block_tables = e->b_bt;
+	b->max_blocks = stride;
+	b->ctx_lens = e->b_ctx;
+	b->n_logits = n_logits;
+	b->logit_rows = e->b_rows;
+	if (e->dev_smp) {
+		b->sample_rows = e->s_rows;
+		b->sample_pairs = e->s_pairs;
+		b->n_pairs = e->n_pairs;
+		b->sample_out = e->s_out;
+	}
+	return n_tok;
+}
+
+static void emit_aborted(struct engine *e, struct eng_list *done)
+{
+	struct eng_req *q;
+	while ((q = done->head)) {
+		eng_list_remove(done, q);
+		q->finish = ENG_FINISH_ABORT;
+		eng_emit(e, q, 0);
+		eng_req_free(q);
+	}
+}
+
+int eng_step(struct engine *e)
+{
+	struct eng_list done = { 0 };
+	struct g2_batch b;
+	int rc, worked;
+	uint64_t n_sampled = 0;
+
+	pthread_mutex_lock(&e->mu);
+	take_cancelled(e, &done);
+	schedule(e);
+	eng_stats_refresh(e);
+	pthread_mutex_unlock(&e->mu);
+	worked = done.n > 0;
+	emit_aborted(e, &done);
+	if (e->n_sched == 0)
+		return worked;
+
+	build_batch(e, &b);
+	rc = g2_forward(e->g, e->kv, &b, e->logits);
+	e->n_rows = 0;
+	for (int r = 0; r < e->n_sched; r++) {
+		struct eng_req *q = e->sched[r];
+		if (rc < 0) {
+			q->finish = ENG_FINISH_ERROR;
+			q->error = "forward pass failed";
+			continue;
+		}
+		q->n_computed += q->take;
+		if (q->n_computed == q->n_tokens)
+			e->rows[e->n_rows++] = q;	/* logits row n_rows-1, as built */
+	}
+	if (e->dev_smp) {
+		for (int i = 0; rc >= 0 && i < e->n_rows; i++)
+			e->rows[i]->smp_rc = smp_device_result(&e->s_out[i], &e->rows[i]->sp,
+							       &e->rows[i]->res);
+	} else {
+		eng_pool_run(e->pool, e->n_rows, sample_row, e);
+	}
+	for (int i = 0; i < e->n_rows; i++) {
+		process_token(e, e->rows[i]);
+		n_sampled += e->rows[i]->sampled && !e->rows[i]->internal;
+	}
+
+	/* Finished requests leave the running list and free blocks first. */
+	pthread_mutex_lock(&e->mu);
+	for (int r = 0; r < e->n_sched; r++) {
+		struct eng_req *q = e->sched[r];
+		if (q->finish != ENG_FINISH_NONE) {
+			eng_list_remove(&e->running, q);
+			eng_req_free_blocks(e, q);
+		}
+	}
+	e->stats.generation_tokens += n_sampled;
+	e->stats.steps++;
+	eng_stats_refresh(e);
+	pthread_mutex_unlock(&e->mu);
+
+	for (int r = 0; r < e->n_sched; r++) {
+		struct eng_req *q = e->sched[r];
+		if (q->sampled || q->finish != ENG_FINISH_NONE)
+			eng_emit(e, q, q->sampled);
+		if (q->finish != ENG_FINISH_NONE)
+			eng_req_free(q);
+	}
+	e->n_sched = 0;
+	return 1;
+}

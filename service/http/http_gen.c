@@ -1,0 +1,642 @@
+/*
+ * http_gen.c - generation requests: /v1/completions, /v1/chat/completions
+ * and /generate, from submission to the engine to the last byte of the
+ * response (JSON or SSE), including client disconnects and drain.
+ *
+ * The engine thread calls http_on_output(); everything else runs on the
+ * loop thread. Pending output is double-buffered per choice (pend, filled
+ * under srv->q_mu; work, consumed by the loop), so a wake-up that finds
+ * several token groups sends them as one chunk, and buffers only grow
+ * until they fit the largest burst (no allocation per token after that).
+ */
+#include "service/http/http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/keyvalq_struct.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "common/util.h"
+#include "service/http/metrics.h"
+
+static int outbuf_grow(struct outbuf *b, int extra)
+{
+	if (b->n + extra <= b->cap)
+		return 0;
+	int cap = b->cap ? b->cap : 16;
+	while (cap < b->n + extra)
+		cap *= 2;
+	int *t = realloc(b->tokens, sizeof(int) * (size_t)cap);
+	if (!t)
+		return -1;
+	b->tokens = t;
+	float *lp = realloc(b->lp, sizeof(float) * (size_t)cap);
+	if (!lp)
+		return -1;
+	b->lp = lp;
+	struct eng_logprob *top = realloc(b->top, sizeof(*top) * (size_t)cap * ENG_MAX_LOGPROBS);
+	if (!top)
+		return -1;
+	b->top = top;
+	b->cap = cap;
+	return 0;
+}
+
+static void outbuf_append(struct outbuf *b, const int *tokens, int n, const char *text, size_t len,
+			  const float *lp, const struct eng_logprob *top, int n_top)
+{
+	sb_add(&b->text, text ? text : "", len);
+	if (n <= 0 || outbuf_grow(b, n) < 0)
+		return;
+	memcpy(b->tokens + b->n, tokens, sizeof(int) * (size_t)n);
+	if (lp) {
+		n_top = MIN(n_top, ENG_MAX_LOGPROBS);
+		memcpy(b->lp + b->n, lp, sizeof(float) * (size_t)n);
+		for (int i = 0; i < n; i++)
+			for (int k = 0; k < ENG_MAX_LOGPROBS; k++) {
+				struct eng_logprob *d = &b->top[(size_t)(b->n + i) * ENG_MAX_LOGPROBS + (size_t)k];
+				if (k < n_top)
+					*d = top[(size_t)i * (size_t)n_top + (size_t)k];
+				else
+					d->token = -1, d->logprob = 0;
+			}
+		b->n_top = n_top;
+	}
+	b->n += n;
+}
+
+static void outbuf_reset(struct outbuf *b)
+{
+	sb_reset(&b->text);
+	b->n = 0;
+}
+
+static void outbuf_release(struct outbuf *b)
+{
+	sb_release(&b->text);
+	free(b->tokens);
+	free(b->lp);
+	free(b->top);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Engine thread. Cheap: copy, link, wake. */
+void http_on_output(const struct eng_output *o)
+{
+	struct choice *c = o->user;
+	struct srv *s = c->r->srv;
+
+	pthread_mutex_lock(&s->q_mu);
+	outbuf_append(&c->pend, o->tokens, o->n_tokens, o->text, o->text_len, o->token_logprobs,
+		      o->top_logprobs, o->n_top);
+	if (o->final) {
+		c->pend_final = 1;
+		c->finish = o->finish;
+		if (o->error)
+			snprintf(c->error, sizeof(c->error), "%s", o->error);
+		c->n_prompt = o->n_prompt_tokens;
+		c->n_gen = o->n_generated;
+		c->t_queued = o->t_queued;
+		c->t_first = o->t_first_token;
+		c->t_done = o->t_done;
+	}
+	if (!c->on_ready) {
+		c->on_ready = 1;
+		c->next_ready = NULL;
+		if (s->ready_tail)
+			s->ready_tail->next_ready = c;
+		else
+			s->ready_head = c;
+		s->ready_tail = c;
+	}
+	pthread_mutex_unlock(&s->q_mu);
+	event_active(s->wake, EV_READ, 0);
+}
+
+static void detach_watchers(struct hreq *r)
+{
+	if (r->eof_ev) {
+		event_free(r->eof_ev);
+		r->eof_ev = NULL;
+	}
+	if (r->conn && r->req) {
+		evhttp_connection_set_closecb(r->conn, NULL, NULL);
+	}
+}
+
+static void hreq_free(struct hreq *r)
+{
+	struct srv *s = r->srv;
+	detach_watchers(r);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->active = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	s->n_active--;
+	for (int i = 0; i < r->n_choices; i++) {
+		outbuf_release(&r->ch[i].pend);
+		outbuf_release(&r->ch[i].all);
+		outbuf_release(&r->ch[i].work);
+	}
+	free(r->ch);
+	api_req_release(&r->api);
+	free(r);
+}
+
+static void maybe_free(struct hreq *r)
+{
+	if (!r->prepping && (r->replied || r->gone) && r->n_final == r->n_submitted)
+		hreq_free(r);
+}
+
+static void cancel_choices(struct hreq *r)
+{
+	struct srv *s = r->srv;
+	for (int i = 0; i < r->n_choices; i++)
+		if (r->ch[i].submitted && !r->ch[i].final && s->eng)
+			eng_cancel(s->eng, r->ch[i].eng_id);
+}
+
+/* The client went away: evhttp is freeing the connection. */
+static void on_close(struct evhttp_connection *conn, void *arg)
+{
+	struct hreq *r = arg;
+	(void)conn;
+	if (r->eof_ev) {
+		event_free(r->eof_ev);
+		r->eof_ev = NULL;
+	}
+	if (r->req && !r->replied)
+		http_access_log(r->srv, r->req, r->route, 499, r->t_start, r->who[0] ? r->who : NULL,
+				r->prompt_tokens, r->completion_tokens, r->id);
+	log_debug("%s: client gone (%s)", r->id, r->req && !evhttp_request_get_connection(r->req) ?
+		  "write failed" : "connection closed");
+	if (r->req && evhttp_request_get_connection(r->req) == NULL)
+		evhttp_request_free(r->req);	/* detached by evhttp: ours to free */
+	r->req = NULL;
+	r->conn = NULL;
+	r->gone = 1;
+	cancel_choices(r);
+	maybe_free(r);
+}
+
+/* The socket became readable while we answer: EOF means the client left. */
+static void on_eof(evutil_socket_t fd, short what, void *arg)
+{
+	struct hreq *r = arg;
+	char b;
+	(void)what;
+	ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
+		if (n < 0)
+			event_add(r->eof_ev, NULL);
+		return;	/* pipelined bytes: stop watching, evhttp reads them later */
+	}
+	if (r->conn)
+		evhttp_connection_free(r->conn);	/* calls on_close */
+}
+
+static void sse_send(struct hreq *r, const char *json, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (!b)
+		return;
+	evbuffer_add(b, "data: ", 6);
+	evbuffer_add(b, json, len);
+	evbuffer_add(b, "\n\n", 2);
+	evhttp_send_reply_chunk(r->req, b);
+	evbuffer_free(b);
+}
+
+static void raw_send(struct hreq *r, const char *p, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (!b)
+		return;
+	evbuffer_add(b, p, len);
+	evhttp_send_reply_chunk(r->req, b);
+	evbuffer_free(b);
+}
+
+static void meta_of(struct hreq *r, struct api_meta *m)
+{
+	m->kind = r->api.kind;
+	m->id = r->id;
+	m->created = r->created;
+	m->model = r->srv->model_name;
+	m->tok = r->srv->tok;
+}
+
+static void out_of(struct hreq *r, struct choice *c, const struct outbuf *b, struct api_out *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->index = c->index;
+	o->text = b->text.buf ? b->text.buf : "";
+	o->text_len = b->text.len;
+	o->n_tokens = b->n;
+	o->tokens = b->tokens;
+	if (r->api.logprobs >= 0 && b->lp) {
+		o->lp = b->lp;
+		o->top = b->top;
+		o->n_top = ENG_MAX_LOGPROBS;
+	}
+	o->text_offset = c->text_off;
+}
+
+/* Compacts top logprobs from stride ENG_MAX_LOGPROBS to r->api.logprobs. */
+static void compact_top(struct hreq *r, struct outbuf *b, struct api_out *o)
+{
+	int k = r->api.logprobs;
+	if (!o->lp)
+		return;
+	for (int i = 0; i < b->n; i++)
+		memmove(&b->top[(size_t)i * (size_t)k], &b->top[(size_t)i * ENG_MAX_LOGPROBS],
+			sizeof(struct eng_logprob) * (size_t)k);
+	o->n_top = k;
+}
+
+static void generate_json(struct sbuf *sb, struct hreq *r)
+{
+	sb_puts(sb, "{\"text\":[");
+	for (int i = 0; i < r->n_choices; i++) {
+		struct choice *c = &r->ch[i];
+		const struct api_prompt *p = &r->api.prompts[c->prompt];
+		struct sbuf t;
+		sb_init(&t);
+		sb_add(&t, p->text, p->text_len);
+		sb_add(&t, c->all.text.buf ? c->all.text.buf : "", c->all.text.len);
+		if (i)
+			sb_putc(sb, ',');
+		sb_json_strn(sb, t.buf ? t.buf : "", t.len);
+		sb_release(&t);
+	}
+	sb_puts(sb, "]}");
+}
+
+static void finish_reply(struct hreq *r)
+{
+	struct srv *s = r->srv;
+	struct sbuf *sb = &s->scratch;
+	struct api_meta m;
+	const char *err = NULL;
+	int aborted = 0;
+
+	for (int i = 0; i < r->n_choices; i++) {
+		if (r->ch[i].finish == ENG_FINISH_ERROR)
+			err = r->ch[i].error[0] ? r->ch[i].error : "generation failed";
+		if (r->ch[i].finish == ENG_FINISH_ABORT)
+			aborted = 1;
+	}
+	meta_of(r, &m);
+	detach_watchers(r);
+	r->replied = 1;
+	sb_reset(sb);
+	if (r->stream) {
+		if (err || aborted) {
+			int st = err ? 500 : 503;
+			api_error_json(sb, st, err ? err : "the server is shutting down", NULL);
+			if (r->api.kind == API_GENERATE) {
+				sb_putc(sb, '\n');	/* /generate streams NDJSON, not SSE */
+				raw_send(r, sb_cstr(sb), sb->len);
+			} else {
+				sse_send(r, sb_cstr(sb), sb->len);
+			}
+			sb_reset(sb);
+		}
+		if (r->api.kind != API_GENERATE) {
+			if (r->api.include_usage) {
+				api_usage_chunk_json(sb, &m, r->prompt_tokens, r->completion_tokens);
+				sse_send(r, sb_cstr(sb), sb->len);
+			}
+			sse_send(r, "[DONE]", 6);
+		}
+		http_access_log(s, r->req, r->route, 200, r->t_start, r->who[0] ? r->who : NULL, r->prompt_tokens,
+				r->completion_tokens, r->id);
+		http_track_send(s, r->req);
+		evhttp_send_reply_end(r->req);
+		r->req = NULL;
+		return;
+	}
+	int status = 200;
+	if (err) {
+		status = 500;
+		api_error_json(sb, 500, err, NULL);
+	} else if (aborted) {
+		status = 503;
+		api_error_json(sb, 503, "the server is shutting down", NULL);
+	} else if (r->api.kind == API_GENERATE) {
+		generate_json(sb, r);
+	} else {
+		struct api_out *o = calloc((size_t)r->n_choices, sizeof(*o));
+		if (!o) {
+			status = 500;
+			api_error_json(sb, 500, "out of memory", NULL);
+		} else {
+			for (int i = 0; i < r->n_choices; i++) {
+				struct choice *c = &r->ch[i];
+				out_of(r, c, &c->all, &o[i]);
+				compact_top(r, &c->all, &o[i]);
+				o[i].finish = eng_finish_name(c->finish);
+				o[i].text_offset = 0;	/* the whole text: offsets from its start */
+				if (r->api.echo) {
+					o[i].prefix = r->api.prompts[c->prompt].text;
+					o[i].prefix_len = r->api.prompts[c->prompt].text_len;
+					o[i].text_offset = o[i].prefix_len;
+				}
+			}
+			api_response_json(sb, &m, o, r->n_choices, r->prompt_tokens, r->completion_tokens);
+			free(o);
+		}
+	}
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
+	evhttp_add_header(oh, "Content-Type", "application/json");
+	if (atomic_load(&s->state) == SRV_DRAINING)
+		evhttp_add_header(oh, "Connection", "close");
+	evbuffer_add(evhttp_request_get_output_buffer(r->req), sb_cstr(sb), sb->len);
+	http_access_log(s, r->req, r->route, status, r->t_start, r->who[0] ? r->who : NULL, r->prompt_tokens,
+			r->completion_tokens, r->id);
+	http_track_send(s, r->req);
+	evhttp_send_reply(r->req, status, status == 200 ? "OK" : "Error", NULL);
+	r->req = NULL;
+}
+
+static void stream_out(struct hreq *r, struct choice *c, int final)
+{
+	struct srv *s = r->srv;
+	struct sbuf *sb = &s->scratch;
+	struct api_meta m;
+	struct api_out o;
+
+	if (!r->req || r->replied)
+		return;
+	sb_reset(sb);
+	if (r->api.kind == API_GENERATE) {
+		if (!c->work.text.len && !final)
+			return;
+		/* vLLM's legacy stream: cumulative text per line, all choices */
+		generate_json(sb, r);
+		sb_putc(sb, '\n');
+		raw_send(r, sb_cstr(sb), sb->len);
+		return;
+	}
+	if (!c->work.n && !c->work.text.len && !final)
+		return;
+	meta_of(r, &m);
+	out_of(r, c, &c->work, &o);
+	compact_top(r, &c->work, &o);
+	if (final && c->finish != ENG_FINISH_ERROR && c->finish != ENG_FINISH_ABORT)
+		o.finish = eng_finish_name(c->finish);
+	if (!o.finish && !o.text_len && !o.n_tokens)
+		return;
+	if (final && !o.finish)
+		return;
+	if (r->api.echo && !c->echoed) {
+		/* completions echo: the prompt leads the first chunk */
+		o.prefix = r->api.prompts[c->prompt].text;
+		o.prefix_len = r->api.prompts[c->prompt].text_len;
+		c->echoed = 1;
+	}
+	api_chunk_json(sb, &m, &o, 0);
+	sse_send(r, sb_cstr(sb), sb->len);
+}
+
+static void process_choice(struct hreq *r, struct choice *c, int final)
+{
+	double now = now_sec();
+	int n = c->work.n;
+
+	if (n > 0) {
+		double gap = c->t_last_tok > 0 ? (now - c->t_last_tok) / n : 0;
+		for (int i = c->t_last_tok > 0 ? 0 : 1; i < n; i++)
+			met_inter_token(gap);
+		c->t_last_tok = now;
+	}
+	if (!r->stream || r->api.kind == API_GENERATE)
+		outbuf_append(&c->all, c->work.tokens, n, c->work.text.buf, c->work.text.len, c->work.lp,
+			      c->work.top, c->work.n_top);
+	if (r->stream)
+		stream_out(r, c, final);
+	if (r->api.kind == API_COMPLETION && r->api.logprobs >= 0)
+		c->text_off += c->work.text.len;
+	outbuf_reset(&c->work);
+	if (final) {
+		c->final = 1;
+		r->n_final++;
+		const char *fn = eng_finish_name(c->finish);
+		met_request_done(fn ? fn : "error", c->n_prompt, c->n_gen, r->t_start, c->t_queued, c->t_first,
+				 c->t_done);
+		if (c->index % r->api.n == 0)
+			r->prompt_tokens += c->n_prompt;
+		r->completion_tokens += c->n_gen;
+		if (r->n_final == r->n_submitted && r->req && !r->replied)
+			finish_reply(r);
+		maybe_free(r);
+	}
+}
+
+void http_drain_ready(struct srv *s)
+{
+	struct choice *c;
+	int n = 0;
+
+	pthread_mutex_lock(&s->q_mu);
+	for (c = s->ready_head; c; c = c->next_ready) {
+		if (n == s->batch_cap) {
+			int cap = s->batch_cap ? 2 * s->batch_cap : 64;
+			struct choice **b = realloc(s->batch, sizeof(*b) * (size_t)cap);
+			if (!b)
+				break;	/* the rest stays linked; the next wake-up takes it */
+			s->batch = b;
+			s->batch_cap = cap;
+		}
+		s->batch[n++] = c;
+		struct outbuf t = c->work;
+		c->work = c->pend;
+		c->pend = t;
+		outbuf_reset(&c->pend);
+		c->batch_final = c->pend_final;
+		c->pend_final = 0;
+		c->on_ready = 0;
+	}
+	s->ready_head = c;
+	if (!c)
+		s->ready_tail = NULL;
+	pthread_mutex_unlock(&s->q_mu);
+	if (c)
+		event_active(s->wake, EV_READ, 0);
+	/* next_ready may be rewritten by the engine from here on: use the copy */
+	for (int i = 0; i < n; i++)
+		process_choice(s->batch[i]->r, s->batch[i], s->batch[i]->batch_final);
+}
+
+void http_cancel_all(struct srv *s)
+{
+	for (struct hreq *r = s->active; r; r = r->next)
+		cancel_choices(r);
+}
+
+static void watch_client(struct hreq *r)
+{
+	struct bufferevent *bev;
+	evutil_socket_t fd;
+
+	r->conn = evhttp_request_get_connection(r->req);
+	if (!r->conn)
+		return;
+	evhttp_connection_set_closecb(r->conn, on_close, r);
+	bev = evhttp_connection_get_bufferevent(r->conn);
+	fd = bev ? bufferevent_getfd(bev) : -1;
+	if (fd >= 0) {
+		r->eof_ev = event_new(r->srv->base, fd, EV_READ, on_eof, r);
+		if (r->eof_ev)
+			event_add(r->eof_ev, NULL);
+	}
+}
+
+/* Answers an error for a request whose watchers are set, and lets it go. */
+static void gen_fail(struct hreq *r, int status, const char *msg, const char *param)
+{
+	detach_watchers(r);	/* while r->req is ours: the close callback points at r */
+	cancel_choices(r);
+	r->replied = 1;
+	http_error(r->srv, r->req, r->route, status, msg, param, r->t_start);
+	r->req = NULL;
+	maybe_free(r);
+}
+
+/*
+ * Loop thread. Reads and parses the body here (cheap), then runs api_parse
+ * (validation, chat template, tokenization) here for a small body, or hands
+ * the request to a prep worker (http_prep.c) for a large one, and continues
+ * in http_gen_prepared().
+ */
+void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_kind kind,
+			  const char *route, double t0, const char *who)
+{
+	char *body = NULL;
+	size_t len = 0;
+	cJSON *j;
+	struct hreq *r;
+
+	if (http_read_body(s, req, route, t0, &body, &len) < 0)
+		return;
+	j = http_parse_json(s, req, route, t0, body, len);
+	free(body);
+	if (!j)
+		return;
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		cJSON_Delete(j);
+		http_error(s, req, route, 500, "out of memory", NULL, t0);
+		return;
+	}
+	r->srv = s;
+	r->req = req;
+	r->route = route;
+	r->kind = kind;
+	r->t_start = t0;
+	r->created = (long)wall_sec();
+	snprintf(r->id, sizeof(r->id), "%s-%016llx%08llx", kind == API_CHAT ? "chatcmpl" : "cmpl",
+		 (unsigned long long)(wall_sec() * 1e6), (unsigned long long)++s->n_req);
+	snprintf(r->who, sizeof(r->who), "%s", who ? who : "");
+	r->next = s->active;
+	if (s->active)
+		s->active->prev = r;
+	s->active = r;
+	s->n_active++;
+	watch_client(r);	/* a client that leaves while its prompt is tokenized is seen */
+	if (len <= HTTP_PREP_INLINE_BYTES) {
+		/* a few ms at most: done here, and not queued behind big prompts */
+		struct api_err e;
+		int rc = api_parse(kind, j, s->tok, &s->lim, &r->api, &e);
+		cJSON_Delete(j);
+		http_gen_prepared(r, rc, &e);
+	} else if (http_prep_submit(s, r, j, kind) < 0) {
+		cJSON_Delete(j);
+		gen_fail(r, 500, "out of memory", NULL);
+	}
+}
+
+void http_gen_prepared(struct hreq *r, int rc, const struct api_err *e)
+{
+	struct srv *s = r->srv;
+	enum api_kind kind = r->kind;
+	struct evhttp_request *req = r->req;
+
+	if (r->gone) {		/* the client left while its request was prepared */
+		maybe_free(r);
+		return;
+	}
+	if (rc < 0) {
+		gen_fail(r, e->status ? e->status : 400, e->msg, e->param);
+		return;
+	}
+	r->stream = r->api.stream;
+	r->n_choices = r->api.n_prompts * r->api.n;
+	r->ch = calloc((size_t)r->n_choices, sizeof(*r->ch));
+	if (!r->ch) {
+		r->n_choices = 0;
+		gen_fail(r, 500, "out of memory", NULL);
+		return;
+	}
+
+	for (int i = 0; i < r->n_choices; i++) {
+		struct choice *c = &r->ch[i];
+		struct eng_sampling smp = r->api.smp;
+		const struct api_prompt *p;
+		char err[200] = "";
+
+		c->r = r;
+		c->index = i;
+		c->prompt = i / r->api.n;
+		p = &r->api.prompts[c->prompt];
+		if (r->api.echo)
+			c->text_off = p->text_len;	/* streaming offsets count the echo */
+		if (smp.has_seed)
+			smp.seed += (uint64_t)(i % r->api.n);
+		rc = eng_submit(s->eng, p->ids, p->n_ids, &smp, c, &c->eng_id, err, sizeof(err));
+		if (rc < 0) {
+			if (rc == ST_EFULL)
+				gen_fail(r, 429, "the server is busy: the waiting queue is full", NULL);
+			else if (rc == ST_EINVAL)
+				gen_fail(r, 400, err[0] ? err : "invalid request",
+					 kind == API_CHAT ? "messages" : "prompt");
+			else
+				gen_fail(r, 500, "the request could not be queued", NULL);
+			return;
+		}
+		c->submitted = 1;
+		r->n_submitted++;
+	}
+	if (r->stream) {
+		struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+		evhttp_add_header(oh, "Content-Type", r->api.kind == API_GENERATE ? "application/x-ndjson"
+										 : "text/event-stream");
+		evhttp_add_header(oh, "Cache-Control", "no-cache");
+		evhttp_add_header(oh, "X-Request-Id", r->id);
+		evhttp_send_reply_start(req, 200, "OK");
+		r->started = 1;
+		if (kind == API_CHAT) {
+			struct api_meta m;
+			struct api_out o;
+			meta_of(r, &m);
+			for (int i = 0; i < r->n_choices; i++) {
+				memset(&o, 0, sizeof(o));
+				o.index = i;
+				o.text = "";
+				sb_reset(&s->scratch);
+				api_chunk_json(&s->scratch, &m, &o, 1);
+				sse_send(r, sb_cstr(&s->scratch), s->scratch.len);
+			}
+		}
+	}
+}

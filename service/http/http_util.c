@@ -1,0 +1,273 @@
+/*
+ * http_util.c - replying, OpenAI-shaped errors, request bodies and the
+ * access log (one JSON line per response, Cloud Logging's httpRequest).
+ * Loop thread only.
+ */
+#include "service/http/http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "service/http/metrics.h"
+
+const char *http_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "OTHER";
+}
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return NULL;
+	}
+}
+
+/*
+ * A bounded copy of client text (URL, User-Agent) for the log: control bytes
+ * and bytes that are not valid UTF-8 become '?', and a long value is cut at a
+ * character boundary with "...", so the log line stays one valid JSON object
+ * within log.c's line size.
+ */
+static const char *log_safe(char *dst, size_t cap, const char *s)
+{
+	size_t o = 0, i = 0, n = strlen(s);
+
+	while (i < n && o + 4 < cap) {
+		unsigned char c = (unsigned char)s[i];
+		size_t l = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+		if (c < 0x20 || c == 0x7f || (c >= 0x80 && (!l || i + l > n || !utf8_valid(s + i, l)))) {
+			dst[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(dst + o, s + i, l);
+		o += l;
+		i += l;
+	}
+	if (i < n && o + 3 < cap) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = 0;
+	return dst;
+}
+
+void http_access_log(struct srv *s, struct evhttp_request *req, const char *route, int status,
+		     double t0, const char *who, int tin, int tout, const char *rid)
+{
+	enum log_level lv = status >= 500 ? LOG_WARN : LOG_INFO;
+	const char *method = http_method_name(evhttp_request_get_command(req));
+	const char *raw_uri = evhttp_request_get_uri(req);
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *raw_ua = evhttp_find_header(h, "User-Agent");
+	char uri[512], ua[256];
+	const char *tr = evhttp_find_header(h, "X-Cloud-Trace-Context");
+	double lat = now_sec() - t0;
+	struct sbuf *sb = &s->scratch;
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+
+	met_http(route, method, status);
+	/* probes and scrapes are frequent; keep them out of the default log */
+	if (!strcmp(route, "/health") || !strcmp(route, "/metrics"))
+		lv = status >= 500 && status != 503 ? LOG_WARN : LOG_DEBUG;
+	if (lv < log_min_level())
+		return;
+	if (c)
+		evhttp_connection_get_peer(c, &peer, &port);
+	log_safe(uri, sizeof(uri), raw_uri ? raw_uri : "");
+	log_safe(ua, sizeof(ua), raw_ua ? raw_ua : "");
+	sb_reset(sb);
+	sb_puts(sb, "\"httpRequest\":{\"requestMethod\":");
+	sb_json_str(sb, method);
+	sb_puts(sb, ",\"requestUrl\":");
+	sb_json_str(sb, uri);
+	sb_printf(sb, ",\"status\":%d,\"latency\":\"%.6fs\",\"userAgent\":", status, lat);
+	sb_json_str(sb, ua);
+	sb_puts(sb, ",\"remoteIp\":");
+	sb_json_str(sb, peer ? peer : "");
+	sb_puts(sb, ",\"protocol\":\"HTTP/1.1\"}");
+	if (rid) {
+		sb_puts(sb, ",\"requestId\":");
+		sb_json_str(sb, rid);
+	}
+	if (who) {
+		sb_puts(sb, ",\"caller\":");
+		sb_json_str(sb, who);
+	}
+	if (tin >= 0)
+		sb_printf(sb, ",\"tokensIn\":%d,\"tokensOut\":%d", tin, tout);
+	if (tr && s->project) {
+		size_t n = strcspn(tr, "/;");
+		char trace[300];
+		snprintf(trace, sizeof(trace), "projects/%s/traces/%.*s", s->project, (int)MIN(n, 64), tr);
+		sb_puts(sb, ",\"logging.googleapis.com/trace\":");
+		sb_json_str(sb, trace);
+	}
+	log_fields(lv, sb_cstr(sb), "%s %s %d", method, uri, status);
+}
+
+/* The response has been written out (or the connection died first). */
+static void on_sent(struct evhttp_request *req, void *arg)
+{
+	struct srv *s = arg;
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	if (c)
+		evhttp_connection_set_closecb(c, NULL, NULL);
+	s->n_sending--;
+}
+
+static void on_sent_close(struct evhttp_connection *c, void *arg)
+{
+	struct srv *s = arg;
+	(void)c;
+	s->n_sending--;
+}
+
+void http_track_send(struct srv *s, struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	if (!c)
+		return;
+	s->n_sending++;
+	evhttp_request_set_on_complete_cb(req, on_sent, s);
+	evhttp_connection_set_closecb(c, on_sent_close, s);
+}
+
+void http_reply(struct srv *s, struct evhttp_request *req, const char *route, int status,
+		const char *ctype, const char *body, size_t len, double t0, const char *who, int tin,
+		int tout)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	struct evbuffer *b = evhttp_request_get_output_buffer(req);
+
+	evhttp_add_header(oh, "Content-Type", ctype);
+	if (atomic_load(&s->state) == SRV_DRAINING)
+		evhttp_add_header(oh, "Connection", "close");
+	if (status == 429 || status == 503)
+		evhttp_add_header(oh, "Retry-After", "1");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* evhttp writes whatever is buffered, even for HEAD, and adds no
+		 * Content-Length: a body here would be read as the next response */
+		char cl[32];
+		snprintf(cl, sizeof(cl), "%zu", body ? len : 0);
+		evhttp_add_header(oh, "Content-Length", cl);
+	} else if (body && len) {
+		evbuffer_add(b, body, len);
+	}
+	http_access_log(s, req, route, status, t0, who, tin, tout, NULL);
+	http_track_send(s, req);
+	evhttp_send_reply(req, status, reason(status), NULL);
+}
+
+void http_error(struct srv *s, struct evhttp_request *req, const char *route, int status,
+		const char *msg, const char *param, double t0)
+{
+	struct sbuf sb;
+	sb_init(&sb);
+	api_error_json(&sb, status, msg, param);
+	if (status == 401)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+	http_reply(s, req, route, status, "application/json", sb_cstr(&sb), sb.len, t0, NULL, -1, 0);
+	sb_release(&sb);
+}
+
+/* A \u0000 escape (backslashes only occur inside JSON strings). */
+static int has_nul_escape(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (p[i] != '\\')
+			continue;
+		if (p[i + 1] == 'u' && i + 6 <= n && memcmp(p + i + 2, "0000", 4) == 0)
+			return 1;
+		i++;	/* the escaped character */
+	}
+	return 0;
+}
+
+cJSON *http_parse_json(struct srv *s, struct evhttp_request *req, const char *route, double t0,
+		       const char *body, size_t len)
+{
+	const char *end = NULL;
+	cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+
+	if (j && end) {
+		while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+			end++;
+		if (end != body + len) {
+			cJSON_Delete(j);
+			http_error(s, req, route, 400, "the request body has data after the JSON value", NULL, t0);
+			return NULL;
+		}
+	}
+	if (!j) {
+		http_error(s, req, route, 400, "the request body is not valid JSON", NULL, t0);
+		return NULL;
+	}
+	if (has_nul_escape(body, len)) {
+		cJSON_Delete(j);
+		http_error(s, req, route, 400, "strings must not contain U+0000 (\\u0000)", NULL, t0);
+		return NULL;
+	}
+	return j;
+}
+
+int http_read_body(struct srv *s, struct evhttp_request *req, const char *route, double t0,
+		   char **body, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in);
+	char *p;
+
+	*body = NULL;
+	*len = 0;
+	if (n > s->cfg->max_body_bytes) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "request body over %zu bytes", s->cfg->max_body_bytes);
+		http_error(s, req, route, 413, msg, NULL, t0);
+		return -1;
+	}
+	p = malloc(n + 1);
+	if (!p) {
+		http_error(s, req, route, 500, "out of memory", NULL, t0);
+		return -1;
+	}
+	evbuffer_copyout(in, p, n);
+	p[n] = 0;
+	if (!utf8_valid(p, n)) {
+		free(p);
+		http_error(s, req, route, 400, "request body is not valid UTF-8", NULL, t0);
+		return -1;
+	}
+	*body = p;
+	*len = n;
+	return 0;
+}
