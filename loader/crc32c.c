@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "common/base64.h"
 #include "common/status.h"
 
 #define POLY 0x82f63b78u
@@ -168,36 +169,17 @@ uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
 	return multmodp(x8nmodp(len_b), crc_a) ^ crc_b;
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 void crc32c_to_base64(uint32_t crc, char out[9])
 {
 	uint8_t b[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc };
-	out[0] = b64[b[0] >> 2];
-	out[1] = b64[((b[0] & 3) << 4) | (b[1] >> 4)];
-	out[2] = b64[((b[1] & 15) << 2) | (b[2] >> 6)];
-	out[3] = b64[b[2] & 63];
-	out[4] = b64[b[3] >> 2];
-	out[5] = b64[(b[3] & 3) << 4];
-	out[6] = '=';
-	out[7] = '=';
-	out[8] = 0;
+	b64_encode(out, b, 4, B64_STD);
 }
 
 int crc32c_from_base64(const char *s, uint32_t *crc)
 {
-	int v[6];
-	if (strlen(s) != 8 || s[6] != '=' || s[7] != '=')
+	uint8_t b[4];
+	if (b64_decode(b, sizeof(b), s, strlen(s), B64_STD) != 4)
 		return ST_EFORMAT;
-	for (int i = 0; i < 6; i++) {
-		const char *q = s[i] ? strchr(b64, s[i]) : NULL;
-		if (!q)
-			return ST_EFORMAT;
-		v[i] = (int)(q - b64);
-	}
-	if (v[5] & 15)		/* the unused low bits must be zero (canonical form) */
-		return ST_EFORMAT;
-	*crc = ((uint32_t)v[0] << 26) | ((uint32_t)v[1] << 20) | ((uint32_t)v[2] << 14) |
-	       ((uint32_t)v[3] << 8) | ((uint32_t)v[4] << 2) | ((uint32_t)v[5] >> 4);
+	*crc = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 	return 0;
 }

@@ -21,9 +21,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/base64.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "common/fileio.h"
 #include "common/util.h"
 #include "loader/ld_internal.h"
 
@@ -41,30 +42,6 @@ struct gcs_auth {
 	/* metadata server */
 	char *meta_url;
 };
-
-static void b64url(const unsigned char *in, size_t n, char *out)
-{
-	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t j = 0, i = 0;
-	for (; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[j++] = t[v >> 18];
-		out[j++] = t[(v >> 12) & 63];
-		out[j++] = t[(v >> 6) & 63];
-		out[j++] = t[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		out[j++] = t[v >> 18];
-		out[j++] = t[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[j++] = t[v >> 18];
-		out[j++] = t[(v >> 12) & 63];
-		out[j++] = t[(v >> 6) & 63];
-	}
-	out[j] = 0;
-}
 
 static char *json_str(const cJSON *o, const char *key)
 {
@@ -189,16 +166,16 @@ static char *make_jwt(struct gcs_auth *a)
 	size_t hl = strlen(hdr), cl = strlen(claims);
 	if (!md || !(signing = malloc((hl + cl) * 2 + 8)))
 		goto out;
-	b64url((unsigned char *)hdr, hl, signing);
+	b64_encode(signing, hdr, hl, B64_URL);
 	strcat(signing, ".");
-	b64url((unsigned char *)claims, cl, signing + strlen(signing));
+	b64_encode(signing + strlen(signing), claims, cl, B64_URL);
 	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, a->key) != 1 ||
 	    EVP_DigestSign(md, sig, &siglen, (unsigned char *)signing, strlen(signing)) != 1)
 		goto out;
 	if (!(jwt = malloc(strlen(signing) + siglen * 2 + 8)))
 		goto out;
 	sprintf(jwt, "%s.", signing);
-	b64url(sig, siglen, jwt + strlen(jwt));
+	b64_encode(jwt + strlen(jwt), sig, siglen, B64_URL);
 out:
 	EVP_MD_CTX_free(md);
 	free(signing);

@@ -52,8 +52,6 @@ struct jwks;
 /* Parses a compact JWS (3 base64url parts). ST_EINVAL when malformed. */
 int jwt_parse(const char *tok, size_t n, struct jwt *j);
 void jwt_release(struct jwt *j);
-/* Strict base64url (no padding, no stray characters); returns bytes or -1. */
-long b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap);
 /* RS256 over signing_input with the key of j->kid; 0 or ST_EAUTH. */
 int jwt_verify_rs256(const struct jwt *j, const struct jwks *keys);
 

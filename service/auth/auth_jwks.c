@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
+#include "common/base64.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/fileio.h"
@@ -109,8 +110,8 @@ int jwks_parse(const char *json, size_t len, struct jwks **out)
 			continue;
 		if (strlen(kid) >= sizeof(s->keys[0].kid))
 			continue;
-		long nl = b64url_decode(n, strlen(n), nb, sizeof(nb));
-		long el = b64url_decode(e, strlen(e), eb, sizeof(eb));
+		long nl = b64_decode(nb, sizeof(nb), n, strlen(n), B64_URL);
+		long el = b64_decode(eb, sizeof(eb), e, strlen(e), B64_URL);
 		if (nl <= 0 || el <= 0)
 			continue;
 		EVP_PKEY *pk = rsa_from_ne(nb, (size_t)nl, eb, (size_t)el);

@@ -15,52 +15,11 @@
 
 #include <openssl/evp.h>
 
+#include "common/base64.h"
 #include "common/status.h"
 #include "common/util.h"
 
 static const char removed_sig[] = "SIGNATURE_REMOVED_BY_GOOGLE";
-
-static int b64v(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-long b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
-{
-	size_t o = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-
-	if (n % 4 == 1)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		int v = b64v((unsigned char)in[i]);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o >= cap)
-				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	/* leftover bits must be zero (canonical encoding) */
-	if (bits && (acc & ((1u << bits) - 1)))
-		return -1;
-	return (long)o;
-}
 
 static cJSON *decode_json_part(const char *p, size_t n)
 {
@@ -70,7 +29,7 @@ static cJSON *decode_json_part(const char *p, size_t n)
 
 	if (!buf)
 		return NULL;
-	m = b64url_decode(p, n, buf, n);
+	m = b64_decode(buf, n, p, n, B64_URL);
 	if (m > 0 && utf8_valid((const char *)buf, (size_t)m)) {
 		j = cJSON_ParseWithLength((const char *)buf, (size_t)m);
 		if (j && !cJSON_IsObject(j)) {
@@ -157,7 +116,7 @@ int jwt_parse(const char *tok, size_t n, struct jwt *j)
 		j->sig = malloc(sl);
 		if (!j->sig)
 			goto bad;
-		long m = b64url_decode(d2 + 1, sl, j->sig, sl);
+		long m = b64_decode(j->sig, sl, d2 + 1, sl, B64_URL);
 		if (m <= 0)
 			goto bad;
 		j->sig_len = (size_t)m;

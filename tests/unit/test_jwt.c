@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <unistd.h>
 
+#include "common/base64.h"
 #include "common/fileio.h"
 #include "common/util.h"
 #include "service/auth/auth.h"
@@ -142,12 +143,12 @@ static int check_bearer(struct auth *a, const char *tok)
 static void test_b64url(void)
 {
 	unsigned char out[16];
-	CHECK(b64url_decode("TWFu", 4, out, sizeof(out)) == 3 && !memcmp(out, "Man", 3), "Man");
-	CHECK(b64url_decode("TWE", 3, out, sizeof(out)) == 2, "no padding");
-	CHECK(b64url_decode("TWE=", 4, out, sizeof(out)) < 0, "padding refused");
-	CHECK(b64url_decode("TW+/", 4, out, sizeof(out)) < 0, "standard alphabet refused");
-	CHECK(b64url_decode("T", 1, out, sizeof(out)) < 0, "1 mod 4");
-	CHECK(b64url_decode("TWF", 3, out, sizeof(out)) < 0, "non-canonical trailing bits");
+	CHECK(b64_decode(out, sizeof(out), "TWFu", 4, B64_URL) == 3 && !memcmp(out, "Man", 3), "Man");
+	CHECK(b64_decode(out, sizeof(out), "TWE", 3, B64_URL) == 2, "no padding");
+	CHECK(b64_decode(out, sizeof(out), "TWE=", 4, B64_URL) < 0, "padding refused");
+	CHECK(b64_decode(out, sizeof(out), "TW+/", 4, B64_URL) < 0, "standard alphabet refused");
+	CHECK(b64_decode(out, sizeof(out), "T", 1, B64_URL) < 0, "1 mod 4");
+	CHECK(b64_decode(out, sizeof(out), "TWF", 3, B64_URL) < 0, "non-canonical trailing bits");
 }
 
 static void test_parse_malformed(void)
