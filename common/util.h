@@ -55,6 +55,13 @@ size_t json_escape(char *dst, size_t cap, const char *s);
 int parse_i64(const char *s, int64_t *out);
 int parse_f64(const char *s, double *out);
 
+/*
+ * The one UTF-8 decoder: the code point of the character at s (n bytes
+ * available) into *cp and its length 1..4, or 0 when it is not valid
+ * UTF-8 (overlong, surrogate, over U+10FFFF, bad or missing continuation).
+ */
+size_t utf8_decode(const char *s, size_t n, uint32_t *cp);
+
 /* Whether the n bytes at s are valid UTF-8 (no overlongs, no surrogates). */
 int utf8_valid(const char *s, size_t n);
 
