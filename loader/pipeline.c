@@ -49,24 +49,12 @@
 #include "loader/manifest.h"
 #include "loader/model_desc.h"
 #include "loader/pipeline.h"
+#include "loader/ring.h"
 #include "loader/source.h"
 
 #define HEAD_WANT (256u << 10)
 #define SMALL_MAX (64u << 20)
 #define TOKENIZER_MAX (256u << 20)
-
-struct ring {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	char *mem;
-	size_t slot_bytes;
-	int n_slots, n_free;
-	int *free_idx;
-	struct slot_arg { struct ring *r; int idx; } *args;
-	const _Atomic int *abort;
-	struct be *be;
-	int alloc_rc;
-};
 
 /* metadata stage results */
 struct meta {
@@ -100,9 +88,7 @@ struct pipe {
 	pthread_mutex_t err_mu;
 	int err_rc;
 	char err[LD_ERR_MAX * 2];
-	struct ring ring;
-	pthread_t ring_th;
-	int ring_started;		/* ring_alloc_thread not joined yet */
+	struct ld_ring ring;		/* staging buffers (not host-visible backends) */
 	double t0, t1;			/* start; end of the metadata stage */
 };
 
@@ -111,49 +97,6 @@ struct worker {
 	int id;
 	pthread_t th;
 };
-
-/* ---- ring of staging buffers ---- */
-
-static void *ring_alloc_thread(void *arg)
-{
-	struct ring *r = arg;
-	size_t total = r->slot_bytes * (size_t)r->n_slots;
-	r->mem = r->be->ops->host_alloc(r->be->ctx, total);
-	r->alloc_rc = r->mem ? 0 : log_err(ST_ENOMEM, "cannot allocate %zu bytes of staging buffers", total);
-	return NULL;
-}
-
-static void ring_put_cb(void *arg)
-{
-	struct slot_arg *a = arg;
-	struct ring *r = a->r;
-	pthread_mutex_lock(&r->mu);
-	r->free_idx[r->n_free++] = a->idx;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-}
-
-/* A free slot, or -1 once the load is aborted. */
-static int ring_get(struct ring *r)
-{
-	int idx = -1;
-	pthread_mutex_lock(&r->mu);
-	while (r->n_free == 0 && !atomic_load(r->abort))
-		pthread_cond_wait(&r->cv, &r->mu);
-	if (r->n_free > 0 && !atomic_load(r->abort))
-		idx = r->free_idx[--r->n_free];
-	pthread_mutex_unlock(&r->mu);
-	return idx;
-}
-
-static void ring_wake_all(struct ring *r)
-{
-	if (!r->free_idx)
-		return;
-	pthread_mutex_lock(&r->mu);
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-}
 
 /* ---- errors ---- */
 
@@ -166,7 +109,7 @@ static int fail(struct pipe *p, int rc, const char *where, uint64_t off, const c
 	}
 	pthread_mutex_unlock(&p->err_mu);
 	atomic_store(&p->abort, 1);
-	ring_wake_all(&p->ring);
+	ld_ring_wake_all(&p->ring);
 	return rc;
 }
 
@@ -281,9 +224,9 @@ static void *worker_main(void *arg)
 		const struct ld_chunk *ck = &p->chunks[i];
 		char *dst = p->arena + ck->arena_off;
 		if (!ops->host_visible) {
-			if ((slot = ring_get(&p->ring)) < 0)
+			if ((slot = ld_ring_get(&p->ring)) < 0)
 				break;
-			dst = p->ring.mem + (size_t)slot * p->ring.slot_bytes;
+			dst = ld_ring_buf(&p->ring, slot);
 		}
 		uint32_t crc = 0;
 		rc = read_range(p, conn, &rg, &p->objs[ck->obj], ck->file_off, ck->len, dst,
@@ -291,14 +234,14 @@ static void *worker_main(void *arg)
 		p->chunk_crc[i] = crc;
 		if (rc == 0 && !ops->host_visible) {
 			rc = ops->upload(p->be->ctx, p->arena + ck->arena_off, dst, ck->len,
-					 i % MAX(1, ops->n_upload_lanes), ring_put_cb, &p->ring.args[slot]);
+					 i % MAX(1, ops->n_upload_lanes), ld_ring_put, &p->ring.slots[slot]);
 			if (rc < 0)
 				fail(p, rc, p->objs[ck->obj].where, ck->file_off, "upload to the device failed");
 			else
 				slot = -1;	/* the backend gives it back */
 		}
 		if (slot >= 0)
-			ring_put_cb(&p->ring.args[slot]);
+			ld_ring_put(&p->ring.slots[slot]);
 		if (rc < 0)
 			break;
 		if (p->pr)
@@ -569,40 +512,13 @@ static void pipe_init(struct pipe *p, const struct ld_opts *opts, struct be *be,
 	}
 }
 
-/* Non-host-visible backend: the staging ring, allocated on a helper thread while metadata is read. */
+/* Non-host-visible backend: the staging ring (ring.c), allocated on a helper thread while metadata is read. */
 static int ring_start(struct pipe *p)
 {
-	struct ring *r = &p->ring;
 	if (p->be->ops->host_visible)
 		return 0;
-	r->slot_bytes = p->o.chunk_bytes;
-	r->n_slots = (int)MAX((size_t)2, MIN(p->o.pinned_bytes / p->o.chunk_bytes, (size_t)4096));
-	r->free_idx = calloc((size_t)r->n_slots, sizeof(int));
-	r->args = calloc((size_t)r->n_slots, sizeof(*r->args));
-	r->abort = &p->abort;
-	r->be = p->be;
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
-	if (!r->free_idx || !r->args)
-		return ST_ENOMEM;
-	for (int i = 0; i < r->n_slots; i++) {
-		r->free_idx[r->n_free++] = i;
-		r->args[i] = (struct slot_arg){ r, i };
-	}
-	if (pthread_create(&p->ring_th, NULL, ring_alloc_thread, r) != 0)
-		return ST_ENOMEM;
-	p->ring_started = 1;
-	return 0;
-}
-
-/* Waits for the ring's allocation (if any). */
-static int ring_wait(struct pipe *p)
-{
-	if (!p->ring_started)
-		return 0;
-	pthread_join(p->ring_th, NULL);
-	p->ring_started = 0;
-	return p->ring.alloc_rc;
+	return ld_ring_start(&p->ring, p->be, p->o.chunk_bytes,
+			     (int)MAX((size_t)2, MIN(p->o.pinned_bytes / p->o.chunk_bytes, (size_t)4096)), &p->abort);
 }
 
 /* The byte source for uri (source.c) and the main thread's connection. */
@@ -730,9 +646,7 @@ static int sync_uploads(struct pipe *p)
 /* Logs a failure once, publishes the outcome, and frees everything but the model. */
 static int finish(struct pipe *p, const char *uri, int rc)
 {
-	struct be *be = p->be;
-	if (p->ring_started)
-		pthread_join(p->ring_th, NULL);
+	ld_ring_wait(&p->ring);	/* its allocation failure, if any, is logged before ours */
 	if (rc < 0) {
 		if (p->err_rc)
 			rc = p->err_rc;
@@ -740,14 +654,7 @@ static int finish(struct pipe *p, const char *uri, int rc)
 	}
 	if (p->pr)
 		atomic_store(&p->pr->done, rc < 0 ? -1 : 1);
-	if (p->ring.mem)
-		be->ops->host_free(be->ctx, p->ring.mem);
-	if (p->ring.free_idx) {
-		pthread_mutex_destroy(&p->ring.mu);
-		pthread_cond_destroy(&p->ring.cv);
-	}
-	free(p->ring.free_idx);
-	free(p->ring.args);
+	ld_ring_release(&p->ring);
 	if (p->src && p->conn)
 		p->src->vt->conn_destroy(p->conn);
 	for (int s = 0; p->objs && s < p->d.n_shards; s++)
@@ -775,7 +682,7 @@ int ld_load(const char *uri, const struct ld_opts *opts, struct be *be, struct l
 	pipe_init(&p, opts, be, pr);
 	/* metadata stage */
 	if ((rc = ring_start(&p)) < 0 || (rc = open_source(&p, uri)) < 0 || (rc = read_meta(&p)) < 0 ||
-	    (rc = make_model(&p, &m)) < 0 || (rc = plan(&p)) < 0 || (rc = ring_wait(&p)) < 0)
+	    (rc = make_model(&p, &m)) < 0 || (rc = plan(&p)) < 0 || (rc = ld_ring_wait(&p.ring)) < 0)
 		goto out;
 	p.t1 = now_sec();
 	if (pr)
