@@ -14,8 +14,8 @@
  *   first_byte from the start of the transfer to the first chunk byte;
  *   transfer   W workers take chunks in file order (any completion order);
  *              each reads its chunk straight into its final place
- *              (host-visible backend) or into a slot of a bounded ring of
- *              host_alloc'd (pinned) buffers that goes back to the ring
+ *              (host-visible backend) or into a slot of the staging ring
+ *              (ring.c: host_alloc'd, pinned) that goes back to the ring
  *              when the backend's upload calls done; a chunk CRC-32C is
  *              taken while the bytes are hot when a checksum exists to
  *              compare with;
@@ -30,6 +30,10 @@
  * fatal error stops every transfer and is reported once, naming the
  * object, the offset and the reason. The ring is allocated once, on a
  * helper thread, while the metadata stage runs.
+ *
+ * Function map: pipe_init, ring_start, open_source, read_meta, make_model,
+ * plan, (ld_ring_wait), run_workers -> worker_main -> read_range ->
+ * retry_or_fail / throttle, sync_uploads, verify, finish.
  */
 #include <inttypes.h>
 #include <pthread.h>
