@@ -1,13 +1,25 @@
-/* sbuf.c - see sbuf.h. */
+/* sbuf.c - the growable buffer (see sbuf.h for the oom contract and the test hook). */
 #include "common/sbuf.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
+
+/* GR_TEST_SBUF_MAX (sbuf.h): 0 = no limit. Written once under pthread_once. */
+static size_t test_max;
+static pthread_once_t test_max_once = PTHREAD_ONCE_INIT;
+
+static void read_test_max(void)
+{
+	const char *v = getenv("GR_TEST_SBUF_MAX");
+	if (v && *v)
+		test_max = (size_t)strtoull(v, NULL, 10);
+}
 
 void sb_init(struct sbuf *sb)
 {
@@ -37,6 +49,11 @@ int sb_reserve(struct sbuf *sb, size_t extra)
 	size_t cap = sb->cap ? sb->cap : 256;
 	while (cap < sb->len + extra + 1)
 		cap *= 2;
+	pthread_once(&test_max_once, read_test_max);
+	if (test_max && cap > test_max) {
+		sb->oom = 1;	/* injected failure (tests) */
+		return -1;
+	}
 	char *p = realloc(sb->buf, cap);
 	if (!p) {
 		sb->oom = 1;

@@ -28,6 +28,8 @@
 #include "service/config.h"
 #include "engine/engine.h"
 #include "service/http/http.h"
+#include "service/http/http_gen.h"
+#include "service/http/http_server.h"
 #include "service/http/metrics.h"
 #include "tokenizer/tokenizer.h"
 
