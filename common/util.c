@@ -73,39 +73,53 @@ f16 f32_to_f16(float f)
 	return (f16)h;
 }
 
+size_t json_escape_step(const char *s, size_t n, const char **rep, char tmp[8])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char c = (unsigned char)s[0];
+	uint32_t cp;
+	size_t l;
+
+	*rep = NULL;
+	switch (c) {
+	case '"':  *rep = "\\\""; return 1;
+	case '\\': *rep = "\\\\"; return 1;
+	case '\n': *rep = "\\n"; return 1;
+	case '\r': *rep = "\\r"; return 1;
+	case '\t': *rep = "\\t"; return 1;
+	}
+	if (c < 0x20 || c == 0x7f) {
+		memcpy(tmp, "\\u00", 4);
+		tmp[4] = hex[c >> 4];
+		tmp[5] = hex[c & 15];
+		tmp[6] = 0;
+		*rep = tmp;
+		return 1;
+	}
+	if (c < 0x80)
+		return 1;
+	if ((l = utf8_decode(s, n, &cp)) > 0)
+		return l;
+	*rep = "\xef\xbf\xbd";	/* a byte that starts no valid character: U+FFFD */
+	return 1;
+}
+
 size_t json_escape(char *dst, size_t cap, const char *s)
 {
-	size_t o = 0;
+	size_t o = 0, n = strlen(s);
 	if (cap == 0)
 		return 0;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (size_t i = 0; i < n;) {
 		char tmp[8];
-		const char *rep = NULL;
-		size_t rn;
-		switch (c) {
-		case '"':  rep = "\\\""; break;
-		case '\\': rep = "\\\\"; break;
-		case '\n': rep = "\\n"; break;
-		case '\r': rep = "\\r"; break;
-		case '\t': rep = "\\t"; break;
-		default:
-			if (c < 0x20) {
-				snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-				rep = tmp;
-			}
-		}
-		if (rep) {
-			rn = strlen(rep);
-			if (o + rn >= cap)
-				break;
-			memcpy(dst + o, rep, rn);
-			o += rn;
-		} else {
-			if (o + 1 >= cap)
-				break;
-			dst[o++] = (char)c;
-		}
+		const char *rep;
+		size_t used = json_escape_step(s + i, n - i, &rep, tmp);
+		const char *src = rep ? rep : s + i;
+		size_t len = rep ? strlen(rep) : used;
+		if (o + len >= cap)
+			break;
+		memcpy(dst + o, src, len);
+		o += len;
+		i += used;
 	}
 	dst[o] = 0;
 	return o;

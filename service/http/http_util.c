@@ -64,8 +64,9 @@ static const char *log_safe(char *dst, size_t cap, const char *s)
 
 	while (i < n && o + 4 < cap) {
 		unsigned char c = (unsigned char)s[i];
-		size_t l = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
-		if (c < 0x20 || c == 0x7f || (c >= 0x80 && (!l || i + l > n || !utf8_valid(s + i, l)))) {
+		uint32_t cp;
+		size_t l = utf8_decode(s + i, n - i, &cp);
+		if (c < 0x20 || c == 0x7f || !l) {
 			dst[o++] = '?';
 			i++;
 			continue;

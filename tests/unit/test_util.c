@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <wchar.h>
 
+#include "common/sbuf.h"
 #include "common/util.h"
 #include "tests/harness.h"
 
@@ -109,6 +110,40 @@ static void test_json_escape(void)
 	CHECK(!strcmp(out, "a\\\"b\\\\c\\n\\u0001\\u001f\xc3\xa9"), "escaped '%s'", out);
 	json_escape(out, 4, "abcdef");
 	CHECK(strlen(out) < 4, "truncated within cap: '%s'", out);
+	json_escape(out, sizeof(out), "a\x7f\xff\xc3(");
+	CHECK(!strcmp(out, "a\\u007f\xef\xbf\xbd\xef\xbf\xbd("), "DEL and invalid UTF-8: '%s'", out);
+	json_escape(out, 3, "\xc3\xa9\xc3\xa9");
+	CHECK(!strcmp(out, "\xc3\xa9"), "never cut inside a character: '%s'", out);
+}
+
+/* The log's escaper and the response builder's are one: same text for any bytes. */
+static void test_json_escapers_agree(void)
+{
+	struct rng r;
+	char in[48], out[512];
+	struct sbuf sb;
+	int bad = 0;
+
+	rng_seed(&r, 7);
+	for (int t = 0; t < 20000; t++) {
+		size_t n = (size_t)(rng_next(&r) % (sizeof(in) - 1));
+		for (size_t i = 0; i < n; i++) {
+			uint64_t v = rng_next(&r);
+			/* mostly ASCII and real UTF-8 lead/continuation bytes, some anything */
+			in[i] = (char)(v % 4 == 0 ? 0x80 + (v >> 8) % 0x80 : v % 4 == 1 ? 0xc0 + (v >> 8) % 0x38
+				       : 1 + (v >> 8) % 0xff);
+		}
+		in[n] = 0;
+		n = strlen(in);
+		json_escape(out, sizeof(out), in);
+		sb_init(&sb);
+		sb_json_strn(&sb, in, n);
+		if (sb.len < 2 || sb.len - 2 != strlen(out) || memcmp(sb.buf + 1, out, sb.len - 2) ||
+		    !utf8_valid(out, strlen(out)))
+			bad++;
+		sb_release(&sb);
+	}
+	CHECK(bad == 0, "%d of 20000 random strings escaped differently (or not valid UTF-8)", bad);
 }
 
 int main(void)
@@ -116,5 +151,6 @@ int main(void)
 	RUN(test_against_glibc);
 	RUN(test_kuhn_boundaries);
 	RUN(test_json_escape);
+	RUN(test_json_escapers_agree);
 	return th_done();
 }
