@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/sbuf.h"
 #include "common/status.h"
 #include "common/util.h"
 #include "service/cli/cli_flags.h"
@@ -40,28 +41,19 @@ static int load_tok(const char *cmd, const char *model, struct tokenizer **t)
 	return 0;
 }
 
-/* Writes s[0..n) as a JSON string (quotes included); s is valid UTF-8. */
-static void put_json_str(FILE *f, const char *s, size_t n)
+/* Writes s[0..n) as a JSON string (common/util.h's escaper, via sbuf). */
+static int put_json_str(FILE *f, const char *s, size_t n)
 {
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c == '\r')
-			fputs("\\r", f);
-		else if (c == '\t')
-			fputs("\\t", f);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
+	struct sbuf sb;
+	int rc = 0;
 
+	sb_init(&sb);
+	sb_json_strn(&sb, s, n);
+	if (sb.oom || fwrite(sb.buf, 1, sb.len, f) != sb.len)
+		rc = ST_ENOMEM;
+	sb_release(&sb);
+	return rc;
+}
 /* --model DIR and one more string flag (--text or --ids), both required. */
 static int parse_args(const char *cmd, int argc, char **argv, const char *what, const char **model,
 		      const char **val, int *skip)
@@ -159,9 +151,8 @@ int cmd_detokenize(int argc, char **argv)
 		rc = 1;
 	} else {
 		printf("{\"text\":");
-		put_json_str(stdout, text, len);
+		rc = put_json_str(stdout, text, len) < 0 ? 1 : 0;
 		printf("}\n");
-		rc = 0;
 	}
 	free(text);
 	free(ids);
