@@ -1,8 +1,12 @@
 /*
  * engine.c - the engine's lifecycle and its thread-safe entry points:
- * eng_create (sizes the KV cache, starts the thread), eng_submit,
- * eng_cancel, eng_get_stats, eng_warmup, eng_destroy, and the thread loop.
- * One step of the scheduler lives in engine_step.c.
+ * eng_create (options and plan, EOS ids, model + KV cache, sampling
+ * buffers, thread; one teardown, eng_free, for its failure path and
+ * eng_destroy), eng_submit, eng_cancel, eng_get_stats, eng_warmup,
+ * eng_destroy, and the thread loop.
+ * Not here: one step of the scheduler (engine_step.c), the request object
+ * and its events (engine_req.c). Calls point one way: engine.c ->
+ * engine_step.c -> engine_req.c (engine.c also builds requests there).
  *
  * KV budget: the memory plan (engine/mem_plan.h), made before the model's
  * scratch is allocated: eng_opts.kv_bytes when set; else on a device
@@ -16,8 +20,6 @@
  * beyond the running slots that are free (so max_queue 0 still admits a
  * request when a slot is free, and refuses it when none is).
  */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,8 @@
 
 #include "common/log.h"
 #include "common/status.h"
-#include "engine/engine_int.h"
+#include "engine/engine_req.h"
+#include "engine/engine_step.h"
 
 
 void eng_opts_default(struct eng_opts *o)
@@ -77,152 +80,6 @@ const char *eng_finish_name(enum eng_finish f)
 	case ENG_FINISH_ABORT: return "abort";
 	case ENG_FINISH_ERROR: return "error";
 	default: return NULL;
-	}
-}
-
-void eng_list_push_back(struct eng_list *l, struct eng_req *q)
-{
-	q->next = NULL;
-	q->prev = l->tail;
-	if (l->tail)
-		l->tail->next = q;
-	else
-		l->head = q;
-	l->tail = q;
-	l->n++;
-}
-
-void eng_list_push_front(struct eng_list *l, struct eng_req *q)
-{
-	q->prev = NULL;
-	q->next = l->head;
-	if (l->head)
-		l->head->prev = q;
-	else
-		l->tail = q;
-	l->head = q;
-	l->n++;
-}
-
-void eng_list_remove(struct eng_list *l, struct eng_req *q)
-{
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		l->head = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
-	else
-		l->tail = q->prev;
-	q->prev = q->next = NULL;
-	l->n--;
-}
-
-void eng_stats_refresh(struct engine *e)
-{
-	e->stats.running = e->running.n;
-	e->stats.waiting = e->waiting.n;
-	e->stats.kv_blocks_total = kv_n_blocks(e->kv);
-	e->stats.kv_blocks_free = kv_n_free(e->kv);
-	e->stats.kv_usage = e->stats.kv_blocks_total > 0 ?
-		1.0 - (double)e->stats.kv_blocks_free / e->stats.kv_blocks_total : 0.0;
-}
-
-void eng_req_free(struct eng_req *q)
-{
-	if (!q)
-		return;
-	for (int i = 0; i < q->sp.n_stop; i++)
-		free(q->sp.stop[i]);
-	stop_release(&q->stop);
-	free(q->ts);
-	free(q->text);
-	free(q->tokens);
-	free(q->blocks);
-	free(q);
-}
-
-void eng_req_free_blocks(struct engine *e, struct eng_req *q)
-{
-	if (q->n_blocks > 0)
-		kv_free_n(e->kv, q->blocks, q->n_blocks);
-	q->n_blocks = 0;
-	q->n_computed = 0;
-}
-
-void eng_emit(struct engine *e, struct eng_req *q, int with_token)
-{
-	struct eng_output o;
-	int fin = q->finish != ENG_FINISH_NONE;
-
-	if (fin && q->t_done == 0)
-		q->t_done = now_sec();
-	if (q->internal) {
-		if (fin) {
-			pthread_mutex_lock(&e->mu);
-			e->warm_pending = 0;
-			e->warm_rc = q->finish == ENG_FINISH_ERROR ? ST_EIO : 0;
-			pthread_cond_broadcast(&e->warm_cv);
-			pthread_mutex_unlock(&e->mu);
-		}
-		q->text_len = 0;
-		return;
-	}
-	memset(&o, 0, sizeof(o));
-	o.id = q->id;
-	o.user = q->user;
-	if (with_token) {
-		o.n_tokens = 1;
-		o.tokens = &q->ev_token;
-		if (q->sp.logprobs >= 0) {
-			o.token_logprobs = &q->ev_logprob;
-			o.top_logprobs = q->ev_top;
-			o.n_top = q->ev_n_top;
-		}
-	}
-	if (q->text) {
-		q->text[q->text_len] = '\0';
-		o.text = q->text;
-	} else {
-		o.text = "";
-	}
-	o.text_len = q->text_len;
-	o.final = fin;
-	o.finish = q->finish;
-	o.error = q->error;
-	o.n_prompt_tokens = q->n_prompt;
-	o.n_generated = q->n_gen;
-	o.t_queued = q->t_queued;
-	o.t_first_token = q->t_first;
-	o.t_done = q->t_done;
-	if (e->on_output)
-		e->on_output(&o);
-	q->text_len = 0;
-}
-
-/* Retires every request (shutdown): ABORT events, blocks freed. */
-static void eng_abort_all(struct engine *e)
-{
-	struct eng_list done = { 0 };
-	struct eng_req *q;
-
-	pthread_mutex_lock(&e->mu);
-	while ((q = e->running.head)) {
-		eng_list_remove(&e->running, q);
-		eng_req_free_blocks(e, q);
-		eng_list_push_back(&done, q);
-	}
-	while ((q = e->waiting.head)) {
-		eng_list_remove(&e->waiting, q);
-		eng_list_push_back(&done, q);
-	}
-	eng_stats_refresh(e);
-	pthread_mutex_unlock(&e->mu);
-	while ((q = done.head)) {
-		eng_list_remove(&done, q);
-		q->finish = ENG_FINISH_ABORT;
-		eng_emit(e, q, 0);
-		eng_req_free(q);
 	}
 }
 
@@ -303,30 +160,6 @@ static int eng_plan_checked(const struct eng_opts *o, const struct g2_weights *w
 	return mem_plan_compute(c, &in, plan, err, errlen);
 }
 
-static void eng_free_samplers(struct engine *e)
-{
-	if (e->smps)
-		for (int i = 0; i < eng_pool_size(e->pool); i++)
-			smp_destroy(e->smps[i]);
-	free(e->smps);
-	eng_pool_destroy(e->pool);
-	e->smps = NULL;
-	e->pool = NULL;
-}
-
-static void eng_free_dev_smp(struct engine *e, struct be *be)
-{
-	if (e->s_rows)
-		be->ops->host_free(be->ctx, e->s_rows);
-	if (e->s_out)
-		be->ops->host_free(be->ctx, e->s_out);
-	if (e->s_pairs)
-		be->ops->host_free(be->ctx, e->s_pairs);
-	e->s_rows = NULL;
-	e->s_out = NULL;
-	e->s_pairs = NULL;
-}
-
 static int eng_check_opts(struct eng_opts *o)
 {
 	if (o->max_num_seqs < 1 || o->max_num_batched_tokens < 1 || o->max_queue < 0 ||
@@ -370,104 +203,143 @@ const struct mem_plan *eng_mem_plan(const struct engine *e)
 	return &e->plan;
 }
 
-int eng_create(const struct eng_opts *opts, const struct g2_weights *w, struct tokenizer *tok,
-	       eng_output_fn on_output, struct engine **out)
+/*
+ * The one teardown, for eng_create's failure path and eng_destroy: every
+ * member may still be unset (NULL / 0); the thread has been joined.
+ */
+static void eng_free(struct engine *e)
 {
-	struct engine *e;
-	const struct g2_config *c = &w->cfg;
-	size_t per_block;
+	struct be *be = e->w.be;
+
+	if (e->sync_ready) {
+		pthread_cond_destroy(&e->warm_cv);
+		pthread_cond_destroy(&e->cv);
+		pthread_mutex_destroy(&e->mu);
+	}
+	free(e->b_tokens);
+	free(e->b_pos);
+	free(e->b_seq);
+	free(e->b_bt);
+	free(e->b_ctx);
+	free(e->b_rows);
+	free(e->logits);
+	free(e->sched);
+	free(e->rows);
+	if (e->smps)
+		for (int i = 0; i < eng_pool_size(e->pool); i++)
+			smp_destroy(e->smps[i]);
+	free(e->smps);
+	eng_pool_destroy(e->pool);
+	if (e->s_rows)
+		be->ops->host_free(be->ctx, e->s_rows);
+	if (e->s_out)
+		be->ops->host_free(be->ctx, e->s_out);
+	if (e->s_pairs)
+		be->ops->host_free(be->ctx, e->s_pairs);
+	kv_cache_destroy(e->kv);
+	g2_model_destroy(e->g);
+	free(e);
+}
+
+/* Create step 1: the options, checked, and the memory plan they give. */
+static int eng_init_plan(struct engine *e, const struct eng_opts *opts)
+{
+	char perr[512];
 	int rc;
 
-	*out = NULL;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return ST_ENOMEM;
 	if (opts)
 		e->o = *opts;
 	else
 		eng_opts_default(&e->o);
 	if ((rc = eng_check_opts(&e->o)) < 0)
-		goto out_free;
-	e->w = *w;
-	e->tok = tok;
-	e->on_output = on_output;
-	e->vocab = c->vocab_size;
+		return rc;
+	e->vocab = e->w.cfg.vocab_size;
 	e->block_size = e->o.block_size;
 	e->max_seqs = e->o.max_num_seqs;
 	e->max_tokens = e->o.max_num_batched_tokens;
-	{
-		char perr[512];
-		if ((rc = eng_plan_checked(&e->o, w, &e->plan, perr, sizeof(perr))) < 0) {
-			log_err(rc, "engine: memory plan: %s", perr);
-			goto out_free;
-		}
-		if (e->plan.warning[0])
-			log_warn("engine: %s", e->plan.warning);
-	}
+	if ((rc = eng_plan_checked(&e->o, &e->w, &e->plan, perr, sizeof(perr))) < 0)
+		return log_err(rc, "engine: memory plan: %s", perr);
+	if (e->plan.warning[0])
+		log_warn("engine: %s", e->plan.warning);
 	e->max_model_len = e->plan.max_model_len;
-	if (tok && tok_vocab_size(tok) > e->vocab) {
-		rc = log_err(ST_EINVAL, "engine: tokenizer has %d tokens, model vocab_size %d",
-			     tok_vocab_size(tok), e->vocab);
-		goto out_free;
-	}
+	e->o.max_model_len = e->max_model_len;
+	e->max_blocks = (e->max_model_len + e->block_size - 1) / e->block_size;
+	return 0;
+}
+
+/* Create step 2: the EOS ids: config.json's, and the tokenizer's <end_of_turn>. */
+static int eng_init_eos(struct engine *e)
+{
+	const struct g2_config *c = &e->w.cfg;
+
+	if (e->tok && tok_vocab_size(e->tok) > e->vocab)
+		return log_err(ST_EINVAL, "engine: tokenizer has %d tokens, model vocab_size %d",
+			       tok_vocab_size(e->tok), e->vocab);
 	for (int i = 0; i < c->n_eos && e->n_eos < ENG_MAX_EOS; i++)
 		e->eos[e->n_eos++] = c->eos_token_ids[i];
-	if (tok) {
-		int eot = tok_id(tok, "<end_of_turn>");
+	if (e->tok) {
+		int eot = tok_id(e->tok, "<end_of_turn>");
 		int dup = 0;
 		for (int i = 0; i < e->n_eos; i++)
 			dup |= e->eos[i] == eot;
 		if (eot >= 0 && !dup && e->n_eos < ENG_MAX_EOS)
 			e->eos[e->n_eos++] = eot;
 	}
-	e->max_blocks = (e->max_model_len + e->block_size - 1) / e->block_size;
+	return 0;
+}
+
+/* Create step 3: the model's scratch and the KV cache the plan sized. */
+static int eng_init_model(struct engine *e)
+{
+	int rc;
 
 	if ((rc = g2_model_create(&e->w, e->max_tokens, e->max_seqs, e->max_blocks, &e->g)) < 0)
-		goto out_free;
-	per_block = e->plan.kv_block_bytes;
-	if ((rc = kv_cache_create(w->be, c, e->block_size, e->plan.kv_bytes, &e->kv)) < 0)
-		goto out_free;
-	if (kv_n_blocks(e->kv) * e->block_size < e->max_model_len) {
-		rc = log_err(ST_ENOMEM, "engine: KV cache holds %d blocks, the plan %d",
-			     kv_n_blocks(e->kv), e->plan.kv_blocks);
-		goto out_free;
-	}
-	{
-		int nt = e->o.sample_threads;
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		if (nt <= 0)
-			nt = (int)MIN(4, MAX(1, cpus));
-		nt = MIN(nt, MAX(1, e->max_seqs));
-		if ((rc = eng_pool_create(nt, &e->pool)) < 0)
-			goto out_free;
-		e->smps = calloc((size_t)eng_pool_size(e->pool), sizeof(*e->smps));
-		if (!e->smps) {
-			rc = ST_ENOMEM;
-			goto out_free;
-		}
-		for (int i = 0; i < eng_pool_size(e->pool); i++)
-			if ((rc = smp_create(e->vocab, &e->smps[i])) < 0)
-				goto out_free;
-	}
+		return rc;
+	if ((rc = kv_cache_create(e->w.be, &e->w.cfg, e->block_size, e->plan.kv_bytes,
+				  &e->kv)) < 0)
+		return rc;
+	if (kv_n_blocks(e->kv) * e->block_size < e->max_model_len)
+		return log_err(ST_ENOMEM, "engine: KV cache holds %d blocks, the plan %d",
+			       kv_n_blocks(e->kv), e->plan.kv_blocks);
+	return 0;
+}
 
-	e->dev_smp = eng_dev_sampling(&e->o, w->be);
-	if (e->dev_smp) {
-		const struct be *be = w->be;
-		e->s_pairs_cap = eng_pairs_cap(&e->o, e->max_model_len);
-		if ((rc = g2_model_enable_sampling(e->g, e->max_seqs, e->s_pairs_cap)) < 0)
-			goto out_free;
-		e->s_rows = be->ops->host_alloc(be->ctx, (size_t)e->max_seqs * sizeof(*e->s_rows));
-		e->s_out = be->ops->host_alloc(be->ctx, (size_t)e->max_seqs * sizeof(*e->s_out));
-		e->s_pairs = be->ops->host_alloc(be->ctx,
-						 (size_t)e->s_pairs_cap * sizeof(*e->s_pairs));
-		if (!e->s_rows || !e->s_out || !e->s_pairs) {
-			rc = log_err(ST_ENOMEM, "engine: no pinned memory for device sampling "
-				     "(%d pairs)", e->s_pairs_cap);
-			goto out_free;
-		}
-	}
+/* Create step 4: what sampling needs (host: the row pool and scratch; device: pinned rows). */
+static int eng_init_sampling(struct engine *e)
+{
+	const struct be *be = e->w.be;
+	int nt = e->o.sample_threads, rc;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-	rc = ST_ENOMEM;
+	if (nt <= 0)
+		nt = (int)MIN(4, MAX(1, cpus));
+	nt = MIN(nt, MAX(1, e->max_seqs));
+	if ((rc = eng_pool_create(nt, &e->pool)) < 0)
+		return rc;
+	e->smps = calloc((size_t)eng_pool_size(e->pool), sizeof(*e->smps));
+	if (!e->smps)
+		return ST_ENOMEM;
+	for (int i = 0; i < eng_pool_size(e->pool); i++)
+		if ((rc = smp_create(e->vocab, &e->smps[i])) < 0)
+			return rc;
+	e->dev_smp = eng_dev_sampling(&e->o, be);
+	if (!e->dev_smp)
+		return 0;
+	e->s_pairs_cap = eng_pairs_cap(&e->o, e->max_model_len);
+	if ((rc = g2_model_enable_sampling(e->g, e->max_seqs, e->s_pairs_cap)) < 0)
+		return rc;
+	e->s_rows = be->ops->host_alloc(be->ctx, (size_t)e->max_seqs * sizeof(*e->s_rows));
+	e->s_out = be->ops->host_alloc(be->ctx, (size_t)e->max_seqs * sizeof(*e->s_out));
+	e->s_pairs = be->ops->host_alloc(be->ctx, (size_t)e->s_pairs_cap * sizeof(*e->s_pairs));
+	if (!e->s_rows || !e->s_out || !e->s_pairs)
+		return log_err(ST_ENOMEM, "engine: no pinned memory for device sampling (%d pairs)",
+			       e->s_pairs_cap);
+	return 0;
+}
+
+/* Create step 5: the step's batch arrays, sized for the largest step. */
+static int eng_init_step_buffers(struct engine *e)
+{
 	e->b_tokens = calloc((size_t)e->max_tokens, sizeof(int32_t));
 	e->b_pos = calloc((size_t)e->max_tokens, sizeof(int32_t));
 	e->b_seq = calloc((size_t)e->max_tokens, sizeof(int32_t));
@@ -479,50 +351,57 @@ int eng_create(const struct eng_opts *opts, const struct g2_weights *w, struct t
 	e->sched = calloc((size_t)e->max_seqs, sizeof(*e->sched));
 	e->rows = calloc((size_t)e->max_seqs, sizeof(*e->rows));
 	if (!e->b_tokens || !e->b_pos || !e->b_seq || !e->b_bt || !e->b_ctx || !e->b_rows ||
-	    (!e->logits && !e->dev_smp) || !e->sched || !e->rows) {
-		log_err(ST_ENOMEM, "engine: no memory for step buffers (%d seqs x vocab %d)",
-			e->max_seqs, e->vocab);
-		goto out_free;
-	}
-	e->o.max_model_len = e->max_model_len;
+	    (!e->logits && !e->dev_smp) || !e->sched || !e->rows)
+		return log_err(ST_ENOMEM, "engine: no memory for step buffers (%d seqs x vocab %d)",
+			       e->max_seqs, e->vocab);
+	return 0;
+}
+
+/* Create step 6: the lock, the condition variables and the engine thread. */
+static int eng_start(struct engine *e)
+{
+	int rc;
+
 	e->next_id = 1;
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
 	pthread_cond_init(&e->warm_cv, NULL);
+	e->sync_ready = 1;
 	eng_stats_refresh(e);
-	if ((rc = pthread_create(&e->thread, NULL, eng_main, e)) != 0) {
-		rc = log_err(ST_ENOMEM, "engine: cannot start thread: %s", strerror(rc));
-		goto out_destroy_sync;
-	}
+	if ((rc = pthread_create(&e->thread, NULL, eng_main, e)) != 0)
+		return log_err(ST_ENOMEM, "engine: cannot start thread: %s", strerror(rc));
 	e->thread_started = 1;
+	return 0;
+}
+
+int eng_create(const struct eng_opts *opts, const struct g2_weights *w, struct tokenizer *tok,
+	       eng_output_fn on_output, struct engine **out)
+{
+	struct engine *e;
+	int rc;
+
+	*out = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return ST_ENOMEM;
+	e->w = *w;
+	e->tok = tok;
+	e->on_output = on_output;
+	if ((rc = eng_init_plan(e, opts)) < 0 || (rc = eng_init_eos(e)) < 0 ||
+	    (rc = eng_init_model(e)) < 0 || (rc = eng_init_sampling(e)) < 0 ||
+	    (rc = eng_init_step_buffers(e)) < 0 || (rc = eng_start(e)) < 0)
+		goto out_free;
 	log_info("engine: %d KV blocks of %d tokens (%.1f MiB), max_model_len %d, "
 		 "max_num_seqs %d, max_num_batched_tokens %d, sampling on the %s%s",
 		 kv_n_blocks(e->kv), e->block_size,
-		 (double)kv_n_blocks(e->kv) * per_block / 1048576.0, e->max_model_len,
-		 e->max_seqs, e->max_tokens, e->dev_smp ? "device" : "host",
+		 (double)kv_n_blocks(e->kv) * e->plan.kv_block_bytes / 1048576.0,
+		 e->max_model_len, e->max_seqs, e->max_tokens, e->dev_smp ? "device" : "host",
 		 e->dev_smp ? "" : " (thread pool)");
 	*out = e;
 	return 0;
 
-out_destroy_sync:
-	pthread_cond_destroy(&e->warm_cv);
-	pthread_cond_destroy(&e->cv);
-	pthread_mutex_destroy(&e->mu);
 out_free:
-	free(e->b_tokens);
-	free(e->b_pos);
-	free(e->b_seq);
-	free(e->b_bt);
-	free(e->b_ctx);
-	free(e->b_rows);
-	free(e->logits);
-	free(e->sched);
-	free(e->rows);
-	eng_free_samplers(e);
-	eng_free_dev_smp(e, w->be);
-	kv_cache_destroy(e->kv);
-	g2_model_destroy(e->g);
-	free(e);
+	eng_free(e);
 	return rc;
 }
 
@@ -537,23 +416,7 @@ void eng_destroy(struct engine *e)
 		pthread_mutex_unlock(&e->mu);
 		pthread_join(e->thread, NULL);
 	}
-	pthread_cond_destroy(&e->warm_cv);
-	pthread_cond_destroy(&e->cv);
-	pthread_mutex_destroy(&e->mu);
-	free(e->b_tokens);
-	free(e->b_pos);
-	free(e->b_seq);
-	free(e->b_bt);
-	free(e->b_ctx);
-	free(e->b_rows);
-	free(e->logits);
-	free(e->sched);
-	free(e->rows);
-	eng_free_samplers(e);
-	eng_free_dev_smp(e, e->w.be);
-	kv_cache_destroy(e->kv);
-	g2_model_destroy(e->g);
-	free(e);
+	eng_free(e);
 }
 
 static uint64_t mix64(uint64_t x)
@@ -564,77 +427,10 @@ static uint64_t mix64(uint64_t x)
 	x *= 0x94d049bb133111ebull;
 	return x ^ (x >> 31);
 }
-
 #define SUBMIT_FAIL(code, ...) do { \
 		if (err && errlen) snprintf(err, errlen, __VA_ARGS__); \
 		return (code); \
 	} while (0)
-
-/* Builds a request (validated); the caller queues it. */
-static int eng_req_new(struct engine *e, const int *prompt, int n_prompt,
-		       const struct eng_sampling *s, char *err, size_t errlen,
-		       struct eng_req **out)
-{
-	struct eng_req *q;
-	const char *param = NULL;
-	size_t max_stop = 0;
-
-	*out = NULL;
-	if (!prompt || n_prompt <= 0)
-		SUBMIT_FAIL(ST_EINVAL, "prompt is empty");
-	if (n_prompt >= e->max_model_len)
-		SUBMIT_FAIL(ST_EINVAL,
-			    "prompt has %d tokens; max_model_len is %d (prompt and output must fit)",
-			    n_prompt, e->max_model_len);
-	for (int i = 0; i < n_prompt; i++)
-		if (prompt[i] < 0 || prompt[i] >= e->vocab)
-			SUBMIT_FAIL(ST_EINVAL, "prompt token %d is %d, not in [0, %d)", i, prompt[i],
-				    e->vocab);
-	if (eng_sampling_check(s, e->vocab, &param, err, errlen) < 0)
-		return ST_EINVAL;
-	if (s->n_stop > 0 && !e->tok)
-		SUBMIT_FAIL(ST_EINVAL, "stop: stop strings need a tokenizer");
-
-	q = calloc(1, sizeof(*q));
-	if (!q)
-		return ST_ENOMEM;
-	q->sp = *s;
-	q->sp.n_stop = 0;
-	for (int i = 0; i < s->n_stop; i++) {
-		q->sp.stop[i] = strdup(s->stop[i]);
-		if (!q->sp.stop[i])
-			goto out_nomem;
-		q->sp.n_stop = i + 1;
-		max_stop = MAX(max_stop, strlen(s->stop[i]));
-	}
-	for (int i = s->n_stop; i < ENG_MAX_STOP; i++)
-		q->sp.stop[i] = NULL;
-	q->n_prompt = n_prompt;
-	q->n_tokens = n_prompt;
-	q->cap = (int)MIN((int64_t)n_prompt + s->max_tokens, (int64_t)e->max_model_len);
-	q->tokens = malloc((size_t)q->cap * sizeof(int));
-	q->blocks = malloc((size_t)e->max_blocks * sizeof(int32_t));
-	if (!q->tokens || !q->blocks)
-		goto out_nomem;
-	memcpy(q->tokens, prompt, (size_t)n_prompt * sizeof(int));
-	if (stop_init(&q->stop, q->sp.stop, q->sp.n_stop) < 0)
-		goto out_nomem;
-	if (e->tok) {
-		q->ts = malloc(sizeof(*q->ts));
-		q->text_cap = max_stop + 2 * (size_t)TOK_STREAM_OUT + 64;
-		q->text = malloc(q->text_cap);
-		if (!q->ts || !q->text)
-			goto out_nomem;
-		tok_stream_init(q->ts, e->tok, 1);
-		q->text[0] = '\0';
-	}
-	*out = q;
-	return 0;
-
-out_nomem:
-	eng_req_free(q);
-	SUBMIT_FAIL(ST_ENOMEM, "out of memory");
-}
 
 int eng_submit(struct engine *e, const int *prompt, int n_prompt, const struct eng_sampling *s,
 	       void *user, uint64_t *id, char *err, size_t errlen)
@@ -644,20 +440,20 @@ int eng_submit(struct engine *e, const int *prompt, int n_prompt, const struct e
 
 	if (err && errlen)
 		err[0] = '\0';
-	if ((rc = eng_req_new(e, prompt, n_prompt, s, err, errlen, &q)) < 0)
+	if ((rc = eng_req_create(e, prompt, n_prompt, s, err, errlen, &q)) < 0)
 		return rc;
 	q->user = user;
 	q->t_queued = now_sec();
 	pthread_mutex_lock(&e->mu);
 	if (e->stop) {
 		pthread_mutex_unlock(&e->mu);
-		eng_req_free(q);
+		eng_req_destroy(q);
 		SUBMIT_FAIL(ST_ECANCEL, "engine is shutting down");
 	}
 	/* Full: max_queue requests already wait beyond the free running slots. */
 	if (e->waiting.n >= e->o.max_queue + MAX(0, e->max_seqs - e->running.n)) {
 		pthread_mutex_unlock(&e->mu);
-		eng_req_free(q);
+		eng_req_destroy(q);
 		SUBMIT_FAIL(ST_EFULL, "queue full (%d waiting requests)", e->o.max_queue);
 	}
 	q->id = e->next_id++;
@@ -719,7 +515,7 @@ int eng_warmup(struct engine *e)
 	eng_sampling_default(&s);
 	s.temperature = 0;
 	s.max_tokens = 1;
-	if ((rc = eng_req_new(e, prompt, n, &s, NULL, 0, &q)) < 0)
+	if ((rc = eng_req_create(e, prompt, n, &s, NULL, 0, &q)) < 0)
 		return log_err(rc, "engine: cannot build the warm-up request");
 	q->internal = 1;
 	q->t_queued = t0;

@@ -3,7 +3,7 @@
  * thread that owns the model, the backend and the KV cache, and runs
  * continuous batching over submitted requests.
  *
- * Contract with the service (service/http_*.c):
+ * Contract with the service (service/http/, service/cli/):
  *   - eng_submit() and eng_cancel() may be called from any thread; they only
  *     take a lock and signal the engine thread.
  *   - Output of a request is delivered by calling on_output on the engine
@@ -25,69 +25,16 @@
 #include "kernels/backend.h"
 #include "engine/mem_plan.h"
 #include "kernels/gemma2.h"
+#include "engine/engine_types.h"
 #include "engine/sampling.h"
 
 struct tokenizer;
 
-enum eng_finish { ENG_FINISH_NONE = 0, ENG_FINISH_STOP, ENG_FINISH_LENGTH, ENG_FINISH_ABORT,
-		  ENG_FINISH_ERROR };
-
 /* "stop", "length", "abort", "error"; NULL for ENG_FINISH_NONE. */
 const char *eng_finish_name(enum eng_finish f);
 
-struct eng_output {
-	uint64_t id;
-	void *user;			/* as given to eng_submit */
-	/* Tokens sampled since the last event and the text they completed. */
-	int n_tokens;
-	const int *tokens;
-	const char *text;		/* NUL-terminated, may be "" */
-	size_t text_len;
-	/* Per token when logprobs >= 0: chosen token's logprob and top-N. */
-	const float *token_logprobs;			/* [n_tokens] */
-	const struct eng_logprob *top_logprobs;		/* [n_tokens][n_top] */
-	int n_top;
-	/* Set on the final event. */
-	int final;
-	enum eng_finish finish;
-	const char *error;		/* message when finish == ENG_FINISH_ERROR */
-	int n_prompt_tokens;
-	int n_generated;
-	double t_queued, t_first_token, t_done;	/* now_sec() stamps */
-};
-
-typedef void (*eng_output_fn)(const struct eng_output *o);
-
-/* Where a step's tokens are sampled. */
-enum eng_sampler {
-	ENG_SAMPLER_AUTO = 0,	/* device on a backend with its own memory (CUDA), else host */
-	ENG_SAMPLER_HOST,	/* logits rows come back; engine/sampling.c on a thread pool */
-	ENG_SAMPLER_DEVICE,	/* be_ops.sample: only ids (and logprobs) come back */
-};
-
 /* "auto", "host" or "device" into *out; ST_EINVAL otherwise. */
 int eng_sampler_parse(const char *s, enum eng_sampler *out);
-
-struct eng_opts {
-	int max_num_seqs;		/* --max-num-seqs (default 64) */
-	int max_num_batched_tokens;	/* --max-num-batched-tokens (default 2048) */
-	int max_model_len;		/* --max-model-len (0: from config, capped) */
-	int max_queue;			/* --max-queue: waiting requests before 429 (default 256) */
-	int block_size;			/* KV block size in tokens (default 16) */
-	size_t kv_bytes;		/* KV cache budget in bytes (0: from memory info) */
-	double gpu_memory_utilization;	/* --gpu-memory-utilization (default 0.9) */
-	int sample_threads;		/* threads sampling a step's rows (0: min(4, CPUs)) */
-	enum eng_sampler sampler;	/* --sampler (default auto) */
-};
-
-struct eng_stats {
-	int running, waiting;
-	double kv_usage;		/* 0..1 */
-	int kv_blocks_total, kv_blocks_free;
-	uint64_t preemptions;
-	uint64_t prompt_tokens, generation_tokens;
-	uint64_t steps;
-};
 
 struct engine;
 

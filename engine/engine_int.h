@@ -1,7 +1,10 @@
 /*
  * engine_int.h - the engine's private structures, shared by engine.c
- * (lifecycle, submit/cancel/stats, the thread loop) and engine_step.c (one
- * scheduling step: admission, preemption, the forward, sampling, output).
+ * (lifecycle, submit/cancel/stats, the thread loop), engine_step.c (one
+ * scheduling step: admission, preemption, the forward, sampling, stop
+ * rules) and engine_req.c (the request object, its lists and events).
+ * Types and constants only: each file's functions are declared in its own
+ * header (engine_step.h, engine_req.h).
  *
  * Locking: e->mu protects the waiting and running lists (every link change),
  * e->stats, e->stop and the warm-up handshake. Only the engine thread changes
@@ -20,7 +23,8 @@
 #include "common/util.h"
 #include "kernels/gemma2.h"
 #include "kernels/kv_cache.h"
-#include "engine/engine.h"
+#include "engine/engine_types.h"
+#include "engine/mem_plan.h"
 #include "engine/engine_pool.h"
 #include "engine/sampling.h"
 #include "engine/stop.h"
@@ -101,6 +105,7 @@ struct engine {
 	/* thread and queues */
 	pthread_t thread;
 	int thread_started;
+	int sync_ready;			/* mu, cv, warm_cv initialised */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;		/* work arrived / stop */
 	pthread_cond_t warm_cv;		/* warm-up request done */
@@ -111,28 +116,5 @@ struct engine {
 	struct eng_stats stats;
 	int warm_pending, warm_rc;
 };
-
-/* List helpers (caller holds e->mu). */
-void eng_list_push_back(struct eng_list *l, struct eng_req *q);
-void eng_list_push_front(struct eng_list *l, struct eng_req *q);
-void eng_list_remove(struct eng_list *l, struct eng_req *q);
-
-/* Refreshes the queue and KV figures of e->stats (caller holds e->mu). */
-void eng_stats_refresh(struct engine *e);
-
-/* Frees a request's memory (not its KV blocks). */
-void eng_req_free(struct eng_req *q);
-
-/* Gives a request's KV blocks back (engine thread). */
-void eng_req_free_blocks(struct engine *e, struct eng_req *q);
-
-/* Delivers the event of q (final when q->finish != NONE) and resets its text. */
-void eng_emit(struct engine *e, struct eng_req *q, int with_token);
-
-/*
- * One step (engine thread). Returns 1 when a forward ran or requests were
- * retired, 0 when nothing could be scheduled.
- */
-int eng_step(struct engine *e);
 
 #endif

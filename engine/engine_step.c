@@ -30,7 +30,8 @@
 
 #include "common/log.h"
 #include "common/status.h"
-#include "engine/engine_int.h"
+#include "engine/engine_req.h"
+#include "engine/engine_step.h"
 
 static inline int blocks_for(const struct engine *e, int n_pos)
 {
@@ -321,17 +322,6 @@ static int build_batch(struct engine *e, struct g2_batch *b)
 	return n_tok;
 }
 
-static void emit_aborted(struct engine *e, struct eng_list *done)
-{
-	struct eng_req *q;
-	while ((q = done->head)) {
-		eng_list_remove(done, q);
-		q->finish = ENG_FINISH_ABORT;
-		eng_emit(e, q, 0);
-		eng_req_free(q);
-	}
-}
-
 int eng_step(struct engine *e)
 {
 	struct eng_list done = { 0 };
@@ -345,7 +335,7 @@ int eng_step(struct engine *e)
 	eng_stats_refresh(e);
 	pthread_mutex_unlock(&e->mu);
 	worked = done.n > 0;
-	emit_aborted(e, &done);
+	eng_abort_list(e, &done);
 	if (e->n_sched == 0)
 		return worked;
 
@@ -394,7 +384,7 @@ int eng_step(struct engine *e)
 		if (q->sampled || q->finish != ENG_FINISH_NONE)
 			eng_emit(e, q, q->sampled);
 		if (q->finish != ENG_FINISH_NONE)
-			eng_req_free(q);
+			eng_req_destroy(q);
 	}
 	e->n_sched = 0;
 	return 1;
