@@ -40,6 +40,8 @@ struct ld_opts {
 	int max_retries;		/* retries per chunk before the load fails (default 10; 0: none) */
 	double stall_s;			/* a transfer below 1 KiB/s for this long is retried (default 20) */
 	double connect_s;		/* connect timeout per attempt (default 10) */
+	int allow_unused_tensors;	/* load a checkpoint holding tensors the config does not use
+					   (default 0: that is an error, the config does not match it) */
 };
 
 /* One tensor's place in the arena. */
@@ -61,7 +63,14 @@ struct ld_model {
 	struct ld_tensor *tensors;
 	char *tokenizer_json;		/* tokenizer.json bytes, NUL-terminated, or NULL if absent */
 	size_t tokenizer_len;
+	const char *verified;		/* the weakest check every shard passed (static string):
+					   LD_VERIFIED_MANIFEST, _OBJECT or _SIZES */
 };
+
+/* What ld_model.verified says. */
+#define LD_VERIFIED_MANIFEST "crc32c-manifest"	/* every shard against crc32c.json */
+#define LD_VERIFIED_OBJECT "object-crc32c"	/* against the server's object CRC (GCS) only */
+#define LD_VERIFIED_SIZES "sizes-only"		/* no checksum: not verified end to end */
 
 /* The defaults (16 workers, 32 MiB chunks, 512 MiB pinned, verify, 10 retries, 20 s stall, 10 s connect). */
 void ld_opts_default(struct ld_opts *o);
@@ -105,7 +114,7 @@ int ld_model_hash(const struct ld_model *m, char hex[65]);
  *    "crc32c":"yZRlqg=="},...}}
  * crc32c in GCS's encoding (base64 of the 4 big-endian bytes), so the
  * values match `gcloud storage hash`. The loader verifies a manifest found
- * beside the weights (local and http sources).
+ * beside the weights (every source, gs:// included).
  */
 int ld_write_crc_manifest(const char *dir);
 
@@ -119,7 +128,11 @@ void ld_g2_weights(struct ld_model *m, struct g2_weights *out);
 int ld_g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_blocks,
 		       struct g2_model **out);
 
-/* The sequential reference loader for a local directory (tests compare ld_load with it). */
+/*
+ * The sequential reference loader for a local directory (tests compare
+ * ld_load with it). It verifies crc32c.json when present (m->verified) and
+ * refuses tensors the config does not use.
+ */
 int ld_load_simple(const char *dir, struct be *be, struct ld_progress *progress,
 		   struct ld_model **out);
 

@@ -91,7 +91,7 @@ int ld_desc_local(const char *dir, struct ld_desc *d, char *err, size_t errlen)
 		}
 		d->total_tensor_bytes += d->shards[s].data_len;
 	}
-	rc = g2_validate(&d->cfg, d->shards, d->n_shards, have_index ? &ix : NULL, NULL, err, errlen);
+	rc = g2_validate(&d->cfg, d->shards, d->n_shards, have_index ? &ix : NULL, 0, err, errlen);
 out:
 	if (rc < 0)
 		ld_desc_release(d);

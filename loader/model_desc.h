@@ -27,8 +27,9 @@ struct ld_desc {
 /*
  * Builds a description from a local directory: reads config.json, then
  * model.safetensors.index.json if present (else model.safetensors), reads
- * and parses each shard's header and validates the whole. Errors name the
- * file and the reason (also in err).
+ * and parses each shard's header and validates the whole (tensors the
+ * config does not use are an error). Errors name the file and the reason
+ * (also in err).
  */
 int ld_desc_local(const char *dir, struct ld_desc *out, char *err, size_t errlen);
 

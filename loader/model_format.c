@@ -310,12 +310,26 @@ static const struct st_tensor *find_any(const struct st_file *shards, int n_shar
 	return found;
 }
 
+/* 1 when name is one of the tensors c needs. */
+static int is_known(const struct g2_config *c, const char *name)
+{
+	char want[128];
+	int64_t shape[2];
+	for (int i = 0; i < g2_n_tensors(c); i++) {
+		g2_tensor_info(c, i, want, sizeof(want), shape);
+		if (strcmp(want, name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 int g2_validate(const struct g2_config *c, const struct st_file *shards, int n_shards,
-		const struct ld_index *ix, int *n_unknown, char *err, size_t errlen)
+		const struct ld_index *ix, int allow_unused, char *err, size_t errlen)
 {
 	char name[128];
 	int64_t shape[2];
 	int n_known = 0, n_total = 0;
+	const char *first_unused = NULL;
 
 	for (int i = 0; i < g2_n_tensors(c); i++) {
 		int nd = g2_tensor_info(c, i, name, sizeof(name), shape), which = 0, count;
@@ -360,6 +374,8 @@ int g2_validate(const struct g2_config *c, const struct st_file *shards, int n_s
 		for (int i = 0; i < shards[s].n_tensors; i++) {
 			const char *tn = shards[s].tensors[i].name;
 			n_total++;
+			if (!first_unused && !is_known(c, tn))
+				first_unused = tn;
 			if (ix) {
 				int e;
 				for (e = 0; e < ix->n_entries; e++)
@@ -374,9 +390,13 @@ int g2_validate(const struct g2_config *c, const struct st_file *shards, int n_s
 	if (ix && ix->n_entries != n_total)
 		return fail(err, errlen, "index maps %d tensors but the shards hold %d", ix->n_entries,
 			    n_total);
-	if (n_unknown)
-		*n_unknown = n_total - n_known;
+	if (n_total > n_known && !allow_unused)
+		return fail(err, errlen, "checkpoint has %d tensors this config.json does not use (first: '%s'): "
+			    "the config does not match the weights (num_hidden_layers %d?); "
+			    "--allow-unused-tensors loads it anyway", n_total - n_known,
+			    first_unused ? first_unused : "?", c->num_hidden_layers);
 	if (n_total > n_known)
-		log_warn("checkpoint has %d tensors Gemma 2 does not use (ignored)", n_total - n_known);
+		log_warn("checkpoint has %d tensors this config.json does not use (first: '%s'); ignored "
+			 "(--allow-unused-tensors)", n_total - n_known, first_unused ? first_unused : "?");
 	return 0;
 }

@@ -45,10 +45,11 @@ void ld_index_release(struct ld_index *ix);
  * F16, F32); lm_head.weight may be absent (tied). With an index, every
  * tensor it maps must be in the shard it names, and vice versa.
  * shards[i] is the parsed header of shard i (in index order), ix may be NULL
- * for a single-file model. n_unknown (if not NULL) gets the number of extra
- * tensors that were ignored (each is logged).
+ * for a single-file model. A tensor the config does not use (a 4-layer
+ * checkpoint under num_hidden_layers 3) is an error naming the first one,
+ * unless allow_unused (then it is logged once and ignored).
  */
 int g2_validate(const struct g2_config *c, const struct st_file *shards, int n_shards,
-		const struct ld_index *ix, int *n_unknown, char *err, size_t errlen);
+		const struct ld_index *ix, int allow_unused, char *err, size_t errlen);
 
 #endif

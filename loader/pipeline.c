@@ -21,8 +21,10 @@
  *              compare with;
  *   sync       the backend's sync (all uploads landed);
  *   verify     per shard: header CRC combined with the chunk CRCs in
- *              offset order, compared with the GCS object crc32c or the
- *              crc32c.json entry.
+ *              offset order, compared with the GCS object crc32c and the
+ *              crc32c.json entry (read from every source that has one);
+ *              the weakest check passed goes in ld_model.verified and is
+ *              logged once.
  * Retries: a retryable read resumes from the last byte received (same
  * generation), full-jitter exponential backoff (100 ms doubling, 5 s cap),
  * at most max_retries per chunk, never past the deadline; every third
@@ -355,7 +357,8 @@ static int read_meta(struct pipe *p)
 	    (rc = fetch_opt(p, conn, rg, "model.safetensors.index.json", SMALL_MAX, &mt->index, &mt->index_len, 0)) < 0 ||
 	    (rc = fetch_opt(p, conn, rg, "tokenizer.json", TOKENIZER_MAX, &mt->tok, &mt->tok_len, 0)) < 0)
 		return rc;
-	if (!p->src->object_crc && p->o.verify &&
+	/* every source, gs:// too: the object CRC only says the bytes arrived as stored */
+	if (p->o.verify &&
 	    (rc = fetch_opt(p, conn, rg, "crc32c.json", SMALL_MAX, &mt->man_json, &mt->man_len, 0)) < 0)
 		return rc;
 	if (mt->man_json) {
@@ -432,7 +435,8 @@ static int read_meta(struct pipe *p)
 				head = h3;
 		}
 	}
-	if ((rc = g2_validate(&d->cfg, d->shards, d->n_shards, mt->index ? &ix : NULL, NULL, why, sizeof(why))) < 0)
+	if ((rc = g2_validate(&d->cfg, d->shards, d->n_shards, mt->index ? &ix : NULL, p->o.allow_unused_tensors, why,
+			       sizeof(why))) < 0)
 		fail(p, rc, p->src->display, 0, why);
 out:
 	free(head);
@@ -452,22 +456,27 @@ static void meta_release(struct meta *mt)
 
 /* ---- verify stage ---- */
 
-static int verify(struct pipe *p)
+static int verify(struct pipe *p, struct ld_model *m)
 {
 	const struct ld_desc *d = &p->d;
 	const struct meta *mt = &p->mt;
-	int want = p->o.verify;
+	int level = 2;	/* the weakest check all shards passed: 2 manifest, 1 object CRC, 0 sizes */
 	for (int s = 0; s < d->n_shards; s++) {
 		const struct ld_obj *ob = &p->objs[s];
 		const struct ld_manifest_entry *e = mt->have_man ? ld_manifest_find(&mt->man, ob->name) : NULL;
 		uint32_t crc = mt->head_crc[s];
-		char why[256];
-		if (!want)
+		char why[512];
+		if (!p->o.verify) {
+			level = 0;
 			continue;
+		}
 		if (mt->have_man && !e)
 			return fail(p, ST_ECRC, ob->where, 0, "crc32c.json has no entry for this shard");
-		if (!ob->has_crc && !e)
+		if (!ob->has_crc && !e) {
+			level = 0;
 			continue;
+		}
+		level = MIN(level, e ? 2 : 1);
 		for (int i = 0; i < p->n_chunks; i++)
 			if (p->chunks[i].obj == s)
 				crc = crc32c_combine(crc, p->chunk_crc[i], p->chunks[i].len);
@@ -475,16 +484,32 @@ static int verify(struct pipe *p)
 			snprintf(why, sizeof(why), "size %" PRIu64 " but crc32c.json says %" PRIu64, ob->size, e->size);
 			return fail(p, ST_EIO, ob->where, 0, why);
 		}
-		uint32_t expect = e ? e->crc32c : ob->crc32c;
-		if (crc != expect) {
+		/* the object CRC first (a transfer fault), then the manifest (changed before or after upload) */
+		for (int k = 0; k < 2; k++) {
 			char a[9], b[9];
+			uint32_t expect = k == 0 ? ob->crc32c : e ? e->crc32c : 0;
+			if ((k == 0 && !ob->has_crc) || (k == 1 && !e) || crc == expect)
+				continue;
 			crc32c_to_base64(crc, a);
 			crc32c_to_base64(expect, b);
-			snprintf(why, sizeof(why), "crc32c mismatch: read %s, %s says %s", a,
-				 e ? "crc32c.json" : "object metadata", b);
+			if (k == 0)
+				snprintf(why, sizeof(why), "crc32c mismatch: read %s, object metadata says %s", a, b);
+			else
+				snprintf(why, sizeof(why), "crc32c mismatch: read %s, crc32c.json says %s%s", a, b,
+					 ob->has_crc ? " (the stored object matches what was read: it was changed or "
+						       "corrupted after crc32c.json was written)" : "");
 			return fail(p, ST_ECRC, ob->where, 0, why);
 		}
 	}
+	m->verified = level == 2 ? LD_VERIFIED_MANIFEST : level == 1 ? LD_VERIFIED_OBJECT : LD_VERIFIED_SIZES;
+	if (level == 2)
+		log_info("weights verified end to end: every shard against crc32c.json");
+	else
+		log_warn("weights NOT verified end to end (%s): %s; write crc32c.json beside them "
+			 "(gemma-run checksum DIR) so every byte is checked", m->verified,
+			 !p->o.verify ? "verification is off (--no-verify)" :
+			 level == 1 ? "only the server's object CRC-32C, which a corruption before upload passes"
+				    : "only sizes were checked");
 	return 0;
 }
 
@@ -695,7 +720,7 @@ int ld_load(const char *uri, const struct ld_opts *opts, struct be *be, struct l
 	if ((rc = run_workers(&p)) < 0 || (rc = sync_uploads(&p)) < 0)
 		goto out;
 	double t3 = now_sec();
-	if ((rc = verify(&p)) < 0)
+	if ((rc = verify(&p, m)) < 0)
 		goto out;
 	if (pr)
 		pr->stage_s[LD_STAGE_VERIFY] = now_sec() - t3;

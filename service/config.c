@@ -68,6 +68,8 @@ static const struct opt opts[] = {
 	{ "loader-pinned-mb", "LOADER_PINNED_MB", T_INT, O(loader_pinned_mb), "0", "pinned staging memory in MiB (0: default)" },
 	{ "ca-bundle", "CA_BUNDLE", T_STR, O(ca_bundle), NULL, "CA bundle for https:// and gs:// (default: system)" },
 	{ "gcs-anonymous", "GCS_ANONYMOUS", T_BOOL, O(gcs_anonymous), "0", "read gs:// without credentials" },
+	{ "allow-unused-tensors", "ALLOW_UNUSED_TENSORS", T_BOOL, O(allow_unused_tensors), "0",
+	  "load a checkpoint holding tensors config.json does not use (default: an error)" },
 	{ "log-format", "LOG_FORMAT", T_LOGFMT, O(log_json), "json", "log format: json (stdout) or text (stderr)" },
 	{ "log-level", "LOG_LEVEL", T_LOGLVL, O(log_level), "info", "debug, info, warning or error" },
 };

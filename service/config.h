@@ -52,6 +52,7 @@ struct srv_config {
 	int loader_pinned_mb;
 	const char *ca_bundle;
 	int gcs_anonymous;
+	int allow_unused_tensors;	/* --allow-unused-tensors */
 	int log_json;
 	enum log_level log_level;
 };

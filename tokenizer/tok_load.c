@@ -628,7 +628,7 @@ int tok_create(const char *json, size_t len, struct tokenizer **out)
 		goto out_free;
 	}
 	struct span model = tokj_find(keys, vals, n, "model");
-	struct jp jm = { model.p, model.p + model.n };
+	struct jp jm = { model.p, model.p ? model.p + model.n : NULL };	/* NULL + 0 is undefined */
 	if (!model.p || tokj_members(&jm, mkeys, mvals, 32, &nm) < 0) {
 		rc = log_err(ST_EFORMAT, "tokenizer.json: no model object");
 		goto out_free;

@@ -60,7 +60,21 @@ void cpu_free(void *ctx, void *p);
 int cpu_upload(void *ctx, void *dst, const void *src, size_t n, int lane, void (*done)(void *),
 	       void *arg);
 int cpu_sync(void *ctx);
+/*
+ * The CPU backend's memory figures: total is MemTotal, free is MemAvailable
+ * (free plus reclaimable page cache; not MemFree), both capped by the cgroup
+ * v2 limit when one is set (memory.max; free then at most memory.max -
+ * memory.current), as on Cloud Run. Logged once per call. The memory plan
+ * takes a fixed share of free (MEM_PLAN_HOST_FRACTION) for the KV cache.
+ */
 int cpu_mem_info(void *ctx, size_t *free_bytes, size_t *total_bytes);
+/* The same from the given files (tests): meminfo like /proc/meminfo, cg_dir like /sys/fs/cgroup (NULL: none). */
+int cpu_mem_read(const char *meminfo_path, const char *cg_dir, size_t *free_bytes, size_t *total_bytes,
+		 char *how, size_t howlen);
+/* MemTotal and MemAvailable (MemFree where the kernel has no MemAvailable) of /proc/meminfo text, in bytes. */
+int cpu_meminfo_parse(const char *text, size_t *total, size_t *avail);
+/* A cgroup v2 memory.max text: 0 and *limit, or 1 for "max" (no limit), or ST_EFORMAT. */
+int cpu_cgroup_max_parse(const char *text, size_t *limit);
 
 /* Thread pool (cpu_pool.c). */
 int cpu_pool_start(struct cpu_pool *p, int n_workers);

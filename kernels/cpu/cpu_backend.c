@@ -5,6 +5,8 @@
  * thread pool (cpu_pool.c) the compute ops use. Mirrors
  * kernels/cuda/cu_backend.cu; each op lives in cpu_X.c beside cu_X.cu.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "common/util.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu.h"
 
@@ -74,15 +77,98 @@ int cpu_sync(void *ctx)
 	return 0;
 }
 
+/* The value in kB of "key:" at a line start of /proc/meminfo text, in bytes; 0 when found. */
+static int meminfo_field(const char *text, const char *key, size_t *out)
+{
+	size_t kl = strlen(key);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, key, kl) != 0 || p[kl] != ':')
+			continue;
+		char *end;
+		errno = 0;
+		unsigned long long kb = strtoull(p + kl + 1, &end, 10);
+		if (errno || end == p + kl + 1 || kb > SIZE_MAX / 1024)
+			return ST_EFORMAT;
+		*out = (size_t)kb * 1024;
+		return 0;
+	}
+	return ST_ENOENT;
+}
+
+int cpu_meminfo_parse(const char *text, size_t *total, size_t *avail)
+{
+	if (meminfo_field(text, "MemTotal", total) < 0)
+		return ST_EFORMAT;
+	if (meminfo_field(text, "MemAvailable", avail) < 0 && meminfo_field(text, "MemFree", avail) < 0)
+		return ST_EFORMAT;
+	return 0;
+}
+
+int cpu_cgroup_max_parse(const char *text, size_t *limit)
+{
+	char *end;
+	unsigned long long v;
+	if (strncmp(text, "max", 3) == 0 && (text[3] == '\n' || text[3] == 0))
+		return 1;
+	if (*text < '0' || *text > '9')
+		return ST_EFORMAT;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || (*end != '\n' && *end != 0) || v > SIZE_MAX)
+		return ST_EFORMAT;
+	*limit = (size_t)v;
+	return 0;
+}
+
+/* A small text file whole into buf (NUL-terminated); 0 or ST_EIO. */
+static int read_small(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "re");
+	size_t got;
+	if (!f)
+		return ST_EIO;
+	got = fread(buf, 1, n - 1, f);
+	buf[got] = 0;
+	fclose(f);
+	return got ? 0 : ST_EIO;
+}
+
+int cpu_mem_read(const char *meminfo_path, const char *cg_dir, size_t *free_bytes, size_t *total_bytes,
+		 char *how, size_t howlen)
+{
+	char text[8192], path[512];
+	size_t total, avail, limit, used;
+	int rc;
+
+	if (read_small(meminfo_path, text, sizeof(text)) < 0 || cpu_meminfo_parse(text, &total, &avail) < 0)
+		return log_err(ST_EIO, "cpu: cannot read MemTotal/MemAvailable from '%s'", meminfo_path);
+	snprintf(how, howlen, "MemAvailable %zu MiB of MemTotal %zu MiB", avail >> 20, total >> 20);
+	snprintf(path, sizeof(path), "%s/memory.max", cg_dir ? cg_dir : "");
+	if (cg_dir && read_small(path, text, sizeof(text)) == 0 && (rc = cpu_cgroup_max_parse(text, &limit)) == 0) {
+		snprintf(path, sizeof(path), "%s/memory.current", cg_dir);
+		used = 0;
+		if (read_small(path, text, sizeof(text)) < 0 || cpu_cgroup_max_parse(text, &used) != 0)
+			used = 0;	/* unknown: the limit alone */
+		size_t room = limit > used ? limit - used : 0;
+		size_t o = strlen(how);
+		snprintf(how + o, howlen - MIN(o, howlen), "; cgroup memory.max %zu MiB, memory.current %zu MiB",
+			 limit >> 20, used >> 20);
+		total = MIN(total, limit);
+		avail = MIN(avail, room);
+	}
+	*total_bytes = total;
+	*free_bytes = avail;
+	return 0;
+}
+
 int cpu_mem_info(void *ctx, size_t *free_bytes, size_t *total_bytes)
 {
-	long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES);
-	long psz = sysconf(_SC_PAGESIZE);
+	char how[256];
+	int rc;
 	(void)ctx;
-	if (pages < 0 || avail < 0 || psz < 0)
-		return ST_EIO;
-	*total_bytes = (size_t)pages * (size_t)psz;
-	*free_bytes = (size_t)avail * (size_t)psz;
+	if ((rc = cpu_mem_read("/proc/meminfo", "/sys/fs/cgroup", free_bytes, total_bytes, how, sizeof(how))) < 0)
+		return rc;
+	log_info("cpu: %zu MiB available of %zu MiB (%s)", *free_bytes >> 20, *total_bytes >> 20, how);
 	return 0;
 }
 

@@ -69,6 +69,9 @@ int cmd_load(int argc, char **argv)
 		{ .name = "gcs-anonymous", .type = CLI_BOOL, .ptr = &o.gcs_anonymous,
 		  .env = "GCS_ANONYMOUS", .help = "no credentials for gs:// (public buckets)" },
 		CLI_F_BOOL("no-verify", &no_verify, "skip crc32c checks (sizes are still checked)"),
+		{ .name = "allow-unused-tensors", .type = CLI_BOOL, .ptr = &o.allow_unused_tensors,
+		  .env = "ALLOW_UNUSED_TENSORS",
+		  .help = "load a checkpoint holding tensors config.json does not use (default: an error)" },
 		CLI_F_BOOL("simple", &simple, "use the sequential reference loader (local directories)"),
 		CLI_F_BOOL("print-hash", &print_hash, "add the SHA-256 of every tensor's bytes to the output"),
 	};
@@ -123,10 +126,11 @@ int cmd_load(int argc, char **argv)
 	char esc[2048];
 	json_escape(esc, sizeof(esc), model);
 	printf("{\"model\":\"%s\",\"backend\":\"%s\",\"loader\":\"%s\",\"bytes\":%llu,\"seconds\":%.6f,"
-	       "\"gbps\":%.4f,\"tensors\":%d,\"retries\":%llu,\"throttles\":%llu,\"stages\":{",
+	       "\"gbps\":%.4f,\"tensors\":%d,\"weights_verified\":\"%s\",\"retries\":%llu,"
+	       "\"throttles\":%llu,\"stages\":{",
 	       esc, be.ops->name, simple ? "simple" : "pipeline", (unsigned long long)bytes, secs, gbps,
-	       m->n_tensors, (unsigned long long)atomic_load(&pr.retries),
-	       (unsigned long long)atomic_load(&pr.throttles));
+	       m->n_tensors, m->verified ? m->verified : LD_VERIFIED_SIZES,
+	       (unsigned long long)atomic_load(&pr.retries), (unsigned long long)atomic_load(&pr.throttles));
 	for (int s = 0; s < LD_N_STAGES; s++)
 		printf("%s\"%s\":%.6f", s ? "," : "", ld_stage_name[s], pr.stage_s[s]);
 	printf("}%s%s%s}\n", hash[0] ? ",\"sha256\":\"" : "", hash, hash[0] ? "\"" : "");

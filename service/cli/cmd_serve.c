@@ -94,8 +94,10 @@ static void loader_step(void *user, enum cli_step done, const struct cli_model *
 		for (int i = 0; i < LD_N_STAGES && o > 0 && (size_t)o < sizeof(f); i++)
 			o += snprintf(f + o, sizeof(f) - (size_t)o, "%s\"%s\":%.3f", i ? "," : "",
 				      ld_stage_name[i], s->progress.stage_s[i]);
+		s->weights_verified = cm->model->verified ? cm->model->verified : LD_VERIFIED_SIZES;
 		if (o > 0 && (size_t)o < sizeof(f) - 2)
-			strcat(f, "}");
+			o += snprintf(f + o, sizeof(f) - (size_t)o, "},\"weights_verified\":\"%s\"",
+				      s->weights_verified);
 		log_fields(LOG_INFO, f, "model loaded: %.2f GB in %.2f s (%.2f GB/s)", (double)bytes / 1e9, t,
 			   t > 0 ? (double)bytes / t / 1e9 : 0);
 		sv->t_step = now_sec();
@@ -130,6 +132,7 @@ static void *loader_main(void *arg)
 		mo.lo.pinned_bytes = (size_t)cfg->loader_pinned_mb << 20;
 	mo.lo.ca_bundle = cfg->ca_bundle;
 	mo.lo.gcs_anonymous = cfg->gcs_anonymous;
+	mo.lo.allow_unused_tensors = cfg->allow_unused_tensors;
 	mo.progress = &s->progress;
 	mo.tokenizer = 1;
 	mo.on_step = loader_step;

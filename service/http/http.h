@@ -122,6 +122,7 @@ struct srv {
 	struct api_limits lim;
 	struct ld_progress progress;
 	double t_start, t_ready, tokenizer_s, warmup_s;
+	const char *weights_verified;	/* ld_model.verified (static string), set once loaded */
 	char fail_msg[256];
 
 	pthread_mutex_t q_mu;

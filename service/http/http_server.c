@@ -55,11 +55,11 @@ static void h_health(struct srv *s, struct evhttp_request *req, const char *rout
 
 	(void)who;
 	sb_init(&sb);
-	if (st == SRV_READY) {
-		status = 200;
-		sb_puts(&sb, "{\"status\":\"ok\"}");
-	} else if (st == SRV_DRAINING) {
-		sb_puts(&sb, "{\"status\":\"draining\"}");
+	if (st == SRV_READY || st == SRV_DRAINING) {
+		/* which checks the weights passed: "crc32c-manifest", "object-crc32c" or "sizes-only" */
+		status = st == SRV_READY ? 200 : 503;
+		sb_printf(&sb, "{\"status\":\"%s\",\"weights_verified\":\"%s\"}", st == SRV_READY ? "ok" : "draining",
+			  s->weights_verified ? s->weights_verified : "unknown");
 	} else if (st == SRV_FAILED) {
 		status = 500;
 		sb_puts(&sb, "{\"status\":\"failed\",\"error\":");

@@ -1,9 +1,10 @@
 # tests/loader/lib.sh - shared set-up of the gs:// loader tests (sourced, not run).
 #
-#   gcs_fixture_start TAG MODEL_DIR PREFIX
+#   gcs_fixture_start TAG MODEL_DIR PREFIX [noref]
 # starts tests/fixtures/gcs_server.py on 127.0.0.1 serving MODEL_DIR as
 # gs://test-bucket/PREFIX, stops it on exit, and sets BIN, T (a temp dir),
-# PORT, URL and REF (the local reference load's arena hash). On failure it
+# PORT, URL and REF (the local reference load's arena hash; not with noref,
+# for a model that is meant to fail). On failure it
 # prints "FAIL TAG_setup: ..." and exits 1. Then:
 #   control JSON     sets the fixture's fault injection
 #   stat_of KEY      reads one of the fixture's counters
@@ -29,6 +30,7 @@ gcs_fixture_start() {
 	if [ ! -s "$T/port" ]; then echo "FAIL ${tag}_setup: fixture did not start"; cat "$T/fixture.log"; exit 1; fi
 	PORT=$(cat "$T/port")
 	URL="http://127.0.0.1:$PORT"
+	[ "${4:-}" = noref ] && return 0
 	REF=$("$BIN" load --simple --model "$model" --backend cpu --print-hash 2>/dev/null | grep -o '"sha256":"[0-9a-f]*"')
 	if [ -z "$REF" ]; then echo "FAIL ${tag}_setup: reference load failed"; exit 1; fi
 }

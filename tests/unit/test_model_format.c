@@ -104,30 +104,41 @@ static void test_validation_names_the_tensor(void)
 	g2_config_preset(&c, "tiny");
 	c.vocab_size = 300;	/* keep the fake header small */
 	CHECK(fake_shard(&c, NULL, NULL, NULL, &f) == 0, "fake: %s", err);
-	CHECK(g2_validate(&c, &f, 1, NULL, NULL, err, sizeof(err)) == 0, "complete model: %s", err);
+	CHECK(g2_validate(&c, &f, 1, NULL, 0, err, sizeof(err)) == 0, "complete model: %s", err);
 	st_file_release(&f);
 
 	CHECK(fake_shard(&c, "model.layers.2.mlp.up_proj.weight", NULL, NULL, &f) == 0, "%s", err);
-	CHECK(g2_validate(&c, &f, 1, NULL, NULL, err, sizeof(err)) == ST_EINVAL &&
+	CHECK(g2_validate(&c, &f, 1, NULL, 0, err, sizeof(err)) == ST_EINVAL &&
 	      strstr(err, "'model.layers.2.mlp.up_proj.weight' is missing"), "missing: %s", err);
 	st_file_release(&f);
 
 	CHECK(fake_shard(&c, NULL, "model.layers.1.self_attn.k_proj.weight", NULL, &f) == 0, "%s", err);
-	CHECK(g2_validate(&c, &f, 1, NULL, NULL, err, sizeof(err)) == ST_EINVAL &&
+	CHECK(g2_validate(&c, &f, 1, NULL, 0, err, sizeof(err)) == ST_EINVAL &&
 	      strstr(err, "'model.layers.1.self_attn.k_proj.weight' has shape [65, 128], the config needs [64, 128]"),
 	      "misshapen: %s", err);
 	st_file_release(&f);
 
 	CHECK(fake_shard(&c, NULL, NULL, "model.norm.weight", &f) == 0, "%s", err);
-	CHECK(g2_validate(&c, &f, 1, NULL, NULL, err, sizeof(err)) == ST_EINVAL &&
+	CHECK(g2_validate(&c, &f, 1, NULL, 0, err, sizeof(err)) == ST_EINVAL &&
 	      strstr(err, "'model.norm.weight' has dtype I8"), "dtype: %s", err);
 	st_file_release(&f);
 
 	/* The config decides: a model with 4 layers fails against a 5-layer config. */
 	CHECK(fake_shard(&c, NULL, NULL, NULL, &f) == 0, "%s", err);
 	c.num_hidden_layers = 5;
-	CHECK(g2_validate(&c, &f, 1, NULL, NULL, err, sizeof(err)) == ST_EINVAL &&
+	CHECK(g2_validate(&c, &f, 1, NULL, 0, err, sizeof(err)) == ST_EINVAL &&
 	      strstr(err, "model.layers.4."), "extra layer: %s", err);
+	st_file_release(&f);
+
+	/* And the other way (issue 17): a 4-layer checkpoint under num_hidden_layers 3 is an
+	 * error naming a tensor of layer 3, unless the caller allows unused tensors. */
+	c.num_hidden_layers = 4;
+	CHECK(fake_shard(&c, NULL, NULL, NULL, &f) == 0, "%s", err);
+	c.num_hidden_layers = 3;
+	CHECK(g2_validate(&c, &f, 1, NULL, 0, err, sizeof(err)) == ST_EINVAL &&
+	      strstr(err, "does not use (first: 'model.layers.3.") && strstr(err, "--allow-unused-tensors"),
+	      "unused layer accepted: %s", err);
+	CHECK(g2_validate(&c, &f, 1, NULL, 1, err, sizeof(err)) == 0, "allowed unused: %s", err);
 	st_file_release(&f);
 }
 

@@ -338,7 +338,7 @@ static void test_long_inputs(void)
 static void test_malformed_files(void)
 {
 	const char *bad[] = {
-		"", "{", "[]", "{\"model\":{}}", "{\"model\":{\"vocab\":{\"a\":0},\"merges\":[\"a\"]}}",
+		"", "{", "[]", "{\"foo\":1}" /* no "model": once NULL + 0 (UB) */, "{\"model\":{}}", "{\"model\":{\"vocab\":{\"a\":0},\"merges\":[\"a\"]}}",
 		"{\"model\":{\"vocab\":{\"a\":1},\"merges\":[]}}",
 		"{\"model\":{\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}",
 		"{\"model\":{\"vocab\":{\"a\":0,\"a\":1},\"merges\":[]}}",
