@@ -2,11 +2,13 @@
  * cpu_sample.c - the CPU backend's sample op: kernels/sample.h's pipeline,
  * one row per pool task, each select a loop over the row per digit.
  *
- * This is the reference the CUDA op (kernels/cuda/cu_sample.cu) is checked
- * against: the same keys, fixed-point weights, targets and digit choice
- * (sample.h), so both pick the same entry for the same histograms. The
- * engine uses the host sampler (engine/sampling.c) on the CPU backend by
- * default; `--sampler device` runs this op instead (tests compare them).
+ * This is the engine's sampler on the CPU backend and the reference the
+ * CUDA op (kernels/cuda/cu_sample.cu) is checked against: the same keys,
+ * fixed-point weights, targets and digit choice (sample.h), so both pick
+ * the same entry for the same histograms (tests/kernels/test_sample.c
+ * checks it against an in-test sort-based reference). Greedy rows take
+ * one argmax pass; a select computes an entry's weight (an expf) only once
+ * its key is in the select's range.
  * Nothing is allocated; logits rows and pair orig values are written.
  */
 #include <math.h>
@@ -35,16 +37,21 @@ static struct smp_found select_row(const float *l, int V, const struct smp_pass 
 		memset(hw, 0, sizeof(hw));
 		memset(hc, 0, sizeof(hc));
 		for (int i = 0; i < V; i++) {
+			/* the key first: the weight (an expf) only for entries in range */
+			if (!smp_sel_match(&s, smp_order_key(p->sorted, l[i], i)))
+				continue;
 			w = smp_elem(p, l[i], i, &key);
-			if (w == 0 || !smp_sel_match(&s, key))
+			if (w == 0)
 				continue;
 			hw[(key >> s.shift) & 255] += w;
 			hc[(key >> s.shift) & 255]++;
 		}
 	} while (!smp_sel_pick(&s, hw, hc, target));
 	for (int i = 0; i < V; i++) {
+		if (!smp_sel_found(&s, smp_order_key(p->sorted, l[i], i)))
+			continue;
 		w = smp_elem(p, l[i], i, &key);
-		if (w != 0 && smp_sel_found(&s, key)) {
+		if (w != 0) {
 			f.key = key;
 			f.cum = s.before + w;
 			break;
@@ -87,12 +94,46 @@ static void top_logprobs(const float *l, int V, int n, double lse, struct be_sam
 	o->n_top = got;
 }
 
+/*
+ * The first entry of the sorted order (largest logit, ties to the lower id,
+ * NaN never; -0 equals +0): the key order of smp_key, by float compares in
+ * 8 independent lanes so the pass runs at memory speed. -1 when no entry
+ * is above -inf.
+ */
+static int row_argmax(const float *l, int V)
+{
+	float m[8];
+	int id[8], i = 0, best = -1;
+	float bm = -INFINITY;
+
+	for (int j = 0; j < 8; j++) {
+		m[j] = -INFINITY;
+		id[j] = -1;
+	}
+	for (; i + 8 <= V; i += 8)
+		for (int j = 0; j < 8; j++) {
+			int gt = l[i + j] > m[j];
+			m[j] = gt ? l[i + j] : m[j];
+			id[j] = gt ? i + j : id[j];
+		}
+	for (; i < V; i++)
+		if (l[i] > m[0]) {
+			m[0] = l[i];
+			id[0] = i;
+		}
+	for (int j = 0; j < 8; j++)
+		if (id[j] >= 0 && (m[j] > bm || (m[j] == bm && id[j] < best))) {
+			bm = m[j];
+			best = id[j];
+		}
+	return best;
+}
+
 static void sample_one(float *l, int V, const struct be_sample_row *r,
 		       struct be_sample_pair *pairs, struct be_sample_out *o)
 {
 	struct be_sample_pair *pr = pairs + r->pair_off;
 	double lse = 0;
-	uint64_t kmin = SMP_KEY_MAX;
 	int amax, tok;
 
 	o->token = -1;
@@ -116,12 +157,8 @@ static void sample_one(float *l, int V, const struct be_sample_row *r,
 		pr[j].orig = l[t];
 		l[t] = smp_pair_apply(l[t], &pr[j], r);
 	}
-	for (int i = 0; i < V; i++) {
-		uint64_t k = smp_key(l[i], i);
-		kmin = k < kmin ? k : kmin;
-	}
-	amax = (int)(uint32_t)kmin;
-	if (!(l[amax] > -INFINITY))
+	amax = row_argmax(l, V);
+	if (amax < 0)
 		return;		/* nothing above -inf: an error for the caller */
 	if (r->temperature < BE_SAMPLE_GREEDY_EPS) {
 		tok = amax;

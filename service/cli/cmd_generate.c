@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		"  --max-model-len N   context length (default: prompt + max tokens)\n"
 		"  --backend B         cpu | cuda | auto (default auto)\n"
 		"  --threads N         CPU backend threads (0: all cores)\n"
-		"  --sampler S         auto | host | device (default auto: device on cuda)\n",
+		"  --sampler S         auto | device (default auto; both: the backend's sample op)\n",
 		GEN_DEFAULT_MAX_TOKENS, ENG_MAX_STOP);
 }
 
@@ -248,8 +248,8 @@ int cmd_generate(int argc, char **argv)
 
 	eng_opts_default(&eo);
 	if (eng_sampler_parse(sampler, &eo.sampler) < 0) {
-		fprintf(stderr, "gemma-run generate: --sampler must be auto, host or device, not '%s'\n",
-			sampler);
+		fprintf(stderr, "gemma-run generate: --sampler must be %s, not '%s'\n",
+			ENG_SAMPLER_NAMES, sampler);
 		goto out;
 	}
 	eo.max_num_seqs = 1;

@@ -1,10 +1,15 @@
 /*
- * test_sample.c - the device sampler's reference (the CPU backend's sample
- * op, kernels/cpu/cpu_sample.c over kernels/sample.h) against the host
- * sampler (engine/sampling.c): the same token, logprob and top-N for the
- * same request rng over the whole parameter grid; then by hand: keys,
- * fixed-point targets, ties, holes, an all -inf row, exact probabilities
- * (chi-square), top_p / top_k / min_p sets, penalties and masks.
+ * test_sample.c - the engine's sampler, the CPU backend's sample op
+ * (kernels/cpu/cpu_sample.c over kernels/sample.h; the CUDA op is checked
+ * against it), against ref_sample below: a plain sort-based statement of
+ * the pipeline in double arithmetic, written for this test and sharing no
+ * code with the op. Over the whole parameter grid (4,540 seeded cases) the
+ * same token, logprob and top-N for the same request rng; a different
+ * token is accepted only where the reference finds the decision (a draw,
+ * a top_p cut or a min_p bound) within float rounding of its boundary
+ * (either side is right there), and at most in 1 % of a family's cases. Then by hand: keys, fixed-point
+ * targets, ties, holes, an all -inf row, exact probabilities (chi-square),
+ * top_p / top_k / min_p sets, penalties and masks.
  */
 #include <math.h>
 #include <stdint.h>
@@ -32,7 +37,7 @@ static int op_sample(const struct sample_case *c, struct smp *s, struct be_sampl
 
 	memcpy(l, c->logits, (size_t)c->vocab * sizeof(float));
 	rng_seed(&r, c->seed);
-	n = smp_device_row(s, &c->p, &r, c->tokens, c->n_prompt, c->n_tokens, c->mask, c->n_mask,
+	n = smp_row_build(s, &c->p, &r, c->tokens, c->n_prompt, c->n_tokens, c->mask, c->n_mask,
 			   &row, 0, pairs, SC_MAX_HIST + SC_MAX_MASK);
 	if (n < 0) {
 		free(l);
@@ -43,18 +48,174 @@ static int op_sample(const struct sample_case *c, struct smp *s, struct be_sampl
 	return rc;
 }
 
-static int host_sample(const struct sample_case *c, struct smp *s, struct smp_result *res)
-{
-	struct rng r;
-	float *l = malloc((size_t)c->vocab * sizeof(float));
-	int rc;
+/* ---- the reference: sort the row, walk it, in double ---- */
 
-	memcpy(l, c->logits, (size_t)c->vocab * sizeof(float));
+struct ref_ent {
+	double l;	/* penalised logit (NaN sorts last) */
+	int id;
+};
+
+/* Sorted order: logit descending, then id ascending; NaN last. */
+static int ref_cmp(const void *a, const void *b)
+{
+	const struct ref_ent *x = a, *y = b;
+	int xn = isnan(x->l), yn = isnan(y->l);
+	if (xn != yn)
+		return xn - yn;
+	if (!xn && x->l != y->l)
+		return x->l > y->l ? -1 : 1;
+	return x->id - y->id;
+}
+
+static int ref_cmp_id(const void *a, const void *b)
+{
+	return ((const struct ref_ent *)a)->id - ((const struct ref_ent *)b)->id;
+}
+
+static int ref_near(double a, double b, double scale)
+{
+	return fabs(a - b) <= 1e-6 * scale;
+}
+
+/*
+ * The pipeline as kernels/sample.h states it: raw logprobs; mask (-inf);
+ * repetition (each distinct id of prompt + output: l > 0 ? l / r : l * r);
+ * frequency / presence (output ids: l - f * count - p); greedy: the best
+ * (ties to the lower id); else weights exp((l - max) / T) (below 2^-40
+ * count as 0), kept if l >= max + T ln(min_p), the best top_k of those,
+ * then the shortest sorted prefix holding top_p of their mass, and the
+ * first entry whose running mass exceeds u * total - walking the sorted
+ * order when top_k or top_p is on, id order otherwise. *ambiguous is set
+ * when a decision lies within float rounding of its boundary.
+ */
+static void ref_sample(const struct sample_case *c, struct smp_result *res, int *ambiguous)
+{
+	const int V = c->vocab;
+	const struct eng_sampling *p = &c->p;
+	struct ref_ent *e = malloc((size_t)V * sizeof(*e));
+	double *w = malloc((size_t)V * sizeof(double));
+	struct rng r;
+	double u = 0, m, lse = 0, raw_max = -INFINITY, sum = 0;
+	int n_out[SC_MAX_HIST] = { 0 }, n_keep = 0, tok;
+
+	*ambiguous = 0;
+	res->token = -1;
+	res->logprob = 0;
+	res->n_top = 0;
 	rng_seed(&r, c->seed);
-	rc = smp_sample(s, l, &c->p, &r, c->tokens, c->n_prompt, c->n_tokens, c->mask, c->n_mask,
-			res);
-	free(l);
-	return rc;
+	if (p->temperature >= BE_SAMPLE_GREEDY_EPS)
+		u = rng_uniform(&r);
+	for (int i = 0; i < V; i++) {
+		e[i].l = c->logits[i];
+		e[i].id = i;
+		if (c->logits[i] > raw_max)
+			raw_max = c->logits[i];
+	}
+	if (p->logprobs >= 0) {
+		for (int i = 0; i < V; i++)
+			sum += exp(c->logits[i] - raw_max);
+		lse = raw_max + log(sum);
+	}
+	if (p->logprobs > 0) {	/* the raw top-N, NaN excluded */
+		qsort(e, (size_t)V, sizeof(*e), ref_cmp);
+		for (int i = 0; i < V && i < p->logprobs && !isnan(e[i].l); i++) {
+			res->top[i].token = e[i].id;
+			res->top[i].logprob = (float)(e[i].l - lse);
+			res->n_top = i + 1;
+		}
+		for (int i = 0; i < V; i++) {
+			e[i].l = c->logits[i];
+			e[i].id = i;
+		}
+	}
+	for (int k = 0; k < c->n_mask; k++)
+		e[c->mask[k]].l = -INFINITY;
+	if (p->repetition_penalty != 1.0) {
+		float rp = (float)p->repetition_penalty;
+		for (int t = 0; t < V; t++) {
+			int seen = 0;
+			for (int k = 0; k < c->n_tokens; k++)
+				seen |= c->tokens[k] == t;
+			if (seen)	/* the op's float arithmetic is the specification here */
+				e[t].l = e[t].l > 0 ? (float)e[t].l / rp : (float)e[t].l * rp;
+		}
+	}
+	for (int k = c->n_prompt; k < c->n_tokens; k++)
+		for (int j = c->n_prompt; j <= k; j++)
+			if (c->tokens[j] == c->tokens[k]) {
+				n_out[j]++;	/* counted at the first occurrence */
+				break;
+			}
+	if (p->frequency_penalty != 0 || p->presence_penalty != 0)
+		for (int k = c->n_prompt; k < c->n_tokens; k++)
+			if (n_out[k] > 0) {
+				int t = c->tokens[k];
+				e[t].l = (float)(e[t].l - p->frequency_penalty * n_out[k] -
+						 p->presence_penalty);
+			}
+	qsort(e, (size_t)V, sizeof(*e), ref_cmp);
+	m = e[0].l;
+	if (!(m > -INFINITY))
+		goto out;	/* no finite logit: an error row */
+	if (p->temperature < BE_SAMPLE_GREEDY_EPS) {
+		tok = e[0].id;
+	} else {
+		double thr = p->min_p > 0 ? m + p->temperature * log(p->min_p) : -INFINITY;
+		int k = p->top_k > 0 && p->top_k < V ? p->top_k : V, sorted;
+		double z = 0, cum = 0, target;
+
+		for (int i = 0; i < V && n_keep < k; i++) {
+			if (p->min_p > 0)
+				*ambiguous |= ref_near(e[i].l, thr, fabs(thr) + 1);
+			if (isnan(e[i].l) || e[i].l < thr)
+				continue;
+			w[n_keep] = exp((e[i].l - m) / p->temperature);
+			if (w[n_keep] < 0x1p-40)
+				w[n_keep] = 0;
+			e[n_keep++] = e[i];	/* kept entries move to the front, in order */
+		}
+		for (int i = 0; i < n_keep; i++)
+			z += w[i];
+		if (p->top_p < 1) {
+			target = p->top_p * z;
+			for (int i = 0; i < n_keep; i++) {
+				cum += w[i];
+				if (cum >= target) {
+					*ambiguous |= ref_near(cum, target, z) || ref_near(cum - w[i], target, z);
+					n_keep = i + 1;
+					z = cum;
+					break;
+				}
+			}
+		}
+		sorted = p->top_k > 0 && p->top_k < V ? 1 : p->top_p < 1;
+		if (!sorted) {	/* id order: the kept set re-sorted by id */
+			for (int i = 0; i < n_keep; i++)
+				e[i].l = w[i];
+			qsort(e, (size_t)n_keep, sizeof(*e), ref_cmp_id);
+			for (int i = 0; i < n_keep; i++)
+				w[i] = e[i].l;
+		}
+		target = u * z;
+		cum = 0;
+		tok = -1;
+		for (int i = 0; i < n_keep; i++) {
+			if (w[i] == 0)
+				continue;
+			cum += w[i];
+			tok = e[i].id;
+			if (cum > target) {
+				*ambiguous |= ref_near(cum, target, z) || ref_near(cum - w[i], target, z);
+				break;
+			}
+		}
+	}
+	res->token = tok;
+	if (p->logprobs >= 0)
+		res->logprob = (float)(c->logits[tok] - lse);
+out:
+	free(w);
+	free(e);
 }
 
 static int same_f(float a, float b, float tol)
@@ -62,34 +223,41 @@ static int same_f(float a, float b, float tol)
 	return (isnan(a) && isnan(b)) || fabsf(a - b) <= tol || a == b;
 }
 
-/* Every case of a family: the op and the host sampler agree exactly on the token. */
+/* Every case of a family: the op and the reference agree exactly on the token. */
 static void family(int v, uint64_t seed, int n_cases)
 {
 	struct smp *s = NULL;
-	int bad_tok = 0, bad_lp = 0, n_random = 0, n_err = 0;
+	int bad_tok = 0, bad_lp = 0, n_random = 0, n_err = 0, n_amb = 0;
 
 	CHECK(smp_create(v, &s) == 0, "smp_create");
 	for (int i = 0; i < n_cases; i++) {
 		struct sample_case c;
 		struct be_sample_out o;
 		struct smp_result res, dres;
-		int hrc, drc;
+		int hrc, drc, amb;
 
 		sc_make(&c, v, seed, i);
-		hrc = host_sample(&c, s, &res);
+		ref_sample(&c, &res, &amb);
+		hrc = res.token < 0 ? ST_EINVAL : 0;
 		drc = op_sample(&c, s, &o);
 		CHECK(drc == 0, "case %d: op returned %d", i, drc);
-		drc = smp_device_result(&o, &c.p, &dres);
+		drc = smp_row_result(&o, &c.p, &dres);
 		n_random += c.p.temperature > 0;
 		if (hrc < 0 || drc < 0) {
 			n_err++;
-			CHECK(hrc < 0 && drc < 0, "case %d: host rc %d, device rc %d", i, hrc, drc);
+			CHECK(hrc < 0 && drc < 0, "case %d: reference rc %d, op rc %d", i, hrc, drc);
+			sc_free(&c);
+			continue;
+		}
+		if (dres.token != res.token && amb) {
+			/* a decision within rounding of its boundary: either side is right */
+			n_amb++;
 			sc_free(&c);
 			continue;
 		}
 		if (dres.token != res.token) {
 			if (bad_tok++ < 5)
-				printf("  case %d (T %g k %d p %g min_p %g): host %d device %d\n", i,
+				printf("  case %d (T %g k %d p %g min_p %g): reference %d op %d\n", i,
 				       c.p.temperature, c.p.top_k, c.p.top_p, c.p.min_p, res.token,
 				       dres.token);
 		}
@@ -99,23 +267,25 @@ static void family(int v, uint64_t seed, int n_cases)
 				ok = dres.top[k].token == res.top[k].token &&
 				     same_f(dres.top[k].logprob, res.top[k].logprob, 1e-5f);
 			if (!ok && bad_lp++ < 5)
-				printf("  case %d: logprobs differ (host %g n_top %d, device %g n_top %d)\n",
+				printf("  case %d: logprobs differ (reference %g n_top %d, op %g n_top %d)\n",
 				       i, res.logprob, res.n_top, dres.logprob, dres.n_top);
 		}
 		sc_free(&c);
 	}
-	CHECK(bad_tok == 0, "vocab %d: %d of %d tokens differ from the host sampler", v, bad_tok,
+	CHECK(bad_tok == 0, "vocab %d: %d of %d tokens differ from the reference", v, bad_tok,
 	      n_cases);
 	CHECK(bad_lp == 0, "vocab %d: %d logprob results differ", v, bad_lp);
 	CHECK(n_random > n_cases / 2, "the grid should be mostly random sampling (%d)", n_random);
-	printf("  vocab %d: %d cases (%d random, %d error rows) identical to the host sampler\n", v,
-	       n_cases, n_random, n_err);
+	CHECK(n_amb <= n_cases / 100, "vocab %d: %d draws differ on a rounding boundary (at most "
+	      "1 %%)", v, n_amb);
+	printf("  vocab %d: %d cases (%d random, %d error rows) identical to the reference, "
+	       "but %d on a rounding boundary\n", v, n_cases, n_random, n_err, n_amb);
 	smp_destroy(s);
 }
 
-static void sample_matches_host_small(void) { family(7, 11, 3000); }
-static void sample_matches_host_medium(void) { family(1000, 22, 1500); }
-static void sample_matches_host_gemma_vocab(void) { family(256000, 33, 40); }
+static void sample_matches_ref_small(void) { family(7, 11, 3000); }
+static void sample_matches_ref_medium(void) { family(1000, 22, 1500); }
+static void sample_matches_ref_gemma_vocab(void) { family(256000, 33, 40); }
 
 static void sample_keys_order(void)
 {
@@ -192,7 +362,7 @@ static void sample_by_hand(void)
 	CHECK(run1(l, 6, r, NULL).token == 2, "min_p 0.9 keeps the ties at the max");
 
 	/* mask the two maxima; presence penalty on id 5 (logprobs: no NaN in the row,
-	 * which would make every logprob NaN, as in the host sampler) */
+	 * which would make every logprob NaN, as in the reference) */
 	l = lfin;
 	r = row_default();
 	r.temperature = 0;
@@ -324,9 +494,9 @@ int main(void)
 	RUN(sample_by_hand);
 	RUN(sample_distributions);
 	RUN(sample_many_rows);
-	RUN(sample_matches_host_small);
-	RUN(sample_matches_host_medium);
-	RUN(sample_matches_host_gemma_vocab);
+	RUN(sample_matches_ref_small);
+	RUN(sample_matches_ref_medium);
+	RUN(sample_matches_ref_gemma_vocab);
 	be_destroy(&g_cpu);
 	return th_done();
 }
