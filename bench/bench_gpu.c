@@ -1,5 +1,5 @@
 /*
- * bench_gpu.c - the CUDA backend's model benchmarks (issue 6): load, prefill,
+ * bench_gpu.c - the CUDA backend's model benchmarks: load, prefill,
  * decode, each beside a baseline measured in the same run (single kernels:
  * bench_kernels.c).
  *

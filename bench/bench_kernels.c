@@ -1,7 +1,7 @@
 /*
  * bench_kernels.c - single CUDA ops, validated against the CPU backend on a
  * small size first (the tolerances of tests/kernels/), then timed on 9b
- * shapes (issue 6's per-kernel micro-benchmarks; the model benchmarks are
+ * shapes (the per-kernel micro-benchmarks; the model benchmarks are
  * bench_gpu.c):
  *   matmul: y (n_tok, 14336) = x W^T, W bf16 (14336, 3584) (the 9b gate/up
  *     weight), n_tok 1 and 512: GB/s of weight bytes and TFLOP/s;

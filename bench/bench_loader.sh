@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/bench_loader.sh - the loader against raw-read baselines, one run, ratios
-# printed (DESIGN.md §6):
+# printed:
 #   local: a 2b-shaped model (~5.2 GB, $BUILD/mkmodel --preset 2b --shards 2)
 #          gemma-run load (CPU backend: into its host arena, crc32c.json verified,
 #          and with --no-verify) vs `cat` of the same files and vs parallel `dd`

@@ -1,13 +1,25 @@
-/* sbuf.c - see sbuf.h. */
+/* sbuf.c - the growable buffer (see sbuf.h for the oom contract and the test hook). */
 #include "common/sbuf.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
+
+/* GR_TEST_SBUF_MAX (sbuf.h): 0 = no limit. Written once under pthread_once. */
+static size_t test_max;
+static pthread_once_t test_max_once = PTHREAD_ONCE_INIT;
+
+static void read_test_max(void)
+{
+	const char *v = getenv("GR_TEST_SBUF_MAX");
+	if (v && *v)
+		test_max = (size_t)strtoull(v, NULL, 10);
+}
 
 void sb_init(struct sbuf *sb)
 {
@@ -37,6 +49,11 @@ int sb_reserve(struct sbuf *sb, size_t extra)
 	size_t cap = sb->cap ? sb->cap : 256;
 	while (cap < sb->len + extra + 1)
 		cap *= 2;
+	pthread_once(&test_max_once, read_test_max);
+	if (test_max && cap > test_max) {
+		sb->oom = 1;	/* injected failure (tests) */
+		return -1;
+	}
 	char *p = realloc(sb->buf, cap);
 	if (!p) {
 		sb->oom = 1;
@@ -91,47 +108,23 @@ void sb_printf(struct sbuf *sb, const char *fmt, ...)
 
 void sb_json_strn(struct sbuf *sb, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;		/* bytes at s + i - run that go out as they are */
+
 	if (sb_reserve(sb, n + 2) < 0)
 		return;
 	sb_putc(sb, '"');
-	size_t run = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		const char *esc = NULL;
-		char u[7];
-		if (c == '"')
-			esc = "\\\"";
-		else if (c == '\\')
-			esc = "\\\\";
-		else if (c == '\n')
-			esc = "\\n";
-		else if (c == '\r')
-			esc = "\\r";
-		else if (c == '\t')
-			esc = "\\t";
-		else if (c < 0x20 || c == 0x7f) {
-			u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
-			u[4] = hex[c >> 4]; u[5] = hex[c & 15]; u[6] = 0;
-			esc = u;
-		} else if (c >= 0x80) {
-			/* JSON text must be UTF-8: a byte that starts no valid sequence
-			 * (client headers, a message cut mid-character) becomes U+FFFD */
-			size_t l = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-			if (l > 1 && i + l <= n && utf8_valid(s + i, l)) {
-				run += l;
-				i += l - 1;
-				continue;
-			}
-			esc = "\xef\xbf\xbd";
-		}
-		if (esc) {
+	for (size_t i = 0; i < n;) {
+		char tmp[8];
+		const char *rep;
+		size_t used = json_escape_step(s + i, n - i, &rep, tmp);
+		if (rep) {
 			sb_add(sb, s + i - run, run);
 			run = 0;
-			sb_puts(sb, esc);
+			sb_puts(sb, rep);
 		} else {
-			run++;
+			run += used;
 		}
+		i += used;
 	}
 	sb_add(sb, s + n - run, run);
 	sb_putc(sb, '"');

@@ -2,11 +2,18 @@
  * sbuf.h - a growable byte buffer for building responses, JSON and metrics
  * text. Grows by doubling; after an allocation failure the buffer is marked
  * failed (sb->oom) and further appends are ignored, so callers check once at
- * the end. Reused buffers (sb_reset) stop allocating once they are large
- * enough.
+ * the end - and must check: a failed buffer holds a truncated text that must
+ * not be sent as if whole. Reused buffers (sb_reset, which clears oom) stop
+ * allocating once they are large enough. Not thread-safe: one owner.
+ *
+ * Test hook: the environment variable GR_TEST_SBUF_MAX=N (read once, at the
+ * first growth of any buffer in the process) makes every growth of a buffer
+ * past N bytes fail as if realloc had failed, so tests can drive the oom
+ * paths of a whole server. Unset, it costs one check per growth (never per
+ * append into a buffer that is large enough).
  */
-#ifndef GR_SERVICE_SBUF_H
-#define GR_SERVICE_SBUF_H
+#ifndef GR_COMMON_SBUF_H
+#define GR_COMMON_SBUF_H
 
 #include <stddef.h>
 

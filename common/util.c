@@ -73,39 +73,53 @@ f16 f32_to_f16(float f)
 	return (f16)h;
 }
 
+size_t json_escape_step(const char *s, size_t n, const char **rep, char tmp[8])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char c = (unsigned char)s[0];
+	uint32_t cp;
+	size_t l;
+
+	*rep = NULL;
+	switch (c) {
+	case '"':  *rep = "\\\""; return 1;
+	case '\\': *rep = "\\\\"; return 1;
+	case '\n': *rep = "\\n"; return 1;
+	case '\r': *rep = "\\r"; return 1;
+	case '\t': *rep = "\\t"; return 1;
+	}
+	if (c < 0x20 || c == 0x7f) {
+		memcpy(tmp, "\\u00", 4);
+		tmp[4] = hex[c >> 4];
+		tmp[5] = hex[c & 15];
+		tmp[6] = 0;
+		*rep = tmp;
+		return 1;
+	}
+	if (c < 0x80)
+		return 1;
+	if ((l = utf8_decode(s, n, &cp)) > 0)
+		return l;
+	*rep = "\xef\xbf\xbd";	/* a byte that starts no valid character: U+FFFD */
+	return 1;
+}
+
 size_t json_escape(char *dst, size_t cap, const char *s)
 {
-	size_t o = 0;
+	size_t o = 0, n = strlen(s);
 	if (cap == 0)
 		return 0;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (size_t i = 0; i < n;) {
 		char tmp[8];
-		const char *rep = NULL;
-		size_t rn;
-		switch (c) {
-		case '"':  rep = "\\\""; break;
-		case '\\': rep = "\\\\"; break;
-		case '\n': rep = "\\n"; break;
-		case '\r': rep = "\\r"; break;
-		case '\t': rep = "\\t"; break;
-		default:
-			if (c < 0x20) {
-				snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-				rep = tmp;
-			}
-		}
-		if (rep) {
-			rn = strlen(rep);
-			if (o + rn >= cap)
-				break;
-			memcpy(dst + o, rep, rn);
-			o += rn;
-		} else {
-			if (o + 1 >= cap)
-				break;
-			dst[o++] = (char)c;
-		}
+		const char *rep;
+		size_t used = json_escape_step(s + i, n - i, &rep, tmp);
+		const char *src = rep ? rep : s + i;
+		size_t len = rep ? strlen(rep) : used;
+		if (o + len >= cap)
+			break;
+		memcpy(dst + o, src, len);
+		o += len;
+		i += used;
 	}
 	dst[o] = 0;
 	return o;
@@ -139,38 +153,51 @@ int parse_f64(const char *s, double *out)
 	return 0;
 }
 
-int utf8_valid(const char *str, size_t n)
+size_t utf8_decode(const char *str, size_t n, uint32_t *cp)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i];
-		size_t len;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
+	unsigned c;
+	size_t len;
+	uint32_t v;
+
+	if (n == 0)
+		return 0;
+	c = s[0];
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	} else if ((c & 0xe0) == 0xc0) {
+		len = 2;
+		v = c & 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		len = 3;
+		v = c & 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		len = 4;
+		v = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t k = 1; k < len; k++) {
+		if ((s[k] & 0xc0) != 0x80)
 			return 0;
-		}
-		if (i + len > n)
-			return 0;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		v = (v << 6) | (s[k] & 0x3f);
+	}
+	if ((len == 2 && v < 0x80) || (len == 3 && v < 0x800) || (len == 4 && v < 0x10000) ||
+	    v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return len;
+}
+
+int utf8_valid(const char *s, size_t n)
+{
+	uint32_t cp;
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_decode(s + i, n - i, &cp);
+		if (!len)
 			return 0;
 		i += len;
 	}

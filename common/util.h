@@ -46,14 +46,32 @@ float f16_to_f32(f16 h);
 f16 f32_to_f16(float f);
 
 /*
- * Escapes s as the inside of a JSON string into dst (always NUL-terminated,
- * truncated if needed). Returns the length written.
+ * The one JSON string escaper, one step: the bytes at s (n > 0 available)
+ * that form the next unit, and its JSON text. Returns the bytes consumed;
+ * *rep is NULL when they go out as they are (printable ASCII or a valid
+ * UTF-8 character), else the escape to write: \" \\ \n \r \t, \u00XX for
+ * other control bytes and DEL, U+FFFD for a byte that starts no valid
+ * UTF-8 character (JSON text must be UTF-8). tmp may hold *rep.
+ */
+size_t json_escape_step(const char *s, size_t n, const char **rep, char tmp[8]);
+
+/*
+ * Escapes s as the inside of a JSON string into dst (json_escape_step per
+ * unit; always NUL-terminated, cut at a unit boundary when cap is short).
+ * Returns the length written.
  */
 size_t json_escape(char *dst, size_t cap, const char *s);
 
 /* Strict integer/float parsing of a whole string; 0 or ST_EINVAL. */
 int parse_i64(const char *s, int64_t *out);
 int parse_f64(const char *s, double *out);
+
+/*
+ * The one UTF-8 decoder: the code point of the character at s (n bytes
+ * available) into *cp and its length 1..4, or 0 when it is not valid
+ * UTF-8 (overlong, surrogate, over U+10FFFF, bad or missing continuation).
+ */
+size_t utf8_decode(const char *s, size_t n, uint32_t *cp);
 
 /* Whether the n bytes at s are valid UTF-8 (no overlongs, no surrogates). */
 int utf8_valid(const char *s, size_t n);

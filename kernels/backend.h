@@ -99,7 +99,7 @@ struct be_ops {
 	/* Bytes of device memory free and in total (CPU: from /proc/meminfo). */
 	int (*mem_info)(void *ctx, size_t *free_bytes, size_t *total_bytes);
 
-	/* ---- compute ops (kernels/cpu/cpu_ops.c, cpu_matmul.c, cpu_attention.c) ---- */
+	/* ---- compute ops (kernels/cpu/cpu_X.c, each with its CUDA twin kernels/cuda/cu_X.cu) ---- */
 
 	/* Stream-ordered copies of per-step inputs and outputs (n bytes). copy_d2h
 	 * waits until every op issued before it is done and the bytes arrived. */

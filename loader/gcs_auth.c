@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,13 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/util.h"
+#include "loader/gcs_auth.h"
+#include "loader/http.h"
 #include "loader/ld_internal.h"
 
 enum { AUTH_ANON = 0, AUTH_SA, AUTH_META };
 
 struct gcs_auth {
-	struct ld_src *s;
 	int mode;
 	pthread_mutex_t mu;
 	char header[2200];		/* "Authorization: Bearer ..." or "" */
@@ -96,14 +98,13 @@ out:
 	return rc;
 }
 
-int gcs_auth_create(struct ld_src *s, int anonymous, struct gcs_auth **out)
+int gcs_auth_create(int anonymous, struct gcs_auth **out)
 {
 	struct gcs_auth *a = calloc(1, sizeof(*a));
 	const char *cred = getenv("GOOGLE_APPLICATION_CREDENTIALS");
 	int rc = 0;
 	if (!a)
 		return ST_ENOMEM;
-	a->s = s;
 	pthread_mutex_init(&a->mu, NULL);
 	if (anonymous) {
 		a->mode = AUTH_ANON;
@@ -231,7 +232,7 @@ static int refresh(struct gcs_auth *a, void *conn, char *err, size_t errlen)
 		r.url = a->meta_url;
 		r.headers = hdrs;
 	}
-	rc = ld_http_perform(a->s, conn, &r, why, sizeof(why));
+	rc = ld_http_perform(conn, &r, why, sizeof(why));
 	if (rc < 0) {
 		/* 5xx, reset, timeout: transient, the caller's read is retried (same as a chunk's) */
 		int again = rc == ST_ENET || rc == ST_ETIMEOUT;

@@ -9,6 +9,13 @@
  *
  * Progress is published in struct ld_progress (atomics), which the service
  * reads for /health and /metrics while the load runs on other threads.
+ *
+ * This is the loader's public face, for callers outside loader/; inside,
+ * each .c declares what it gives the others in its own header. Where
+ * these are defined: ld_opts_default, ld_tensor_ptr, ld_model_hash,
+ * ld_model_destroy, ld_g2_weights, ld_g2_model_create in ld_model.c;
+ * ld_load in pipeline.c; ld_load_simple in load_simple.c;
+ * ld_write_crc_manifest in manifest.c; ld_global_init/release in http.c.
  */
 #ifndef GR_LOADER_H
 #define GR_LOADER_H
@@ -30,7 +37,6 @@ struct ld_opts {
 	int gcs_anonymous;		/* --gcs-anonymous */
 	double deadline_s;		/* whole-load deadline (0: none) */
 	int verify;			/* check crc32c.json / object crc32c (default on) */
-	/* added by the pipeline (issue 3) */
 	int max_retries;		/* retries per chunk before the load fails (default 10; 0: none) */
 	double stall_s;			/* a transfer below 1 KiB/s for this long is retried (default 20) */
 	double connect_s;		/* connect timeout per attempt (default 10) */
@@ -57,6 +63,7 @@ struct ld_model {
 	size_t tokenizer_len;
 };
 
+/* The defaults (16 workers, 32 MiB chunks, 512 MiB pinned, verify, 10 retries, 20 s stall, 10 s connect). */
 void ld_opts_default(struct ld_opts *o);
 
 /*
@@ -69,7 +76,9 @@ void ld_global_release(void);
 
 /*
  * Loads the model at uri (local directory, gs://bucket/prefix or
- * http(s)://host/prefix) into be. progress may be NULL. On success *out is
+ * http(s)://host/prefix) into be, with the parallel pipeline. opts may be
+ * NULL (defaults); its fields left at 0 take their ld_opts_default value.
+ * progress may be NULL. On success *out is
  * a new model (caller frees with ld_model_destroy). On failure the error
  * was logged with the object, offset and reason, and nothing leaks.
  */
@@ -103,14 +112,14 @@ int ld_write_crc_manifest(const char *dir);
 struct g2_weights;
 struct g2_model;
 
-/* The weights of m as kernels/gemma2.h takes them (model_bind.c); m is borrowed. */
+/* The weights of m as kernels/gemma2.h takes them; m is borrowed. */
 void ld_g2_weights(struct ld_model *m, struct g2_weights *out);
 
 /* g2_model_create() over m's weights; m must outlive the model. */
 int ld_g2_model_create(struct ld_model *m, int max_tokens, int max_seqs, int max_blocks,
 		       struct g2_model **out);
 
-/* The sequential reference loader for a local directory (load_simple.c). */
+/* The sequential reference loader for a local directory (tests compare ld_load with it). */
 int ld_load_simple(const char *dir, struct be *be, struct ld_progress *progress,
 		   struct ld_model **out);
 

@@ -1,7 +1,7 @@
 /*
- * manifest.c - integrity helpers of local and http(s) models: the
- * crc32c.json manifest (writer and parser; format in loader.h), and the
- * SHA-256 of a loaded arena used to compare loads across sources.
+ * manifest.c - the crc32c.json manifest of local and http(s) models:
+ * its writer (ld_write_crc_manifest, format in loader.h) and its parser.
+ * It does not verify anything itself: the pipeline compares.
  *
  * The writer streams each file in 8 MiB reads (never the whole file in
  * memory) and replaces crc32c.json atomically (temp file + rename).
@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +21,8 @@
 #include "common/status.h"
 #include "common/util.h"
 #include "loader/crc32c.h"
-#include "loader/ld_internal.h"
+#include "loader/loader.h"
+#include "loader/manifest.h"
 
 #define MANIFEST_FORMAT "gemma-run-crc32c-1"
 
@@ -199,48 +199,4 @@ void ld_manifest_release(struct ld_manifest *m)
 		free(m->e[i].name);
 	free(m->e);
 	memset(m, 0, sizeof(*m));
-}
-
-int ld_model_hash(const struct ld_model *m, char hex[65])
-{
-	const struct be_ops *ops = m->be->ops;
-	const size_t bufn = 8u << 20;
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-	char *buf = NULL;
-	EVP_MD_CTX *ctx;
-	int rc = 0;
-
-	if (!ops->host_visible && !ops->copy_d2h)
-		return log_err(ST_ENOSYS, "arena hash: backend '%s' cannot copy to the host", ops->name);
-	if (!ops->host_visible && !(buf = malloc(bufn)))
-		return ST_ENOMEM;
-	if (!(ctx = EVP_MD_CTX_new())) {
-		free(buf);
-		return ST_ENOMEM;
-	}
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		rc = ST_EIO;
-	for (int i = 0; rc == 0 && i < m->n_tensors; i++) {
-		const char *src = (const char *)m->arena + m->tensors[i].offset;
-		for (size_t o = 0; rc == 0 && o < m->tensors[i].nbytes;) {
-			size_t n = ops->host_visible ? m->tensors[i].nbytes : MIN(bufn, m->tensors[i].nbytes - o);
-			const void *p = src + o;
-			if (!ops->host_visible) {
-				if ((rc = ops->copy_d2h(m->be->ctx, buf, src + o, n)) < 0)
-					break;
-				p = buf;
-			}
-			if (EVP_DigestUpdate(ctx, p, n) != 1)
-				rc = ST_EIO;
-			o += n;
-		}
-	}
-	if (rc == 0 && EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
-		rc = ST_EIO;
-	EVP_MD_CTX_free(ctx);
-	free(buf);
-	for (unsigned i = 0; rc == 0 && i < 32; i++)
-		sprintf(hex + 2 * i, "%02x", md[i]);
-	return rc;
 }

@@ -1,8 +1,9 @@
 /*
  * model_desc.h - what a model directory holds, before any weight is read:
  * its config, its shards and their parsed headers, validated against each
- * other. Built from a local directory here; loader/ byte sources build the
- * same thing for gs:// and http(s):// (ld_desc_from_files).
+ * other. Built from a local directory here (ld_desc_local, for
+ * load_simple.c), or from bytes already fetched by any byte source
+ * (ld_desc_from_parts plus the shard headers, for pipeline.c).
  */
 #ifndef GR_MODEL_DESC_H
 #define GR_MODEL_DESC_H
@@ -32,9 +33,10 @@ struct ld_desc {
 int ld_desc_local(const char *dir, struct ld_desc *out, char *err, size_t errlen);
 
 /*
- * Same from bytes already fetched: config JSON, index JSON (NULL for a
- * single model.safetensors) and per-shard headers parsed by the caller
- * (ownership of shards[] passes to out on success and on failure).
+ * Same from bytes already fetched: config JSON and index JSON (NULL for a
+ * single model.safetensors). Fills cfg, n_shards and shard_names only: the
+ * caller fetches and parses the shard headers into out->shards (and
+ * out->shard_sizes), then validates the whole with g2_validate.
  */
 int ld_desc_from_parts(const char *config_json, size_t config_len, const char *index_json,
 		       size_t index_len, struct ld_desc *out, char *err, size_t errlen);

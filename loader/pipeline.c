@@ -1,17 +1,21 @@
 /*
- * pipeline.c - the parallel loader: any source (file, http(s), gcs) into
- * one backend arena.
+ * pipeline.c - the parallel loader, ld_load: any source (file, http(s),
+ * gcs; source.c picks it) into one backend arena. The tensor table and
+ * the arena's layout are ld_model.c's; the sequential reference loader
+ * is load_simple.c.
  *
- * Stages (timed into struct ld_progress):
+ * Stages (timed into struct ld_progress), in the order ld_load (at the
+ * end of this file) calls them:
  *   metadata   small files whole (config.json, index, tokenizer.json,
  *              crc32c.json), each shard opened with one ranged read of its
  *              head (size, generation, crc32c come with it), headers parsed
- *              and validated by the foundation parser, arena placed;
+ *              and validated (safetensors.c, model_format.c), tensors placed
+ *              and the arena allocated (ld_model.c), chunks planned;
  *   first_byte from the start of the transfer to the first chunk byte;
  *   transfer   W workers take chunks in file order (any completion order);
  *              each reads its chunk straight into its final place
- *              (host-visible backend) or into a slot of a bounded ring of
- *              host_alloc'd (pinned) buffers that goes back to the ring
+ *              (host-visible backend) or into a slot of the staging ring
+ *              (ring.c: host_alloc'd, pinned) that goes back to the ring
  *              when the backend's upload calls done; a chunk CRC-32C is
  *              taken while the bytes are hot when a checksum exists to
  *              compare with;
@@ -26,6 +30,10 @@
  * fatal error stops every transfer and is reported once, naming the
  * object, the offset and the reason. The ring is allocated once, on a
  * helper thread, while the metadata stage runs.
+ *
+ * Function map: pipe_init, ring_start, open_source, read_meta, make_model,
+ * plan, (ld_ring_wait), run_workers -> worker_main -> read_range ->
+ * retry_or_fail / throttle, sync_uploads, verify, finish.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -40,26 +48,35 @@
 #include "common/util.h"
 #include "loader/crc32c.h"
 #include "loader/ld_internal.h"
+#include "loader/ld_model.h"
+#include "loader/loader.h"
+#include "loader/manifest.h"
+#include "loader/model_desc.h"
+#include "loader/pipeline.h"
+#include "loader/ring.h"
+#include "loader/source.h"
 
 #define HEAD_WANT (256u << 10)
 #define SMALL_MAX (64u << 20)
 #define TOKENIZER_MAX (256u << 20)
 
-struct ring {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	char *mem;
-	size_t slot_bytes;
-	int n_slots, n_free;
-	int *free_idx;
-	struct slot_arg { struct ring *r; int idx; } *args;
-	const _Atomic int *abort;
-	struct be *be;
-	int alloc_rc;
+/* metadata stage results */
+struct meta {
+	char *cfg, *index, *tok, *man_json;
+	size_t cfg_len, index_len, tok_len, man_len;
+	struct ld_manifest man;
+	int have_man;
+	uint32_t *head_crc;		/* per shard: CRC-32C of its 8 + N header bytes */
 };
 
 struct pipe {
+	struct ld_opts o;		/* resolved (ld_opts_resolve), chunk size fitted to the ring */
 	struct ld_src *src;
+	void *conn;			/* the main thread's connection (metadata stage) */
+	struct rng rg;			/* the main thread's backoff jitter */
+	struct ld_desc d;
+	struct meta mt;
+	size_t *base;			/* per shard: arena offset (ld_place_tensors) */
 	struct be *be;
 	struct ld_progress *pr;
 	struct ld_obj *objs;
@@ -75,7 +92,8 @@ struct pipe {
 	pthread_mutex_t err_mu;
 	int err_rc;
 	char err[LD_ERR_MAX * 2];
-	struct ring ring;
+	struct ld_ring ring;		/* staging buffers (not host-visible backends) */
+	double t0, t1;			/* start; end of the metadata stage */
 };
 
 struct worker {
@@ -83,49 +101,6 @@ struct worker {
 	int id;
 	pthread_t th;
 };
-
-/* ---- ring of staging buffers ---- */
-
-static void *ring_alloc_thread(void *arg)
-{
-	struct ring *r = arg;
-	size_t total = r->slot_bytes * (size_t)r->n_slots;
-	r->mem = r->be->ops->host_alloc(r->be->ctx, total);
-	r->alloc_rc = r->mem ? 0 : log_err(ST_ENOMEM, "cannot allocate %zu bytes of staging buffers", total);
-	return NULL;
-}
-
-static void ring_put_cb(void *arg)
-{
-	struct slot_arg *a = arg;
-	struct ring *r = a->r;
-	pthread_mutex_lock(&r->mu);
-	r->free_idx[r->n_free++] = a->idx;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-}
-
-/* A free slot, or -1 once the load is aborted. */
-static int ring_get(struct ring *r)
-{
-	int idx = -1;
-	pthread_mutex_lock(&r->mu);
-	while (r->n_free == 0 && !atomic_load(r->abort))
-		pthread_cond_wait(&r->cv, &r->mu);
-	if (r->n_free > 0 && !atomic_load(r->abort))
-		idx = r->free_idx[--r->n_free];
-	pthread_mutex_unlock(&r->mu);
-	return idx;
-}
-
-static void ring_wake_all(struct ring *r)
-{
-	if (!r->free_idx)
-		return;
-	pthread_mutex_lock(&r->mu);
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-}
 
 /* ---- errors ---- */
 
@@ -138,7 +113,7 @@ static int fail(struct pipe *p, int rc, const char *where, uint64_t off, const c
 	}
 	pthread_mutex_unlock(&p->err_mu);
 	atomic_store(&p->abort, 1);
-	ring_wake_all(&p->ring);
+	ld_ring_wake_all(&p->ring);
 	return rc;
 }
 
@@ -253,9 +228,9 @@ static void *worker_main(void *arg)
 		const struct ld_chunk *ck = &p->chunks[i];
 		char *dst = p->arena + ck->arena_off;
 		if (!ops->host_visible) {
-			if ((slot = ring_get(&p->ring)) < 0)
+			if ((slot = ld_ring_get(&p->ring)) < 0)
 				break;
-			dst = p->ring.mem + (size_t)slot * p->ring.slot_bytes;
+			dst = ld_ring_buf(&p->ring, slot);
 		}
 		uint32_t crc = 0;
 		rc = read_range(p, conn, &rg, &p->objs[ck->obj], ck->file_off, ck->len, dst,
@@ -263,14 +238,14 @@ static void *worker_main(void *arg)
 		p->chunk_crc[i] = crc;
 		if (rc == 0 && !ops->host_visible) {
 			rc = ops->upload(p->be->ctx, p->arena + ck->arena_off, dst, ck->len,
-					 i % MAX(1, ops->n_upload_lanes), ring_put_cb, &p->ring.args[slot]);
+					 i % MAX(1, ops->n_upload_lanes), ld_ring_put, &p->ring.slots[slot]);
 			if (rc < 0)
 				fail(p, rc, p->objs[ck->obj].where, ck->file_off, "upload to the device failed");
 			else
 				slot = -1;	/* the backend gives it back */
 		}
 		if (slot >= 0)
-			ring_put_cb(&p->ring.args[slot]);
+			ld_ring_put(&p->ring.slots[slot]);
 		if (rc < 0)
 			break;
 		if (p->pr)
@@ -334,14 +309,6 @@ static void hint_huge_pages(void *p, size_t n)
 
 /* ---- metadata stage ---- */
 
-struct meta {
-	char *cfg, *index, *tok, *man_json;
-	size_t cfg_len, index_len, tok_len, man_len;
-	struct ld_manifest man;
-	int have_man;
-	uint32_t *head_crc;
-};
-
 static int fetch_opt(struct pipe *p, void *conn, struct rng *rg, const char *name, size_t max, char **out,
 		     size_t *len, int required)
 {
@@ -373,9 +340,12 @@ static int check_small(struct pipe *p, const struct meta *mt, const char *name, 
 	return 0;
 }
 
-static int read_meta(struct pipe *p, const struct ld_opts *o, void *conn, struct rng *rg, struct ld_desc *d,
-		     struct meta *mt)
+static int read_meta(struct pipe *p)
 {
+	void *conn = p->conn;
+	struct rng *rg = &p->rg;
+	struct ld_desc *d = &p->d;
+	struct meta *mt = &p->mt;
 	char why[LD_ERR_MAX] = "";
 	struct ld_index ix = { 0 };
 	char *head = NULL;
@@ -385,7 +355,7 @@ static int read_meta(struct pipe *p, const struct ld_opts *o, void *conn, struct
 	    (rc = fetch_opt(p, conn, rg, "model.safetensors.index.json", SMALL_MAX, &mt->index, &mt->index_len, 0)) < 0 ||
 	    (rc = fetch_opt(p, conn, rg, "tokenizer.json", TOKENIZER_MAX, &mt->tok, &mt->tok_len, 0)) < 0)
 		return rc;
-	if (p->src->kind != LD_SRC_GCS && o->verify &&
+	if (!p->src->object_crc && p->o.verify &&
 	    (rc = fetch_opt(p, conn, rg, "crc32c.json", SMALL_MAX, &mt->man_json, &mt->man_len, 0)) < 0)
 		return rc;
 	if (mt->man_json) {
@@ -482,8 +452,11 @@ static void meta_release(struct meta *mt)
 
 /* ---- verify stage ---- */
 
-static int verify(struct pipe *p, const struct ld_desc *d, const struct meta *mt, int want)
+static int verify(struct pipe *p)
 {
+	const struct ld_desc *d = &p->d;
+	const struct meta *mt = &p->mt;
+	int want = p->o.verify;
 	for (int s = 0; s < d->n_shards; s++) {
 		const struct ld_obj *ob = &p->objs[s];
 		const struct ld_manifest_entry *e = mt->have_man ? ld_manifest_find(&mt->man, ob->name) : NULL;
@@ -515,219 +488,221 @@ static int verify(struct pipe *p, const struct ld_desc *d, const struct meta *mt
 	return 0;
 }
 
-int ld_load_pipeline(const char *uri, const struct ld_opts *opts, struct be *be, struct ld_progress *pr,
-		     struct ld_model **out)
+/* ---- ld_load, step by step ---- */
+
+/* Options resolved, chunks fitted to the ring, the shared state set, progress started. */
+static void pipe_init(struct pipe *p, const struct ld_opts *opts, struct be *be, struct ld_progress *pr)
 {
-	struct ld_opts o;
-	struct pipe p;
-	struct meta mt;
-	struct ld_desc d;
-	struct ld_model *m = NULL;
-	struct worker *ws = NULL;
-	size_t *base = NULL;
-	uint64_t *dstart = NULL, *dlen = NULL;
-	pthread_t ring_th;
-	int ring_started = 0, n_started = 0, rc;
-	void *conn = NULL;
-	struct rng rg;
-	double t0 = now_sec(), t1;
-
-	*out = NULL;
-	if (opts)
-		o = *opts;
-	else
-		ld_opts_default(&o);
-	if (o.workers <= 0)
-		o.workers = 16;
-	if (o.chunk_bytes == 0)
-		o.chunk_bytes = 32u << 20;
-	if (o.pinned_bytes == 0)
-		o.pinned_bytes = 512u << 20;
-	if (!be->ops->host_visible && o.chunk_bytes > o.pinned_bytes / 2) {
+	memset(p, 0, sizeof(*p));
+	p->t0 = now_sec();
+	ld_opts_resolve(opts, &p->o);
+	if (!be->ops->host_visible && p->o.chunk_bytes > p->o.pinned_bytes / 2) {
 		/* the ring holds at least two chunks and never more than pinned_bytes */
-		size_t c = MAX(o.pinned_bytes / 2, (size_t)1);
+		size_t c = MAX(p->o.pinned_bytes / 2, (size_t)1);
 		log_warn("loader: %zu-byte chunks do not fit twice in the %zu-byte staging ring; using %zu-byte chunks",
-			 o.chunk_bytes, o.pinned_bytes, c);
-		o.chunk_bytes = c;
+			 p->o.chunk_bytes, p->o.pinned_bytes, c);
+		p->o.chunk_bytes = c;
 	}
-	memset(&p, 0, sizeof(p));
-	memset(&mt, 0, sizeof(mt));
-	memset(&d, 0, sizeof(d));
-	pthread_mutex_init(&p.err_mu, NULL);
-	p.be = be;
-	p.pr = pr;
-	p.max_retries = o.max_retries >= 0 ? o.max_retries : 10;	/* 0: --loader-retries 0, none */
-	p.deadline = o.deadline_s > 0 ? t0 + o.deadline_s : 0;
-	atomic_store(&p.allowed, o.workers);
-	rng_seed(&rg, (uint64_t)(t0 * 1e6));
+	pthread_mutex_init(&p->err_mu, NULL);
+	p->be = be;
+	p->pr = pr;
+	p->max_retries = p->o.max_retries;
+	p->deadline = p->o.deadline_s > 0 ? p->t0 + p->o.deadline_s : 0;
+	atomic_store(&p->allowed, p->o.workers);
+	rng_seed(&p->rg, (uint64_t)(p->t0 * 1e6));
 	if (pr) {
-		pr->t_start = t0;
-		atomic_store(&pr->workers, o.workers);
+		pr->t_start = p->t0;
+		atomic_store(&pr->workers, p->o.workers);
 	}
+}
 
-	if (!be->ops->host_visible) {	/* staging ring, allocated while metadata is read */
-		struct ring *r = &p.ring;
-		r->slot_bytes = o.chunk_bytes;
-		r->n_slots = (int)MAX((size_t)2, MIN(o.pinned_bytes / o.chunk_bytes, (size_t)4096));
-		r->free_idx = calloc((size_t)r->n_slots, sizeof(int));
-		r->args = calloc((size_t)r->n_slots, sizeof(*r->args));
-		r->abort = &p.abort;
-		r->be = be;
-		pthread_mutex_init(&r->mu, NULL);
-		pthread_cond_init(&r->cv, NULL);
-		if (!r->free_idx || !r->args) {
-			rc = ST_ENOMEM;
-			goto out;
-		}
-		for (int i = 0; i < r->n_slots; i++) {
-			r->free_idx[r->n_free++] = i;
-			r->args[i] = (struct slot_arg){ r, i };
-		}
-		if (pthread_create(&ring_th, NULL, ring_alloc_thread, r) != 0) {
-			rc = ST_ENOMEM;
-			goto out;
-		}
-		ring_started = 1;
-	}
+/* Non-host-visible backend: the staging ring (ring.c), allocated on a helper thread while metadata is read. */
+static int ring_start(struct pipe *p)
+{
+	if (p->be->ops->host_visible)
+		return 0;
+	return ld_ring_start(&p->ring, p->be, p->o.chunk_bytes,
+			     (int)MAX((size_t)2, MIN(p->o.pinned_bytes / p->o.chunk_bytes, (size_t)4096)), &p->abort);
+}
 
-	if ((rc = ld_src_open(uri, &o, &p.src)) < 0)
-		goto out;
-	p.src->abort = &p.abort;
-	p.src->deadline = p.deadline;
-	if ((rc = p.src->vt->conn_create(p.src, &conn)) < 0)
-		goto out;
-	if ((rc = read_meta(&p, &o, conn, &rg, &d, &mt)) < 0)
-		goto out;
+/* The byte source for uri (source.c) and the main thread's connection. */
+static int open_source(struct pipe *p, const char *uri)
+{
+	int rc;
+	if ((rc = ld_src_open(uri, &p->o, &p->src)) < 0)
+		return rc;
+	p->src->abort = &p->abort;
+	p->src->deadline = p->deadline;
+	return p->src->vt->conn_create(p->src, &p->conn);
+}
 
-	if (!(m = calloc(1, sizeof(*m))) || !(base = calloc((size_t)d.n_shards, sizeof(*base))) ||
-	    !(dstart = calloc((size_t)d.n_shards, sizeof(*dstart))) ||
-	    !(dlen = calloc((size_t)d.n_shards, sizeof(*dlen))) ||
-	    !(p.need_crc = calloc((size_t)d.n_shards, sizeof(*p.need_crc)))) {
-		rc = ST_ENOMEM;
-		goto out;
-	}
-	m->cfg = d.cfg;
+/* The model: tokenizer, tensor table (ld_place_tensors) and its arena. */
+static int make_model(struct pipe *p, struct ld_model **out)
+{
+	struct be *be = p->be;
+	struct ld_model *m;
+	int rc;
+
+	if (!(m = *out = calloc(1, sizeof(*m))) || !(p->base = calloc((size_t)p->d.n_shards, sizeof(*p->base))))
+		return ST_ENOMEM;
+	m->cfg = p->d.cfg;
 	m->be = be;
-	m->tokenizer_json = mt.tok;
-	m->tokenizer_len = mt.tok_len;
-	mt.tok = NULL;
-	if ((rc = ld_place_tensors(m, &d, base)) < 0)
-		goto out;
-	if (!(m->arena = be->ops->alloc(be->ctx, m->arena_bytes))) {
-		rc = log_err(ST_ENOMEM, "cannot allocate the %zu-byte weight arena", m->arena_bytes);
-		goto out;
-	}
-	p.arena = m->arena;
+	m->tokenizer_json = p->mt.tok;
+	m->tokenizer_len = p->mt.tok_len;
+	p->mt.tok = NULL;
+	if ((rc = ld_place_tensors(m, &p->d, p->base)) < 0)
+		return rc;
+	if (!(m->arena = be->ops->alloc(be->ctx, m->arena_bytes)))
+		return log_err(ST_ENOMEM, "cannot allocate the %zu-byte weight arena", m->arena_bytes);
+	p->arena = m->arena;
 	if (be->ops->host_visible)
 		hint_huge_pages(m->arena, m->arena_bytes);
-	for (int s = 0; s < d.n_shards; s++) {
-		dstart[s] = d.shards[s].data_start;
-		dlen[s] = d.shards[s].data_len;
-		p.need_crc[s] = o.verify && (p.objs[s].has_crc || mt.have_man);
-	}
-	if ((rc = ld_plan_chunks(d.n_shards, dstart, dlen, base, o.chunk_bytes, &p.chunks, &p.n_chunks)) < 0) {
-		if (rc == ST_ERANGE)
-			fail(&p, rc, p.src->display, 0, "too many chunks for this chunk size (raise --loader-chunk-mb)");
-		goto out;
-	}
-	if (!(p.chunk_crc = calloc((size_t)p.n_chunks + 1, sizeof(*p.chunk_crc)))) {
-		rc = ST_ENOMEM;
-		goto out;
-	}
-	if (pr)
-		atomic_store(&pr->bytes_total, d.total_tensor_bytes);
-	if (ring_started) {
-		pthread_join(ring_th, NULL);
-		ring_started = 0;
-		if ((rc = p.ring.alloc_rc) < 0)
-			goto out;
-	}
-	t1 = now_sec();
-	if (pr)
-		pr->stage_s[LD_STAGE_META] = t1 - t0;
+	return 0;
+}
 
-	/* transfer */
-	int nw = (int)MIN((size_t)o.workers, (size_t)MAX(p.n_chunks, 1));
-	atomic_store(&p.first_byte_set, 0);	/* a long header read in the metadata stage does not count */
-	atomic_store(&p.allowed, nw);
-	if (pr)
-		atomic_store(&pr->workers, nw);
-	if (!(ws = calloc((size_t)nw, sizeof(*ws)))) {
+/* Cuts every shard's data region into chunks (ld_plan_chunks) and decides which need a CRC. */
+static int plan(struct pipe *p)
+{
+	const struct ld_desc *d = &p->d;
+	uint64_t *dstart = calloc((size_t)d->n_shards, sizeof(*dstart));
+	uint64_t *dlen = calloc((size_t)d->n_shards, sizeof(*dlen));
+	int rc = ST_ENOMEM;
+
+	if (!dstart || !dlen || !(p->need_crc = calloc((size_t)d->n_shards, sizeof(*p->need_crc))))
+		goto out;
+	for (int s = 0; s < d->n_shards; s++) {
+		dstart[s] = d->shards[s].data_start;
+		dlen[s] = d->shards[s].data_len;
+		p->need_crc[s] = p->o.verify && (p->objs[s].has_crc || p->mt.have_man);
+	}
+	if ((rc = ld_plan_chunks(d->n_shards, dstart, dlen, p->base, p->o.chunk_bytes, &p->chunks,
+				 &p->n_chunks)) < 0) {
+		if (rc == ST_ERANGE)
+			fail(p, rc, p->src->display, 0, "too many chunks for this chunk size (raise --loader-chunk-mb)");
+		goto out;
+	}
+	if (!(p->chunk_crc = calloc((size_t)p->n_chunks + 1, sizeof(*p->chunk_crc)))) {
 		rc = ST_ENOMEM;
 		goto out;
 	}
+	if (p->pr)
+		atomic_store(&p->pr->bytes_total, d->total_tensor_bytes);
+	rc = 0;
+out:
+	free(dstart);
+	free(dlen);
+	return rc;
+}
+
+/*
+ * The transfer stage: starts the workers (worker_main: chunks, retries,
+ * throttling, uploads) and waits for them. Their errors are recorded in
+ * p->err_rc (returned by sync_uploads); ST_ENOMEM when none could start.
+ */
+static int run_workers(struct pipe *p)
+{
+	int nw = (int)MIN((size_t)p->o.workers, (size_t)MAX(p->n_chunks, 1)), n_started = 0;
+	struct worker *ws = calloc((size_t)nw, sizeof(*ws));
+	double t2;
+
+	atomic_store(&p->first_byte_set, 0);	/* a long header read in the metadata stage does not count */
+	atomic_store(&p->allowed, nw);
+	if (p->pr)
+		atomic_store(&p->pr->workers, nw);
+	if (!ws)
+		return ST_ENOMEM;
 	for (int i = 0; i < nw; i++) {
-		ws[i].p = &p;
+		ws[i].p = p;
 		ws[i].id = i;
 		if (pthread_create(&ws[i].th, NULL, worker_main, &ws[i]) != 0) {
-			fail(&p, ST_ENOMEM, p.src->display, 0, "cannot start a worker thread");
+			fail(p, ST_ENOMEM, p->src->display, 0, "cannot start a worker thread");
 			break;
 		}
 		n_started++;
 	}
 	for (int i = 0; i < n_started; i++)
 		pthread_join(ws[i].th, NULL);
-	if (!p.err_rc && atomic_load(&p.next) < p.n_chunks && !atomic_load(&p.abort))
-		fail(&p, ST_EIO, p.src->display, 0, "workers stopped before every chunk was read");
+	free(ws);
+	if (!p->err_rc && atomic_load(&p->next) < p->n_chunks && !atomic_load(&p->abort))
+		fail(p, ST_EIO, p->src->display, 0, "workers stopped before every chunk was read");
+	t2 = now_sec();
+	if (p->pr) {
+		p->pr->stage_s[LD_STAGE_FIRST_BYTE] = p->first_byte_set ? p->t_first_byte - p->t1 : 0;
+		p->pr->stage_s[LD_STAGE_TRANSFER] = t2 - p->t1;
+	}
+	return 0;
+}
+
+/* The sync stage, also after a failed transfer: in-flight uploads land before buffers go. */
+static int sync_uploads(struct pipe *p)
+{
 	double t2 = now_sec();
-	if (pr) {
-		pr->stage_s[LD_STAGE_FIRST_BYTE] = p.first_byte_set ? p.t_first_byte - t1 : 0;
-		pr->stage_s[LD_STAGE_TRANSFER] = t2 - t1;
+	int rc = p->be->ops->sync(p->be->ctx);
+	if (p->pr)
+		p->pr->stage_s[LD_STAGE_SYNC] = now_sec() - t2;
+	if (p->err_rc)
+		return p->err_rc;
+	if (rc < 0)
+		return fail(p, rc, p->src->display, 0, "device sync after the uploads failed");
+	return 0;
+}
+
+/* Logs a failure once, publishes the outcome, and frees everything but the model. */
+static int finish(struct pipe *p, const char *uri, int rc)
+{
+	ld_ring_wait(&p->ring);	/* its allocation failure, if any, is logged before ours */
+	if (rc < 0) {
+		if (p->err_rc)
+			rc = p->err_rc;
+		log_err(rc, "load of '%s' failed: %s", uri, p->err[0] ? p->err : st_str(rc));
 	}
-	/* sync (also on failure: in-flight uploads must land before buffers go) */
-	int src_rc = be->ops->sync(be->ctx);
-	double t3 = now_sec();
+	if (p->pr)
+		atomic_store(&p->pr->done, rc < 0 ? -1 : 1);
+	ld_ring_release(&p->ring);
+	if (p->src && p->conn)
+		p->src->vt->conn_destroy(p->conn);
+	for (int s = 0; p->objs && s < p->d.n_shards; s++)
+		ld_obj_release(&p->objs[s]);
+	free(p->objs);
+	ld_src_destroy(p->src);
+	free(p->base);
+	free(p->need_crc);
+	free(p->chunks);
+	free(p->chunk_crc);
+	meta_release(&p->mt);
+	ld_desc_release(&p->d);
+	pthread_mutex_destroy(&p->err_mu);
+	return rc;
+}
+
+int ld_load(const char *uri, const struct ld_opts *opts, struct be *be, struct ld_progress *pr,
+	    struct ld_model **out)
+{
+	struct pipe p;
+	struct ld_model *m = NULL;
+	int rc;
+
+	*out = NULL;
+	pipe_init(&p, opts, be, pr);
+	/* metadata stage */
+	if ((rc = ring_start(&p)) < 0 || (rc = open_source(&p, uri)) < 0 || (rc = read_meta(&p)) < 0 ||
+	    (rc = make_model(&p, &m)) < 0 || (rc = plan(&p)) < 0 || (rc = ld_ring_wait(&p.ring)) < 0)
+		goto out;
+	p.t1 = now_sec();
 	if (pr)
-		pr->stage_s[LD_STAGE_SYNC] = t3 - t2;
-	if (p.err_rc) {
-		rc = p.err_rc;
+		pr->stage_s[LD_STAGE_META] = p.t1 - p.t0;
+	/* transfer, sync, verify */
+	if ((rc = run_workers(&p)) < 0 || (rc = sync_uploads(&p)) < 0)
 		goto out;
-	}
-	if (src_rc < 0) {
-		rc = fail(&p, src_rc, p.src->display, 0, "device sync after the uploads failed");
-		goto out;
-	}
-	if ((rc = verify(&p, &d, &mt, o.verify)) < 0)
+	double t3 = now_sec();
+	if ((rc = verify(&p)) < 0)
 		goto out;
 	if (pr)
 		pr->stage_s[LD_STAGE_VERIFY] = now_sec() - t3;
 	*out = m;
 	m = NULL;
-	rc = 0;
 out:
-	if (ring_started)
-		pthread_join(ring_th, NULL);
-	if (rc < 0) {
-		if (p.err_rc)
-			rc = p.err_rc;
-		log_err(rc, "load of '%s' failed: %s", uri, p.err[0] ? p.err : st_str(rc));
-	}
-	if (pr)
-		atomic_store(&pr->done, rc < 0 ? -1 : 1);
-	if (p.ring.mem)
-		be->ops->host_free(be->ctx, p.ring.mem);
-	if (p.ring.free_idx) {
-		pthread_mutex_destroy(&p.ring.mu);
-		pthread_cond_destroy(&p.ring.cv);
-	}
-	free(p.ring.free_idx);
-	free(p.ring.args);
-	if (p.src && conn)
-		p.src->vt->conn_destroy(conn);
-	for (int s = 0; p.objs && s < d.n_shards; s++)
-		ld_obj_release(&p.objs[s]);
-	free(p.objs);
-	ld_src_destroy(p.src);
+	rc = finish(&p, uri, rc);
 	ld_model_destroy(m);
-	free(ws);
-	free(base);
-	free(dstart);
-	free(dlen);
-	free(p.need_crc);
-	free(p.chunks);
-	free(p.chunk_crc);
-	meta_release(&mt);
-	ld_desc_release(&d);
-	pthread_mutex_destroy(&p.err_mu);
 	return rc;
 }

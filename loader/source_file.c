@@ -1,11 +1,11 @@
 /*
- * source_file.c - the local byte source (disk, NFS mount, GCS FUSE mount)
- * and the scheme dispatch of every source.
+ * source_file.c - the local byte source (disk, NFS mount, GCS FUSE mount).
  *
  * Each object is opened once (open_obj) and read with pread by any number
  * of workers at once; no mmap (small faulting reads are 30-50x slower on
  * network filesystems). A short read means the file shrank under us: it is
- * fatal (ST_EIO), never retried into a wrong weight.
+ * fatal (ST_EIO), never retried into a wrong weight. No private context:
+ * the directory is s->base, and each object's descriptor is in its ld_obj.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,12 +15,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/log.h"
 #include "common/status.h"
 #include "common/fileio.h"
 #include "common/util.h"
 #include "loader/crc32c.h"
 #include "loader/ld_internal.h"
+#include "loader/source_file.h"
 
 static int file_conn_create(struct ld_src *s, void **conn)
 {
@@ -127,62 +127,11 @@ static const struct ld_src_vt file_vt = {
 	.destroy = file_destroy,
 };
 
-int ld_src_file_create(const char *dir, struct ld_src **out)
+int ld_src_file_init(struct ld_src *s, const char *dir)
 {
-	struct ld_src *s = calloc(1, sizeof(*s));
 	size_t n = strlen(dir);
-	if (!s)
-		return ST_ENOMEM;
 	while (n > 1 && dir[n - 1] == '/')
 		n--;
 	s->vt = &file_vt;
-	s->kind = LD_SRC_FILE;
-	s->base = strndup(dir, n);
-	s->display = strdup(dir);
-	if (!s->base || !s->display) {
-		ld_src_destroy(s);
-		return ST_ENOMEM;
-	}
-	*out = s;
-	return 0;
-}
-
-int ld_src_open(const char *uri, const struct ld_opts *o, struct ld_src **out)
-{
-	*out = NULL;
-	if (!uri[0])	/* not "/" */
-		return log_err(ST_EINVAL, "empty model URI (use a path, gs:// or http(s)://)");
-	if (strncmp(uri, "gs://", 5) == 0)
-		return ld_src_gcs_create(uri, o, out);
-	if (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0)
-		return ld_src_http_create(uri, o, out);
-	if (strstr(uri, "://"))
-		return log_err(ST_EINVAL, "'%s': unknown scheme (use a path, gs:// or http(s)://)", uri);
-	return ld_src_file_create(uri, out);
-}
-
-void ld_src_destroy(struct ld_src *s)
-{
-	if (!s)
-		return;
-	if (s->vt)
-		s->vt->destroy(s);
-	free(s->base);
-	free(s->display);
-	free(s->ca_bundle);
-	free(s->endpoint);
-	free(s->bucket);
-	free(s->prefix);
-	free(s);
-}
-
-void ld_obj_release(struct ld_obj *o)
-{
-	if (!o)
-		return;
-	if (o->fd >= 0)
-		close(o->fd);
-	o->fd = -1;
-	free(o->url);
-	o->url = NULL;
+	return (s->base = strndup(dir, n)) ? 0 : ST_ENOMEM;
 }

@@ -21,28 +21,20 @@
 #include "common/status.h"
 #include "common/util.h"
 #include "loader/crc32c.h"
+#include "loader/gcs_auth.h"
+#include "loader/http.h"
 #include "loader/ld_internal.h"
+#include "loader/loader.h"
+#include "loader/source_gcs.h"
+#include "loader/url.h"
 
-int gcs_encode_name(const char *name, char *out, size_t cap)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t j = 0;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-			    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
-		if (j + (plain ? 1 : 3) >= cap)
-			return ST_ERANGE;
-		if (plain) {
-			out[j++] = (char)*p;
-		} else {
-			out[j++] = '%';
-			out[j++] = hex[*p >> 4];
-			out[j++] = hex[*p & 15];
-		}
-	}
-	out[j] = 0;
-	return 0;
-}
+/* The gcs source's private context (s->priv). */
+struct gcs_src {
+	char *endpoint;			/* https://storage.googleapis.com or the emulator */
+	char *bucket, *prefix;		/* prefix without trailing '/', may be "" */
+	struct ld_http *t;		/* the transport client */
+	struct gcs_auth *auth;
+};
 
 /* A JSON API uint64 field: a string of decimal digits (or a plain integer). */
 static int get_u64(const cJSON *root, const char *key, uint64_t *out, int required, char *err,
@@ -125,13 +117,13 @@ out:
 	return rc;
 }
 
-static int object_path(struct ld_src *s, const char *name, char *out, size_t cap)
+static int object_path(const struct gcs_src *g, const char *name, char *out, size_t cap)
 {
 	char full[LD_NAME_MAX * 2], enc[LD_NAME_MAX * 6];
-	if ((size_t)snprintf(full, sizeof(full), "%s%s%s", s->prefix, s->prefix[0] ? "/" : "", name) >= sizeof(full) ||
-	    gcs_encode_name(full, enc, sizeof(enc)) < 0)
+	if ((size_t)snprintf(full, sizeof(full), "%s%s%s", g->prefix, g->prefix[0] ? "/" : "", name) >= sizeof(full) ||
+	    ld_url_encode(full, enc, sizeof(enc)) < 0)
 		return ST_ERANGE;
-	if ((size_t)snprintf(out, cap, "%s/storage/v1/b/%s/o/%s", s->endpoint, s->bucket, enc) >= cap)
+	if ((size_t)snprintf(out, cap, "%s/storage/v1/b/%s/o/%s", g->endpoint, g->bucket, enc) >= cap)
 		return ST_ERANGE;
 	return 0;
 }
@@ -139,17 +131,18 @@ static int object_path(struct ld_src *s, const char *name, char *out, size_t cap
 /* One request with the bearer token; a 401 refreshes the token and retries once. */
 static int gcs_perform(struct ld_src *s, void *conn, struct ld_http_req *r, char *err, size_t errlen)
 {
+	const struct gcs_src *g = s->priv;
 	char auth[4096];
 	const char *hdrs[2] = { auth, NULL };
 	int rc;
 	for (int attempt = 0;; attempt++) {
-		if ((rc = gcs_auth_header(s->auth, conn, auth, sizeof(auth), err, errlen)) < 0)
+		if ((rc = gcs_auth_header(g->auth, conn, auth, sizeof(auth), err, errlen)) < 0)
 			return rc;
 		r->headers = hdrs;
-		rc = ld_http_perform(s, conn, r, err, errlen);
+		rc = ld_http_perform(conn, r, err, errlen);
 		if (!(rc == ST_EAUTH && r->status == 401 && attempt == 0 && auth[0]))
 			return rc;
-		gcs_auth_invalidate(s->auth, auth);
+		gcs_auth_invalidate(g->auth, auth);
 		free(r->whole);
 		r->whole = NULL;
 	}
@@ -158,6 +151,7 @@ static int gcs_perform(struct ld_src *s, void *conn, struct ld_http_req *r, char
 static int gcs_stat(struct ld_src *s, void *conn, const char *name, struct ld_obj *o, char *err,
 		    size_t errlen)
 {
+	const struct gcs_src *g = s->priv;
 	char url[LD_NAME_MAX * 8], why[LD_ERR_MAX];
 	struct ld_http_req r = { .url = url, .max = 1u << 20 };
 	struct gcs_obj_meta m;
@@ -166,9 +160,9 @@ static int gcs_stat(struct ld_src *s, void *conn, const char *name, struct ld_ob
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
 	snprintf(o->name, sizeof(o->name), "%s", name);
-	snprintf(o->where, sizeof(o->where), "gs://%s/%s%s%s", s->bucket, s->prefix,
-		 s->prefix[0] ? "/" : "", name);
-	if ((rc = object_path(s, name, url, sizeof(url))) < 0) {
+	snprintf(o->where, sizeof(o->where), "gs://%s/%s%s%s", g->bucket, g->prefix,
+		 g->prefix[0] ? "/" : "", name);
+	if ((rc = object_path(g, name, url, sizeof(url))) < 0) {
 		snprintf(err, errlen, "object name too long");
 		return rc;
 	}
@@ -239,7 +233,7 @@ static int gcs_fetch_whole(struct ld_src *s, void *conn, const char *name, size_
 	*out = r.whole;
 	*len = r.got;
 out:
-	ld_obj_release(&o);
+	free(o.url);
 	return rc;
 }
 
@@ -284,15 +278,28 @@ static int gcs_open_obj(struct ld_src *s, void *conn, const char *name, struct l
 	return rc;
 }
 
+static int gcs_conn_create(struct ld_src *s, void **conn)
+{
+	const struct gcs_src *g = s->priv;
+	return ld_http_conn_create(g->t, conn);
+}
+
 static void gcs_destroy(struct ld_src *s)
 {
-	gcs_auth_destroy(s->auth);
-	s->auth = NULL;
-	ld_http_share_release(s);
+	struct gcs_src *g = s->priv;
+	if (!g)
+		return;
+	gcs_auth_destroy(g->auth);
+	ld_http_destroy(g->t);
+	free(g->endpoint);
+	free(g->bucket);
+	free(g->prefix);
+	free(g);
+	s->priv = NULL;
 }
 
 static const struct ld_src_vt gcs_vt = {
-	.conn_create = ld_http_conn_create,
+	.conn_create = gcs_conn_create,
 	.conn_destroy = ld_http_conn_destroy,
 	.fetch_whole = gcs_fetch_whole,
 	.open_obj = gcs_open_obj,
@@ -300,49 +307,41 @@ static const struct ld_src_vt gcs_vt = {
 	.destroy = gcs_destroy,
 };
 
-int ld_src_gcs_create(const char *uri, const struct ld_opts *o, struct ld_src **out)
+int ld_src_gcs_init(struct ld_src *s, const char *uri, const struct ld_opts *o)
 {
-	struct ld_src *s = calloc(1, sizeof(*s));
+	struct gcs_src *g = calloc(1, sizeof(*g));
 	const char *b = uri + 5, *slash = strchr(b, '/'), *emu = getenv("STORAGE_EMULATOR_HOST");
 	size_t plen;
-	int rc = ST_ENOMEM;
+	int rc;
 
-	if (!s)
+	if (!g)
 		return ST_ENOMEM;
 	s->vt = &gcs_vt;
-	s->kind = LD_SRC_GCS;
-	s->display = strdup(uri);
-	s->bucket = slash ? strndup(b, (size_t)(slash - b)) : strdup(b);
-	s->prefix = strdup(slash ? slash + 1 : "");
-	if (!s->display || !s->bucket || !s->prefix)
-		goto fail;
-	plen = strlen(s->prefix);
-	while (plen && s->prefix[plen - 1] == '/')
-		s->prefix[--plen] = 0;
-	if (!s->bucket[0] || strspn(s->bucket, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(s->bucket)) {
-		rc = log_err(ST_EINVAL, "'%s': bad bucket name", uri);
-		goto fail;
-	}
+	s->priv = g;
+	s->object_crc = 1;
+	g->bucket = slash ? strndup(b, (size_t)(slash - b)) : strdup(b);
+	g->prefix = strdup(slash ? slash + 1 : "");
+	if (!g->bucket || !g->prefix)
+		return ST_ENOMEM;
+	plen = strlen(g->prefix);
+	while (plen && g->prefix[plen - 1] == '/')
+		g->prefix[--plen] = 0;
+	if (!g->bucket[0] || strspn(g->bucket, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(g->bucket))
+		return log_err(ST_EINVAL, "'%s': bad bucket name", uri);
 	if (emu && emu[0]) {
 		size_t n = strlen(emu);
 		while (n && emu[n - 1] == '/')
 			n--;
-		s->endpoint = malloc(n + 8);
-		if (!s->endpoint)
-			goto fail;
-		snprintf(s->endpoint, n + 8, "%s%.*s", strstr(emu, "://") ? "" : "http://", (int)n, emu);
-	} else {
-		s->endpoint = strdup("https://storage.googleapis.com");
+		if (!(g->endpoint = malloc(n + 8)))
+			return ST_ENOMEM;
+		snprintf(g->endpoint, n + 8, "%s%.*s", strstr(emu, "://") ? "" : "http://", (int)n, emu);
+	} else if (!(g->endpoint = strdup("https://storage.googleapis.com"))) {
+		return ST_ENOMEM;
 	}
-	if (!s->endpoint || !(s->base = strdup(s->endpoint)))
-		goto fail;
-	if ((rc = ld_http_share_init(s, o)) < 0)
-		goto fail;
-	if ((rc = gcs_auth_create(s, o ? o->gcs_anonymous : 0, &s->auth)) < 0)
-		goto fail;
-	*out = s;
-	return 0;
-fail:
-	ld_src_destroy(s);
-	return rc;
+	if (!(s->base = malloc(strlen(uri) + 1)))
+		return ST_ENOMEM;
+	snprintf(s->base, strlen(uri) + 1, "gs://%s%s%s", g->bucket, g->prefix[0] ? "/" : "", g->prefix);
+	if ((rc = ld_http_create(s, o, &g->t)) < 0)
+		return rc;
+	return gcs_auth_create(o->gcs_anonymous, &g->auth);
 }

@@ -3,8 +3,10 @@
  *
  * Names follow vLLM where one exists (--max-model-len <-> MAX_MODEL_LEN).
  * Precedence: built-in default < environment < command line. Strings are
- * borrowed from argv/environ (they live as long as the process) except
- * the ones cfg_release() frees (none today; it exists for symmetry).
+ * borrowed from argv/environ (they live as long as the process); nothing
+ * in struct srv_config is owned, so there is nothing to release.
+ * The struct is the service's configuration: service/http and service/auth
+ * read it, service/cli/cmd_serve.c fills it.
  * `serve --help` prints every flag with its env name and default from the
  * same table the parser uses, so the help text cannot drift.
  */

@@ -33,25 +33,15 @@ static int is_space_cp(uint32_t c)
 	       c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
-/* Decodes the code point at s[i] (valid UTF-8); returns its length. */
-static size_t cp_at(const unsigned char *s, size_t i, uint32_t *cp)
+/* The code point at s[i] and its length (s is valid UTF-8; a stray byte counts as one). */
+static size_t cp_at(const unsigned char *s, size_t n, size_t i, uint32_t *cp)
 {
-	unsigned char c = s[i];
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
+	size_t l = utf8_decode((const char *)s + i, n - i, cp);
+	if (!l) {
+		*cp = s[i];
+		l = 1;
 	}
-	if (c < 0xe0) {
-		*cp = ((c & 0x1fu) << 6) | (s[i + 1] & 0x3fu);
-		return 2;
-	}
-	if (c < 0xf0) {
-		*cp = ((c & 0x0fu) << 12) | ((s[i + 1] & 0x3fu) << 6) | (s[i + 2] & 0x3fu);
-		return 3;
-	}
-	*cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3fu) << 12) | ((s[i + 2] & 0x3fu) << 6) |
-	      (s[i + 3] & 0x3fu);
-	return 4;
+	return l;
 }
 
 /* Jinja's trim on valid UTF-8: the span without leading/trailing whitespace. */
@@ -61,7 +51,7 @@ static void trim(const char *s, size_t n, size_t *start, size_t *end)
 	size_t a = 0, b = n, i;
 	uint32_t cp;
 	while (a < n) {
-		size_t l = cp_at(u, a, &cp);
+		size_t l = cp_at(u, n, a, &cp);
 		if (!is_space_cp(cp))
 			break;
 		a += l;
@@ -71,7 +61,7 @@ static void trim(const char *s, size_t n, size_t *start, size_t *end)
 		i = b - 1;
 		while (i > a && (u[i] & 0xc0) == 0x80)
 			i--;
-		cp_at(u, i, &cp);
+		cp_at(u, n, i, &cp);
 		if (!is_space_cp(cp))
 			break;
 		b = i;

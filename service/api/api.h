@@ -1,20 +1,21 @@
 /*
- * api.h - OpenAI / vLLM request parsing and response building (no HTTP).
- *
- * api_parse_*() turn a JSON body into struct api_req: prompts as token ids
- * (BOS included), sampling parameters checked, and on error a message plus
- * the name of the offending parameter (OpenAI's error "param"). api_*_json
- * build responses and SSE chunks into an sbuf. The tokenizer is borrowed.
+ * api.h - the types shared by the OpenAI / vLLM layer (no HTTP): a parsed
+ * request (struct api_req), the server's limits, an error with its OpenAI
+ * "param", and one choice's output plus response metadata for the builders.
+ * Types and constants only; the functions are declared by the header of the
+ * file that defines them:
+ *   api_parse.h  JSON body -> struct api_req (validation, tokenization)
+ *   api_chat.h   "messages" -> the Gemma chat prompt (tokenizer/chat_template)
+ *   api_resp.h   responses, SSE chunks and error bodies into an sbuf
+ * Calls go one way: api_parse -> api_chat -> chat_template; api_resp stands
+ * alone. The tokenizer is always borrowed.
  */
 #ifndef GR_SERVICE_API_H
 #define GR_SERVICE_API_H
 
 #include <stddef.h>
 
-#include <cjson/cJSON.h>
-
 #include "engine/engine.h"
-#include "common/sbuf.h"
 
 struct tokenizer;
 
@@ -59,21 +60,10 @@ struct api_err {
 	char msg[256];
 };
 
-/* Parses a body for kind. 0 or ST_EINVAL with *e filled. */
-int api_parse(enum api_kind kind, const cJSON *body, const struct tokenizer *tok,
-	      const struct api_limits *lim, struct api_req *r, struct api_err *e);
-void api_req_release(struct api_req *r);
-
-/* Renders the Gemma chat template of messages into text (malloc'd). */
-int api_chat_render(const cJSON *messages, int add_generation_prompt, char **text, struct api_err *e);
-
-/* OpenAI error body {"error":{"message","type","param","code"}}. */
-void api_error_json(struct sbuf *sb, int status, const char *msg, const char *param);
-const char *api_error_type(int status);
-
-#endif
-
-/* ---- responses (api_resp.c) ---- */
+/* The body api_error_json(500, "out of memory", NULL) builds, for when no
+ * buffer can be had to build it (tests/unit/test_api.c checks they match). */
+#define API_OOM_JSON "{\"error\":{\"message\":\"out of memory\",\"type\":\"InternalServerError\"," \
+		     "\"param\":null,\"code\":500}}"
 
 /* Output of one choice: text (+ optional echo prefix) and per-token data. */
 struct api_out {
@@ -99,11 +89,5 @@ struct api_meta {
 	const struct tokenizer *tok;	/* for logprobs token text */
 };
 
-/* Whole non-streaming response with usage. */
-void api_response_json(struct sbuf *sb, const struct api_meta *m, const struct api_out *ch, int n,
-		       int prompt_tokens, int completion_tokens);
-/* One streaming chunk for one choice (chat: role_delta adds the assistant role). */
-void api_chunk_json(struct sbuf *sb, const struct api_meta *m, const struct api_out *ch, int role_delta);
-/* The final usage chunk (choices []). */
-void api_usage_chunk_json(struct sbuf *sb, const struct api_meta *m, int prompt_tokens,
-			  int completion_tokens);
+#endif
+

@@ -5,9 +5,10 @@
  * (OpenAI's "param") and never echoes more than a short excerpt of input.
  * Unknown fields are ignored (clients send many), unsupported ones that
  * would change the result (suffix, logit_bias, best_of != n, beam search)
- * are refused rather than silently dropped.
+ * are refused rather than silently dropped. Chat messages become the
+ * prompt text through api_chat_render (api_chat.c), then tok_encode.
  */
-#include "service/api/api.h"
+#include "service/api/api_parse.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "common/status.h"
 #include "common/util.h"
+#include "service/api/api_chat.h"
 #include "tokenizer/tokenizer.h"
 
 #define FAIL(st, p, ...) do { e->status = (st); e->param = (p); \

@@ -1,6 +1,6 @@
 /*
- * api_resp.c - OpenAI response bodies, SSE chunks, error bodies and the
- * Gemma chat template.
+ * api_resp.c - OpenAI response bodies, SSE chunks and error bodies (see
+ * api_resp.h). Not the chat prompt: that is api_chat.c.
  *
  * Shapes follow OpenAI (and vLLM where OpenAI is silent): completions
  * "text_completion" with logprobs {tokens, token_logprobs, top_logprobs,
@@ -8,17 +8,15 @@
  * logprob, bytes, top_logprobs}]}. Token text for logprobs is the decoded
  * single token (U+2581 -> space; a lone byte token decodes to U+FFFD).
  */
-#include "service/api/api.h"
+#include "service/api/api_resp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/status.h"
-#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
-const char *api_error_type(int status)
+static const char *error_type(int status)
 {
 	switch (status) {
 	case 400: return "BadRequestError";
@@ -38,7 +36,7 @@ void api_error_json(struct sbuf *sb, int status, const char *msg, const char *pa
 	sb_puts(sb, "{\"error\":{\"message\":");
 	sb_json_str(sb, msg);
 	sb_puts(sb, ",\"type\":");
-	sb_json_str(sb, api_error_type(status));
+	sb_json_str(sb, error_type(status));
 	sb_puts(sb, ",\"param\":");
 	if (param)
 		sb_json_str(sb, param);
@@ -47,88 +45,14 @@ void api_error_json(struct sbuf *sb, int status, const char *msg, const char *pa
 	sb_printf(sb, ",\"code\":%d}}", status);
 }
 
-/* ---- chat template ---- */
-
-static const char *msg_content(const cJSON *m, struct sbuf *tmp, int *bad)
+const char *api_json_or_oom(struct sbuf *sb, size_t *len)
 {
-	const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content"), *x;
-	*bad = 0;
-	if (cJSON_IsString(c))
-		return c->valuestring;
-	if (!c || cJSON_IsNull(c))
-		return "";
-	if (!cJSON_IsArray(c)) {
-		*bad = 1;
-		return NULL;
+	if (sb->oom) {
+		*len = sizeof(API_OOM_JSON) - 1;
+		return API_OOM_JSON;
 	}
-	sb_reset(tmp);
-	cJSON_ArrayForEach(x, c) {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(x, "type");
-		const cJSON *s = cJSON_GetObjectItemCaseSensitive(x, "text");
-		if (!cJSON_IsString(t) || strcmp(t->valuestring, "text") || !cJSON_IsString(s)) {
-			*bad = 1;
-			return NULL;
-		}
-		sb_puts(tmp, s->valuestring);
-	}
-	return sb_cstr(tmp);
-}
-
-#define API_MAX_MESSAGES 256
-
-int api_chat_render(const cJSON *messages, int add_generation_prompt, char **text, struct api_err *e)
-{
-	struct chat_msg msgs[API_MAX_MESSAGES];
-	struct sbuf parts[API_MAX_MESSAGES];
-	const cJSON *m;
-	char err[160] = "";
-	size_t len;
-	int n = 0, rc = 0, bad;
-
-	*text = NULL;
-	e->status = 400;
-	e->param = "messages";
-	if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
-		snprintf(e->msg, sizeof(e->msg), "messages must be a non-empty list");
-		return ST_EINVAL;
-	}
-	if (cJSON_GetArraySize(messages) > API_MAX_MESSAGES) {
-		snprintf(e->msg, sizeof(e->msg), "at most %d messages", API_MAX_MESSAGES);
-		return ST_EINVAL;
-	}
-	cJSON_ArrayForEach(m, messages) {
-		const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-		sb_init(&parts[n]);
-		if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
-			snprintf(e->msg, sizeof(e->msg), "messages[%d] needs a string role", n);
-			rc = ST_EINVAL;
-			n++;
-			break;
-		}
-		const char *c = msg_content(m, &parts[n], &bad);
-		if (bad) {
-			snprintf(e->msg, sizeof(e->msg), "messages[%d]: content must be a string or text parts", n);
-			rc = ST_EINVAL;
-			n++;
-			break;
-		}
-		msgs[n].role = !strcmp(role->valuestring, "developer") ? "system" : role->valuestring;
-		msgs[n].content = c;
-		n++;
-	}
-	if (rc == 0) {
-		rc = chat_render(msgs, n, add_generation_prompt, text, &len, err, sizeof(err));
-		if (rc == ST_EINVAL)
-			snprintf(e->msg, sizeof(e->msg), "%s", err[0] ? err : "messages do not fit the chat template");
-		else if (rc < 0) {
-			e->status = 500;
-			e->param = NULL;
-			snprintf(e->msg, sizeof(e->msg), "out of memory");
-		}
-	}
-	for (int i = 0; i < n; i++)
-		sb_release(&parts[i]);
-	return rc;
+	*len = sb->len;
+	return sb_cstr(sb);
 }
 
 /* ---- responses ---- */
@@ -260,6 +184,8 @@ static void choice_text(struct sbuf *sb, const struct api_out *c)
 	sb_add(&t, c->prefix, c->prefix_len);
 	sb_add(&t, c->text, c->text_len);
 	sb_json_strn(sb, t.buf ? t.buf : "", t.len);
+	if (t.oom)
+		sb->oom = 1;	/* the text would be cut short */
 	sb_release(&t);
 }
 

@@ -20,6 +20,8 @@
 #include "common/status.h"
 #include "common/fileio.h"
 #include "common/util.h"
+#include "service/auth/auth_jwks.h"
+#include "service/auth/auth_jwt.h"
 
 #define MAX_KEYS 64
 

@@ -1,15 +1,21 @@
 /*
- * auth_jwks.c - JSON Web Key Sets: parsing RSA keys, and a source that
+ * auth_jwks.c - JSON Web Key Sets: parsing RSA keys, RS256 signature
+ * checks of parsed tokens (auth_jwt.h) against a set, and a source that
  * keeps the current set fresh.
+ *
+ * Only RS256 is accepted: the algorithm comes from our policy, never from
+ * the token, so "alg":"none" and HS256-with-the-public-key both fail before
+ * any key is used.
  *
  * A file source is read once at creation. A URL source is fetched by its
  * own thread (libcurl, blocking there, never on the loop thread): at start,
  * when the cached set expires (Cache-Control max-age minus Age, at least
  * 60 s, 1 h when absent), and when a token names an unknown kid - at most
- * once a minute. While it holds no key set at all it retries after 1, 2, 4 ... 60 s. The key set is swapped under a mutex; readers take it
- * with a reference count so a swap never frees keys in use.
+ * once a minute. While it holds no key set at all it retries after 1, 2,
+ * 4 ... 60 s. The key set is swapped under a mutex; readers take it with a
+ * reference count so a swap never frees keys in use.
  */
-#include "service/auth/auth.h"
+#include "service/auth/auth_jwks.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -152,6 +158,28 @@ void *jwks_find(const struct jwks *k, const char *kid)
 		if (!strcmp(k->keys[i].kid, kid))
 			return k->keys[i].pk;
 	return NULL;
+}
+
+int jwks_verify(const struct jwks *keys, const struct jwt *j)
+{
+	EVP_PKEY *pk;
+	EVP_MD_CTX *md;
+	int ok = 0;
+
+	if (strcmp(j->alg, "RS256") != 0 || j->sig_removed || !j->sig || !j->kid[0] || !keys)
+		return ST_EAUTH;
+	pk = jwks_find(keys, j->kid);
+	if (!pk || EVP_PKEY_base_id(pk) != EVP_PKEY_RSA)
+		return ST_EAUTH;
+	md = EVP_MD_CTX_new();
+	if (!md)
+		return ST_ENOMEM;
+	if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pk) == 1 &&
+	    EVP_DigestVerify(md, j->sig, j->sig_len, (const unsigned char *)j->signing_input,
+			     j->signing_len) == 1)
+		ok = 1;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : ST_EAUTH;
 }
 
 double jwks_max_age(const char *cc, const char *age)
@@ -401,7 +429,7 @@ int jwks_src_verify(struct jwks_src *s, const struct jwt *j)
 		pthread_cond_signal(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 	}
-	rc = jwt_verify_rs256(j, k);
+	rc = jwks_verify(k, j);
 	jwks_unref(k);
 	return rc;
 }

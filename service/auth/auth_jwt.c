@@ -1,19 +1,16 @@
 /*
- * auth_jwt.c - compact JWS parsing, RS256 verification and claim checks.
+ * auth_jwt.c - compact JWS parsing and claim checks. Not signatures: those
+ * are checked against a key set by jwks_verify (auth_jwks.c).
  *
- * Only RS256 is accepted: the algorithm comes from our policy, never from
- * the token, so "alg":"none" and HS256-with-the-public-key both fail before
- * any key is used. Tokens over JWT_MAX_LEN, with other than 3 parts, with
+ * Tokens over JWT_MAX_LEN, with other than 3 parts, with
  * non-base64url bytes, or whose header/payload is not a JSON object are
  * malformed. Times are NumericDate seconds; exp/iat/nbf use the policy skew.
  */
-#include "service/auth/auth.h"
+#include "service/auth/auth_jwt.h"
 
 #include <stdlib.h>
 #include <strings.h>
 #include <string.h>
-
-#include <openssl/evp.h>
 
 #include "common/base64.h"
 #include "common/status.h"
@@ -132,28 +129,6 @@ bad:
 	cJSON_Delete(hdr);
 	jwt_release(j);
 	return ST_EINVAL;
-}
-
-int jwt_verify_rs256(const struct jwt *j, const struct jwks *keys)
-{
-	EVP_PKEY *pk;
-	EVP_MD_CTX *md;
-	int ok = 0;
-
-	if (strcmp(j->alg, "RS256") != 0 || j->sig_removed || !j->sig || !j->kid[0] || !keys)
-		return ST_EAUTH;
-	pk = jwks_find(keys, j->kid);
-	if (!pk || EVP_PKEY_base_id(pk) != EVP_PKEY_RSA)
-		return ST_EAUTH;
-	md = EVP_MD_CTX_new();
-	if (!md)
-		return ST_ENOMEM;
-	if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pk) == 1 &&
-	    EVP_DigestVerify(md, j->sig, j->sig_len, (const unsigned char *)j->signing_input,
-			     j->signing_len) == 1)
-		ok = 1;
-	EVP_MD_CTX_free(md);
-	return ok ? 0 : ST_EAUTH;
 }
 
 static int aud_matches(const cJSON *aud, const struct jwt_policy *p)

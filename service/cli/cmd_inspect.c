@@ -1,31 +1,31 @@
 /*
  * cmd_inspect.c - `gemma-run inspect --model DIR`: parse and validate a local
  * model directory and print a JSON summary (config, shards, tensor bytes).
+ * Not a load: no tensor data is read. Exit status: 0 ok, 1 invalid model,
+ * 2 usage error.
  */
+#include "service/cli/cmd_inspect.h"
+
 #include <stdio.h>
-#include <string.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "loader/model_desc.h"
-#include "service/cli/cli.h"
+#include "service/cli/cli_flags.h"
 
 int cmd_inspect(int argc, char **argv)
 {
 	const char *model = NULL;
 	struct ld_desc d;
 	char err[1024];
+	const struct cli_flag flags[] = {
+		CLI_F_STR("model", &model, "DIR", "a local model directory"),
+	};
+	const struct cli_cmd cmd = { "inspect", "inspect --model DIR", flags, ARRAY_SIZE(flags), NULL };
+	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
-			model = argv[++i];
-		else if (strcmp(argv[i], "--help") == 0) {
-			printf("usage: gemma-run inspect --model DIR\n");
-			return 0;
-		} else {
-			fprintf(stderr, "gemma-run inspect: unknown argument '%s'\n", argv[i]);
-			return 2;
-		}
-	}
+	if ((rc = cli_flags_parse(&cmd, argc, argv)) != CLI_GO_ON)
+		return rc;
 	if (!model) {
 		fprintf(stderr, "gemma-run inspect: --model DIR is required\n");
 		return 2;

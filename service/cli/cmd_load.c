@@ -5,10 +5,13 @@
  *
  * load prints one human line and one JSON line on stdout; it exits 1 when
  * the load fails (the loader has logged the object, offset and reason).
- * Every flag has an env twin (MODEL, LOADER_WORKERS, LOADER_CHUNK_MB,
- * LOADER_PINNED_MB, CA_BUNDLE, GCS_ANONYMOUS, LOADER_DEADLINE_S,
- * LOADER_STALL_S, LOADER_RETRIES); flags win.
+ * --model, --ca-bundle, --gcs-anonymous and the --loader-* numbers have env
+ * twins (MODEL, CA_BUNDLE, GCS_ANONYMOUS, LOADER_WORKERS, LOADER_CHUNK_MB,
+ * LOADER_PINNED_MB, LOADER_RETRIES, LOADER_STALL_S, LOADER_DEADLINE_S);
+ * flags win. Not here: the engine (load stops after the weights).
  */
+#include "service/cli/cmd_load.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,33 +21,15 @@
 #include "common/util.h"
 #include "kernels/backend.h"
 #include "loader/loader.h"
-#include "service/cli/cli.h"
+#include "service/cli/cli_flags.h"
 
-static const char usage_load[] =
-	"usage: gemma-run load --model URI [flags]\n"
-	"  --model URI              directory, gs://bucket/prefix or http(s)://host/prefix (env MODEL)\n"
-	"  --backend cpu|cuda|auto  (default auto)\n"
-	"  --loader-workers N       parallel readers (default 16)\n"
-	"  --loader-chunk-mb X      chunk size in MiB, fractions allowed (default 32)\n"
-	"  --loader-pinned-mb N     staging ring for non-host-visible backends (default 512)\n"
-	"  --loader-retries N       retries per chunk (default 10)\n"
-	"  --loader-stall-s S       a transfer below 1 KiB/s for S seconds is retried (default 20)\n"
-	"  --loader-deadline-s S    the whole load fails after S seconds (default none)\n"
-	"  --ca-bundle FILE         CA certificates for https:// (and gs:// endpoints)\n"
-	"  --gcs-anonymous          no credentials for gs:// (public buckets)\n"
-	"  --no-verify              skip crc32c checks (sizes are still checked)\n"
-	"  --simple                 use the sequential reference loader (local directories)\n"
-	"  --print-hash             add the SHA-256 of every tensor's bytes to the output\n";
+/* Number flags: -1 until given (every range starts at 0 or above). */
+struct load_nums {
+	double workers, chunk_mb, pinned_mb, retries, stall_s, deadline_s;
+};
 
-static int num_arg(const char *flag, const char *v, double lo, double hi, double *out)
-{
-	if (!v || parse_f64(v, out) < 0 || *out < lo || *out > hi) {
-		fprintf(stderr, "gemma-run load: %s wants a number in [%g, %g], got '%s'\n", flag, lo, hi,
-			v ? v : "");
-		return -1;
-	}
-	return 0;
-}
+#define LOAD_NUM(n, p, a, h, l, u, e) { .name = (n), .type = CLI_DBL, .ptr = (p), .arg = (a), \
+					.help = (h), .lo = (l), .hi = (u), .env = (e) }
 
 int cmd_load(int argc, char **argv)
 {
@@ -53,75 +38,60 @@ int cmd_load(int argc, char **argv)
 	struct ld_model *m = NULL;
 	struct be be;
 	struct be_opts bo = { 0 };
-	const char *model = getenv("MODEL"), *backend = "auto";
-	int simple = 0, print_hash = 0, rc;
+	struct load_nums nv = { -1, -1, -1, -1, -1, -1 };
+	const char *model = NULL, *backend = "auto";
+	int simple = 0, print_hash = 0, no_verify = 0, rc;
 	char hash[65] = "";
-	double v;
-	const char *env;
 
 	ld_opts_default(&o);
-	o.ca_bundle = getenv("CA_BUNDLE");
-	if ((env = getenv("GCS_ANONYMOUS")) && env[0] && strcmp(env, "0") != 0)
-		o.gcs_anonymous = 1;
-	static const struct { const char *flag, *env; } num_flags[] = {
-		{ "--loader-workers", "LOADER_WORKERS" }, { "--loader-chunk-mb", "LOADER_CHUNK_MB" },
-		{ "--loader-pinned-mb", "LOADER_PINNED_MB" }, { "--loader-retries", "LOADER_RETRIES" },
-		{ "--loader-stall-s", "LOADER_STALL_S" }, { "--loader-deadline-s", "LOADER_DEADLINE_S" },
+	const struct cli_flag flags[] = {
+		{ .name = "model", .type = CLI_STR, .ptr = &model, .arg = "URI", .env = "MODEL",
+		  .help = "directory, gs://bucket/prefix or http(s)://host/prefix" },
+		CLI_F_STR("backend", &backend, "cpu|cuda|auto", "(default auto)"),
+		LOAD_NUM("loader-workers", &nv.workers, "N", "parallel readers (default 16)", 1, 1024,
+			 "LOADER_WORKERS"),
+		LOAD_NUM("loader-chunk-mb", &nv.chunk_mb, "X",
+			 "chunk size in MiB, fractions allowed (default 32)", 1.0 / 1024, 4096,
+			 "LOADER_CHUNK_MB"),
+		LOAD_NUM("loader-pinned-mb", &nv.pinned_mb, "N",
+			 "staging ring for non-host-visible backends (default 512)", 1, 65536,
+			 "LOADER_PINNED_MB"),
+		LOAD_NUM("loader-retries", &nv.retries, "N", "retries per chunk (default 10)", 0, 1000,
+			 "LOADER_RETRIES"),
+		LOAD_NUM("loader-stall-s", &nv.stall_s, "S",
+			 "a transfer below 1 KiB/s for S seconds is retried (default 20)", 0.5, 3600,
+			 "LOADER_STALL_S"),
+		LOAD_NUM("loader-deadline-s", &nv.deadline_s, "S",
+			 "the whole load fails after S seconds (default none)", 0, 86400,
+			 "LOADER_DEADLINE_S"),
+		{ .name = "ca-bundle", .type = CLI_STR, .ptr = &o.ca_bundle, .arg = "FILE",
+		  .env = "CA_BUNDLE", .help = "CA certificates for https:// (and gs:// endpoints)" },
+		{ .name = "gcs-anonymous", .type = CLI_BOOL, .ptr = &o.gcs_anonymous,
+		  .env = "GCS_ANONYMOUS", .help = "no credentials for gs:// (public buckets)" },
+		CLI_F_BOOL("no-verify", &no_verify, "skip crc32c checks (sizes are still checked)"),
+		CLI_F_BOOL("simple", &simple, "use the sequential reference loader (local directories)"),
+		CLI_F_BOOL("print-hash", &print_hash, "add the SHA-256 of every tensor's bytes to the output"),
 	};
-	const char *num_val[ARRAY_SIZE(num_flags)];
-	for (size_t k = 0; k < ARRAY_SIZE(num_flags); k++)
-		num_val[k] = getenv(num_flags[k].env);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-		size_t k;
-		for (k = 0; k < ARRAY_SIZE(num_flags); k++)
-			if (strcmp(a, num_flags[k].flag) == 0)
-				break;
-		if (k < ARRAY_SIZE(num_flags)) {
-			num_val[k] = next;
-			i++;
-		} else if (strcmp(a, "--model") == 0 && next) {
-			model = next;
-			i++;
-		} else if (strcmp(a, "--backend") == 0 && next) {
-			backend = next;
-			i++;
-		} else if (strcmp(a, "--ca-bundle") == 0 && next) {
-			o.ca_bundle = next;
-			i++;
-		} else if (strcmp(a, "--gcs-anonymous") == 0) {
-			o.gcs_anonymous = 1;
-		} else if (strcmp(a, "--no-verify") == 0) {
-			o.verify = 0;
-		} else if (strcmp(a, "--simple") == 0) {
-			simple = 1;
-		} else if (strcmp(a, "--print-hash") == 0) {
-			print_hash = 1;
-		} else if (strcmp(a, "--help") == 0) {
-			fputs(usage_load, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "gemma-run load: unknown or incomplete argument '%s'\n%s", a, usage_load);
-			return 2;
-		}
-	}
-	for (size_t k = 0; k < ARRAY_SIZE(num_flags); k++) {
-		static const double lo[] = { 1, 1.0 / 1024, 1, 0, 0.5, 0 }, hi[] = { 1024, 4096, 65536, 1000, 3600, 86400 };
-		if (!num_val[k])
-			continue;
-		if (num_arg(num_flags[k].flag, num_val[k], lo[k], hi[k], &v) < 0)
-			return 2;
-		switch (k) {
-		case 0: o.workers = (int)v; break;
-		case 1: o.chunk_bytes = (size_t)(v * 1048576.0); break;
-		case 2: o.pinned_bytes = (size_t)v << 20; break;
-		case 3: o.max_retries = (int)v; break;
-		case 4: o.stall_s = v; break;
-		case 5: o.deadline_s = v; break;
-		}
-	}
+	const struct cli_cmd cmd = { "load", "load --model URI [flags]", flags, ARRAY_SIZE(flags), NULL };
+	if ((rc = cli_flags_parse(&cmd, argc, argv)) != CLI_GO_ON)
+		return rc;
+	if (nv.workers >= 0)
+		o.workers = (int)nv.workers;
+	if (nv.chunk_mb >= 0)
+		o.chunk_bytes = (size_t)(nv.chunk_mb * 1048576.0);
+	if (nv.pinned_mb >= 0)
+		o.pinned_bytes = (size_t)nv.pinned_mb << 20;
+	if (nv.retries >= 0)
+		o.max_retries = (int)nv.retries;
+	if (nv.stall_s >= 0)
+		o.stall_s = nv.stall_s;
+	if (nv.deadline_s >= 0)
+		o.deadline_s = nv.deadline_s;
+	if (no_verify)
+		o.verify = 0;
 	if (!model) {
-		fprintf(stderr, "gemma-run load: --model URI is required\n%s", usage_load);
+		fprintf(stderr, "gemma-run load: --model URI is required\n");
+		cli_flags_help(&cmd, stderr);
 		return 2;
 	}
 	if ((rc = be_create(backend, &bo, &be)) < 0) {
@@ -169,19 +139,15 @@ int cmd_load(int argc, char **argv)
 int cmd_checksum(int argc, char **argv)
 {
 	const char *dir = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0) {
-			printf("usage: gemma-run checksum DIR   (writes DIR/crc32c.json)\n");
-			return 0;
-		} else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
-			dir = argv[++i];
-		} else if (argv[i][0] != '-' && !dir) {
-			dir = argv[i];
-		} else {
-			fprintf(stderr, "gemma-run checksum: unknown argument '%s'\n", argv[i]);
-			return 2;
-		}
-	}
+	const struct cli_flag flags[] = {
+		CLI_F_STR("model", &dir, "DIR", "the model directory (or give DIR alone)"),
+	};
+	const struct cli_cmd cmd = { "checksum", "checksum DIR   (writes DIR/crc32c.json)", flags,
+				     ARRAY_SIZE(flags), &dir };
+	int rc;
+
+	if ((rc = cli_flags_parse(&cmd, argc, argv)) != CLI_GO_ON)
+		return rc;
 	if (!dir) {
 		fprintf(stderr, "usage: gemma-run checksum DIR\n");
 		return 2;

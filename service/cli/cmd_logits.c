@@ -4,8 +4,13 @@
  * as one sequence in one forward step and prints the logits of every
  * position as JSON {"logits":[[f32 x vocab] per position]} (after the
  * final soft-cap), each float with %.9g so it reads back exactly.
+ *
+ * Not the engine: one g2_forward over the whole prompt, no sampling, no
+ * tokenizer (the ids are given). Exit status: 0 ok, 1 failure, 2 usage
+ * error (bad ids, ids at or above vocab_size, more than the context).
  */
-#include <errno.h>
+#include "service/cli/cmd_logits.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,19 +18,13 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/util.h"
-#include "kernels/backend.h"
 #include "kernels/gemma2.h"
 #include "kernels/kv_cache.h"
 #include "loader/loader.h"
-#include "service/cli/cli.h"
+#include "service/cli/cli_flags.h"
+#include "service/cli/cli_startup.h"
 
 #define LOGITS_MAX_IDS 65536
-
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: gemma-run logits --model URI --ids 2,651,... [--backend cpu|cuda|auto] "
-		   "[--threads N]\n");
-}
 
 /* Parses "2,651,3" into a new array; 0 or ST_EINVAL. */
 static int parse_ids(const char *s, int32_t **out, int *n_out)
@@ -68,55 +67,43 @@ bad:
 
 int cmd_logits(int argc, char **argv)
 {
-	const char *model = NULL, *ids_s = NULL, *backend = "auto";
-	struct be_opts bo = { 0 };
-	struct ld_opts lo;
-	struct be be = { 0 };
-	struct ld_model *m = NULL;
+	const char *ids_s = NULL;
+	struct cli_model_opts mo;
+	struct cli_model cm = { 0 };
+	struct ld_model *m;
 	struct kv_cache *kv = NULL;
 	struct g2_model *g = NULL;
 	int32_t *ids = NULL, *pos = NULL, *seq = NULL, *rows = NULL, *bt = NULL;
 	float *logits = NULL;
 	int n = 0, nb, vocab, ret = 1;
+	char err[256];
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			usage(stdout);
-			return 0;
-		} else if (strcmp(a, "--model") == 0 && i + 1 < argc) {
-			model = argv[++i];
-		} else if (strcmp(a, "--ids") == 0 && i + 1 < argc) {
-			ids_s = argv[++i];
-		} else if (strcmp(a, "--backend") == 0 && i + 1 < argc) {
-			backend = argv[++i];
-		} else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
-			int64_t v;
-			if (parse_i64(argv[++i], &v) < 0 || v < 0 || v > 1024) {
-				fprintf(stderr, "gemma-run logits: bad --threads '%s'\n", argv[i]);
-				return 2;
-			}
-			bo.n_threads = (int)v;
-		} else {
-			fprintf(stderr, "gemma-run logits: unknown argument '%s'\n", a);
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!model || !ids_s) {
+	cli_model_opts_default(&mo);
+	const struct cli_flag flags[] = {
+		CLI_F_STR("model", &mo.uri, "URI", "directory, gs://bucket/prefix or http(s)://host/prefix"),
+		CLI_F_STR("ids", &ids_s, "2,651,...", "the token ids, comma separated"),
+		CLI_F_STR("backend", &mo.backend, "B", "cpu | cuda | auto (default auto)"),
+		CLI_F_INT("threads", &mo.threads, "N", "CPU backend threads (0: all cores)", 0, 1024),
+	};
+	const struct cli_cmd cmd = { "logits", "logits --model URI --ids 2,651,... [flags]", flags,
+				     ARRAY_SIZE(flags), NULL };
+	if ((ret = cli_flags_parse(&cmd, argc, argv)) != CLI_GO_ON)
+		return ret;
+	if (!mo.uri || !ids_s) {
 		fprintf(stderr, "gemma-run logits: --model and --ids are required\n");
-		usage(stderr);
+		cli_flags_help(&cmd, stderr);
 		return 2;
 	}
 	if (parse_ids(ids_s, &ids, &n) < 0) {
 		fprintf(stderr, "gemma-run logits: bad --ids '%s' (comma-separated token ids)\n", ids_s);
 		return 2;
 	}
-	if (be_create(backend, &bo, &be) < 0)
+	ret = 1;
+	if (cli_model_open(&mo, &cm, err, sizeof(err)) < 0) {
+		fprintf(stderr, "gemma-run logits: %s\n", err);
 		goto out;
-	ld_opts_default(&lo);
-	if (ld_load(model, &lo, &be, NULL, &m) < 0)
-		goto out;
+	}
+	m = cm.model;
 	vocab = m->cfg.vocab_size;
 	for (int i = 0; i < n; i++) {
 		if (ids[i] >= vocab) {
@@ -132,8 +119,8 @@ int cmd_logits(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
-	if (kv_cache_create(&be, &m->cfg, KV_DEFAULT_BLOCK_SIZE,
-			    kv_bytes_per_block(&m->cfg, KV_DEFAULT_BLOCK_SIZE, be.ops->kv_dtype) *
+	if (kv_cache_create(&cm.be, &m->cfg, KV_DEFAULT_BLOCK_SIZE,
+			    kv_bytes_per_block(&m->cfg, KV_DEFAULT_BLOCK_SIZE, cm.be.ops->kv_dtype) *
 				    (size_t)((n + KV_DEFAULT_BLOCK_SIZE - 1) / KV_DEFAULT_BLOCK_SIZE),
 			    &kv) < 0)
 		goto out;
@@ -180,7 +167,6 @@ out:
 	free(ids);
 	g2_model_destroy(g);
 	kv_cache_destroy(kv);
-	ld_model_destroy(m);
-	be_destroy(&be);
+	cli_model_close(&cm);
 	return ret;
 }

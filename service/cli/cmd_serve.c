@@ -3,13 +3,16 @@
  *
  * Order matters (Cloud Run): parse flags, set up auth, bind $PORT, then
  * start the loader thread and serve at once; /health reports progress.
- * The loader thread runs ld_load, builds the tokenizer, creates the engine
- * and runs one warm-up step, then publishes them and flips the state to
+ * The loader thread runs the shared start-up (cli_startup.c: backend,
+ * ld_load, tokenizer, memory plan, engine; this file logs and times each
+ * step) and one warm-up step, then publishes them and flips the state to
  * READY. A failed load logs one clear line, /health answers 500 briefly,
  * and the process exits 1. SIGTERM/SIGINT drain (http_server.c), exit 0.
  * Threads: main = libevent loop; loader (this file); engine (engine.c);
  * the loader's own workers; the JWKS fetcher when google-id-token is on.
  */
+#include "service/cli/cmd_serve.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,28 +20,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "common/log.h"
 #include "common/status.h"
 #include "common/util.h"
-#include "kernels/backend.h"
+#include "engine/engine.h"
 #include "loader/loader.h"
 #include "service/auth/auth.h"
-#include "service/cli/cli.h"
+#include "service/cli/cli_startup.h"
 #include "service/config.h"
-#include "engine/engine.h"
 #include "service/http/http.h"
+#include "service/http/http_gen.h"
+#include "service/http/http_server.h"
 #include "service/http/metrics.h"
 #include "tokenizer/tokenizer.h"
 
 struct serve {
 	struct srv_config cfg;
 	struct srv srv;
-	struct be be;
-	int have_be;
-	struct ld_model *model;
-	struct tokenizer *tok;
+	struct cli_model cm;		/* backend, model, tokenizer (loader thread) */
 	struct engine *eng;
+	double t_step;			/* start of the current start-up step */
 	pthread_t loader;
 	_Atomic int loader_done;
 	char name[256];
@@ -73,41 +74,21 @@ static void log_mem_plan(const struct mem_plan *p, const char *backend)
 		   p->max_concurrent_seqs);
 }
 
-static void *loader_main(void *arg)
+/* cli_model_open's progress: the log lines and timings of /health and /metrics. */
+static void loader_step(void *user, enum cli_step done, const struct cli_model *cm)
 {
-	struct serve *sv = arg;
+	struct serve *sv = user;
 	struct srv *s = &sv->srv;
-	const struct srv_config *cfg = &sv->cfg;
-	struct be_opts bo = { .n_threads = cfg->threads, .device = 0 };
-	struct ld_opts lo;
-	struct eng_opts eo;
-	struct g2_weights w;
-	double t0 = now_sec(), t;
-	int rc;
+	double t;
 
-	if ((rc = be_create(cfg->backend, &bo, &sv->be)) < 0) {
-		load_failed(sv, "cannot create backend '%s'", cfg->backend);
-		goto out;
-	}
-	sv->have_be = 1;
-	ld_opts_default(&lo);
-	if (cfg->loader_workers > 0)
-		lo.workers = cfg->loader_workers;
-	if (cfg->loader_chunk_mb > 0)
-		lo.chunk_bytes = (size_t)cfg->loader_chunk_mb << 20;
-	if (cfg->loader_pinned_mb > 0)
-		lo.pinned_bytes = (size_t)cfg->loader_pinned_mb << 20;
-	lo.ca_bundle = cfg->ca_bundle;
-	lo.gcs_anonymous = cfg->gcs_anonymous;
-	log_info("loading %s on %s", cfg->model, sv->be.ops->name);
-	if ((rc = ld_load(cfg->model, &lo, &sv->be, &s->progress, &sv->model)) < 0) {
-		load_failed(sv, "cannot load model '%s' (see the error above)", cfg->model);
-		goto out;
-	}
-	t = now_sec() - t0;
-	{
+	switch (done) {
+	case CLI_STEP_BACKEND:
+		log_info("loading %s on %s", sv->cfg.model, cm->be.ops->name);
+		break;
+	case CLI_STEP_LOAD: {
 		uint64_t bytes = atomic_load(&s->progress.bytes_done);
 		char f[512];
+		t = now_sec() - sv->t_step;	/* since before the backend, as always */
 		int o = snprintf(f, sizeof(f), "\"bytes\":%llu,\"seconds\":%.3f,\"gbps\":%.3f,\"stages\":{",
 				 (unsigned long long)bytes, t, t > 0 ? (double)bytes / t / 1e9 : 0);
 		for (int i = 0; i < LD_N_STAGES && o > 0 && (size_t)o < sizeof(f); i++)
@@ -117,19 +98,47 @@ static void *loader_main(void *arg)
 			strcat(f, "}");
 		log_fields(LOG_INFO, f, "model loaded: %.2f GB in %.2f s (%.2f GB/s)", (double)bytes / 1e9, t,
 			   t > 0 ? (double)bytes / t / 1e9 : 0);
+		sv->t_step = now_sec();
+		break;
 	}
+	case CLI_STEP_TOKENIZER:
+		s->tokenizer_s = now_sec() - sv->t_step;
+		atomic_store(&s->state, SRV_WARMING);
+		break;
+	}
+}
 
-	t = now_sec();
-	if (!sv->model->tokenizer_json) {
-		load_failed(sv, "model '%s' has no tokenizer.json", cfg->model);
+static void *loader_main(void *arg)
+{
+	struct serve *sv = arg;
+	struct srv *s = &sv->srv;
+	const struct srv_config *cfg = &sv->cfg;
+	struct cli_model_opts mo;
+	struct eng_opts eo;
+	char err[768];
+	double t;
+
+	cli_model_opts_default(&mo);
+	mo.backend = cfg->backend;
+	mo.threads = cfg->threads;
+	mo.uri = cfg->model;
+	if (cfg->loader_workers > 0)
+		mo.lo.workers = cfg->loader_workers;
+	if (cfg->loader_chunk_mb > 0)
+		mo.lo.chunk_bytes = (size_t)cfg->loader_chunk_mb << 20;
+	if (cfg->loader_pinned_mb > 0)
+		mo.lo.pinned_bytes = (size_t)cfg->loader_pinned_mb << 20;
+	mo.lo.ca_bundle = cfg->ca_bundle;
+	mo.lo.gcs_anonymous = cfg->gcs_anonymous;
+	mo.progress = &s->progress;
+	mo.tokenizer = 1;
+	mo.on_step = loader_step;
+	mo.user = sv;
+	sv->t_step = now_sec();
+	if (cli_model_open(&mo, &sv->cm, err, sizeof(err)) < 0) {
+		load_failed(sv, "%s", err);
 		goto out;
 	}
-	if ((rc = tok_create(sv->model->tokenizer_json, sv->model->tokenizer_len, &sv->tok)) < 0) {
-		load_failed(sv, "tokenizer.json of '%s' is not usable (see the error above)", cfg->model);
-		goto out;
-	}
-	s->tokenizer_s = now_sec() - t;
-	atomic_store(&s->state, SRV_WARMING);
 
 	eng_opts_default(&eo);
 	eo.max_num_seqs = cfg->max_num_seqs;
@@ -138,22 +147,13 @@ static void *loader_main(void *arg)
 	eo.max_queue = cfg->max_queue;
 	eo.gpu_memory_utilization = cfg->gpu_memory_utilization;
 	eng_sampler_parse(cfg->sampler, &eo.sampler);	/* checked by cfg_parse */
-	ld_g2_weights(sv->model, &w);
-	{
-		struct mem_plan plan;
-		char perr[512];
-		if ((rc = eng_plan(&eo, &w, &plan, perr, sizeof(perr))) < 0) {
-			load_failed(sv, "memory plan: %s", perr);
-			goto out;
-		}
-	}
-	if ((rc = eng_create(&eo, &w, sv->tok, http_on_output, &sv->eng)) < 0) {
-		load_failed(sv, "cannot start the engine for '%s' (see the error above)", cfg->model);
+	if (cli_model_engine(&sv->cm, &eo, http_on_output, &sv->eng, err, sizeof(err)) < 0) {
+		load_failed(sv, "%s", err);
 		goto out;
 	}
-	log_mem_plan(eng_mem_plan(sv->eng), sv->be.ops->name);
+	log_mem_plan(eng_mem_plan(sv->eng), sv->cm.be.ops->name);
 	t = now_sec();
-	if ((rc = eng_warmup(sv->eng)) < 0) {
+	if (eng_warmup(sv->eng) < 0) {
 		load_failed(sv, "warm-up forward failed for '%s'", cfg->model);
 		goto out;
 	}
@@ -166,15 +166,15 @@ static void *loader_main(void *arg)
 			 st.kv_blocks_total, eng_max_model_len(sv->eng), cfg->max_num_seqs, cfg->max_num_batched_tokens,
 			 cfg->max_queue, s->warmup_s);
 	}
-	s->tok = sv->tok;
+	s->tok = sv->cm.tok;
 	s->eng = sv->eng;
-	s->lim.vocab_size = tok_vocab_size(sv->tok);
-	if (sv->model->cfg.vocab_size > 0)
-		s->lim.vocab_size = MIN(s->lim.vocab_size, sv->model->cfg.vocab_size);
+	s->lim.vocab_size = tok_vocab_size(sv->cm.tok);
+	if (sv->cm.model->cfg.vocab_size > 0)
+		s->lim.vocab_size = MIN(s->lim.vocab_size, sv->cm.model->cfg.vocab_size);
 	/* The engine's limit: --max-model-len, or what the config and the KV cache allow. */
 	s->lim.max_model_len = eng_max_model_len(sv->eng);
-	s->lim.bos_id = tok_bos_id(sv->tok);
-	s->lim.eot_id = tok_id(sv->tok, "<end_of_turn>");
+	s->lim.bos_id = tok_bos_id(sv->cm.tok);
+	s->lim.eot_id = tok_id(sv->cm.tok, "<end_of_turn>");
 	/* an idle engine's admission bound (eng_submit: free slots + max_queue) */
 	s->lim.max_choices = MIN(cfg->max_num_seqs, cfg->max_num_batched_tokens) + cfg->max_queue;
 	atomic_store(&s->published, 1);
@@ -256,10 +256,7 @@ int cmd_serve(int argc, char **argv)
 	http_drain_ready(&sv->srv);
 out_srv:
 	http_srv_release(&sv->srv);
-	tok_destroy(sv->tok);
-	ld_model_destroy(sv->model);
-	if (sv->have_be)
-		be_destroy(&sv->be);
+	cli_model_close(&sv->cm);
 	auth_destroy(auth);
 	met_release();
 out_free:

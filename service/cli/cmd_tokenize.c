@@ -1,20 +1,23 @@
 /*
  * cmd_tokenize.c - `gemma-run tokenize --model DIR --text TEXT` prints
  * {"ids":[...]} (no BOS) and `gemma-run detokenize --model DIR --ids 1,2,3`
- * prints {"text":"..."} (DESIGN.md §2).
+ * prints {"text":"..."}.
  *
  * Only DIR/tokenizer.json is read (DIR may also name the file itself);
  * remote URIs (gs://, http(s)://) are refused for now.
  */
+#include "service/cli/cmd_tokenize.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/sbuf.h"
 #include "common/status.h"
 #include "common/util.h"
-#include "service/cli/cli.h"
+#include "service/cli/cli_flags.h"
 #include "tokenizer/tokenizer.h"
 
 static int load_tok(const char *cmd, const char *model, struct tokenizer **t)
@@ -38,52 +41,43 @@ static int load_tok(const char *cmd, const char *model, struct tokenizer **t)
 	return 0;
 }
 
-/* Writes s[0..n) as a JSON string (quotes included); s is valid UTF-8. */
-static void put_json_str(FILE *f, const char *s, size_t n)
+/* Writes s[0..n) as a JSON string (common/util.h's escaper, via sbuf). */
+static int put_json_str(FILE *f, const char *s, size_t n)
 {
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c == '\r')
-			fputs("\\r", f);
-		else if (c == '\t')
-			fputs("\\t", f);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
+	struct sbuf sb;
+	int rc = 0;
 
+	sb_init(&sb);
+	sb_json_strn(&sb, s, n);
+	if (sb.oom || fwrite(sb.buf, 1, sb.len, f) != sb.len)
+		rc = ST_ENOMEM;
+	sb_release(&sb);
+	return rc;
+}
+/* --model DIR and one more string flag (--text or --ids), both required. */
 static int parse_args(const char *cmd, int argc, char **argv, const char *what, const char **model,
 		      const char **val, int *skip)
 {
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
-			*model = argv[++i];
-		} else if (strcmp(argv[i], what) == 0 && i + 1 < argc) {
-			*val = argv[++i];
-		} else if (skip && strcmp(argv[i], "--skip-special-tokens") == 0) {
-			*skip = 1;
-		} else if (strcmp(argv[i], "--help") == 0) {
-			printf("usage: gemma-run %s --model DIR %s %s%s\n", cmd, what,
-			       skip ? "1,2,3" : "TEXT", skip ? " [--skip-special-tokens]" : "");
-			return 0;
-		} else {
-			fprintf(stderr, "gemma-run %s: unknown argument '%s'\n", cmd, argv[i]);
-			return 2;
-		}
-	}
+	const struct cli_flag flags[] = {
+		CLI_F_STR("model", model, "DIR", "model directory, or its tokenizer.json itself"),
+		CLI_F_STR(what, val, skip ? "1,2,3" : "TEXT",
+			  skip ? "token ids, comma separated (spaces allowed)"
+			       : "the text to encode (no BOS is added)"),
+		CLI_F_BOOL("skip-special-tokens", skip, "leave special tokens out of the text"),
+	};
+	char usage[64];
+	const struct cli_cmd c = { cmd, usage, flags, skip ? 3 : 2, NULL };
+	int rc;
+
+	snprintf(usage, sizeof(usage), "%s --model DIR --%s %s [flags]", cmd, what,
+		 skip ? "1,2,3" : "TEXT");
+	if ((rc = cli_flags_parse(&c, argc, argv)) != CLI_GO_ON)
+		return rc;
 	if (!*model || !*val) {
-		fprintf(stderr, "gemma-run %s: --model DIR and %s are required\n", cmd, what);
+		fprintf(stderr, "gemma-run %s: --model DIR and --%s are required\n", cmd, what);
 		return 2;
 	}
-	return -1;
+	return CLI_GO_ON;
 }
 
 int cmd_tokenize(int argc, char **argv)
@@ -92,7 +86,7 @@ int cmd_tokenize(int argc, char **argv)
 	struct tokenizer *t = NULL;
 	int *ids = NULL, n = 0, rc;
 
-	if ((rc = parse_args("tokenize", argc, argv, "--text", &model, &text, NULL)) >= 0)
+	if ((rc = parse_args("tokenize", argc, argv, "text", &model, &text, NULL)) != CLI_GO_ON)
 		return rc;
 	if ((rc = load_tok("tokenize", model, &t)) != 0)
 		return rc;
@@ -118,7 +112,7 @@ int cmd_detokenize(int argc, char **argv)
 	char *text = NULL;
 	size_t len;
 
-	if ((rc = parse_args("detokenize", argc, argv, "--ids", &model, &list, &skip)) >= 0)
+	if ((rc = parse_args("detokenize", argc, argv, "ids", &model, &list, &skip)) != CLI_GO_ON)
 		return rc;
 	/* parse "1,2,3" strictly: integers separated by commas (spaces allowed) */
 	ids = malloc((strlen(list) / 2 + 1) * sizeof(*ids));
@@ -157,9 +151,8 @@ int cmd_detokenize(int argc, char **argv)
 		rc = 1;
 	} else {
 		printf("{\"text\":");
-		put_json_str(stdout, text, len);
+		rc = put_json_str(stdout, text, len) < 0 ? 1 : 0;
 		printf("}\n");
-		rc = 0;
 	}
 	free(text);
 	free(ids);

@@ -1,12 +1,22 @@
 /*
  * main.c - the gemma-run binary: picks a subcommand and runs it.
  * `gemma-run` with no subcommand (or with flags first) means `serve`.
+ *
+ * Each subcommand (cmd_*.h) takes the arguments after its name (argv[0] is
+ * the subcommand) and returns the exit status: 0 ok, 1 failure, 2 usage
+ * error. Flags: serve's in service/config.c, the others' in their
+ * cmd_*.c tables (cli_flags.h). See docs/ARCHITECTURE.md.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "service/cli/cli.h"
 #include "common/version.h"
+#include "service/cli/cmd_generate.h"
+#include "service/cli/cmd_inspect.h"
+#include "service/cli/cmd_load.h"
+#include "service/cli/cmd_logits.h"
+#include "service/cli/cmd_serve.h"
+#include "service/cli/cmd_tokenize.h"
 
 static const struct {
 	const char *name;

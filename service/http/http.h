@@ -1,6 +1,15 @@
 /*
- * http.h - the HTTP front of `serve` (libevent evhttp), shared by the
- * http_*.c files. Not a public API: cmd_serve.c uses http_srv_*.
+ * http.h - the types shared by the HTTP front of `serve` (libevent evhttp):
+ * the server (struct srv), a generation request (struct hreq) and its
+ * choices. Types and constants only; each http_*.c declares its functions
+ * in its own header:
+ *   http_server.h  init/run/release, routing, the small routes, signals, drain
+ *   http_gen.h     generation requests: engine submission, output, replies
+ *   http_prep.h    api_parse of large bodies on worker threads
+ *   http_util.h    replying, errors, bodies, the access log
+ * Calls go one way: http_server -> http_gen -> http_prep (which reports
+ * back through a function pointer), http_server and http_gen -> http_util
+ * -> metrics; none of them calls http_server.
  *
  * Threads: the loop thread owns every evhttp object, all of struct hreq,
  * the metrics and the access log. The engine thread only calls
@@ -25,11 +34,12 @@
 #include <event2/http.h>
 
 #include "common/load_progress.h"
-#include "service/api/api.h"
-#include "service/auth/auth.h"
-#include "service/config.h"
-#include "engine/engine.h"
 #include "common/sbuf.h"
+#include "engine/engine.h"
+#include "service/api/api.h"
+#include "service/config.h"
+
+struct auth;
 
 enum srv_state { SRV_LOADING = 0, SRV_WARMING, SRV_READY, SRV_DRAINING, SRV_FAILED };
 
@@ -41,6 +51,7 @@ struct outbuf {
 	float *lp;
 	struct eng_logprob *top;	/* [cap][ENG_MAX_LOGPROBS] */
 	int n_top;
+	int oom;			/* an append failed: tokens or text are missing */
 };
 
 struct hreq;
@@ -87,6 +98,7 @@ struct hreq {
 	int prompt_tokens, completion_tokens;
 	enum api_kind kind;
 	int prepping;			/* a prep worker owns r->api (http_prep.c); not freed */
+	int oom;			/* a reply could not be built: ends as a 500 error */
 };
 
 #define HTTP_PREP_THREADS 2		/* request preparation workers (http_prep.c) */
@@ -125,7 +137,10 @@ struct srv {
 	int n_active;
 	int n_sending;			/* replies handed to evhttp, not yet written out */
 	uint64_t n_req;
-	struct sbuf scratch;		/* loop thread: response building */
+	/* loop thread: http_gen.c builds one reply body or stream chunk here,
+	 * sends it and is done with it; nothing else writes it */
+	struct sbuf scratch;
+	struct sbuf log_line;		/* loop thread: http_access_log's fields, its own */
 	/* request preparation off the loop thread (http_prep.c) */
 	pthread_t prep_threads[HTTP_PREP_THREADS];
 	int n_prep_threads;
@@ -137,48 +152,5 @@ struct srv {
 	struct event *prep_ev;				/* the loop takes prep_done */
 	const char *project;		/* GOOGLE_CLOUD_PROJECT or NULL */
 };
-
-/* http_server.c */
-int http_srv_init(struct srv *s, const struct srv_config *cfg, const char *model_name);
-/* Runs the loop until drained or failed; returns the process exit status. */
-int http_srv_run(struct srv *s);
-void http_srv_release(struct srv *s);
-/* Any thread: wake the loop (state change). */
-void http_srv_wake(struct srv *s);
-
-/* http_util.c */
-void http_reply(struct srv *s, struct evhttp_request *req, const char *route, int status,
-		const char *ctype, const char *body, size_t len, double t0, const char *who,
-		int tin, int tout);
-void http_error(struct srv *s, struct evhttp_request *req, const char *route, int status,
-		const char *msg, const char *param, double t0);
-void http_access_log(struct srv *s, struct evhttp_request *req, const char *route, int status,
-		     double t0, const char *who, int tin, int tout, const char *rid);
-const char *http_method_name(enum evhttp_cmd_type m);
-/* Counts req in srv->n_sending until it is written out (drain waits for it). */
-void http_track_send(struct srv *s, struct evhttp_request *req);
-/* Reads the body: 0, or an error already answered (413/400) and -1. */
-int http_read_body(struct srv *s, struct evhttp_request *req, const char *route, double t0,
-		   char **body, size_t *len);
-/* Parses a whole body as JSON: NULL (400 answered) on bad JSON, trailing
- * bytes, or a string with U+0000 (cJSON would cut it short silently). */
-cJSON *http_parse_json(struct srv *s, struct evhttp_request *req, const char *route, double t0,
-		       const char *body, size_t len);
-
-/* http_prep.c: api_parse() of generation requests on worker threads */
-int http_prep_start(struct srv *s);
-/* Loop thread: queues r (sets r->prepping) with its parsed body (the job frees it). */
-int http_prep_submit(struct srv *s, struct hreq *r, cJSON *body, enum api_kind kind);
-/* Joins the workers and drops what is queued (before the requests are freed). */
-void http_prep_stop(struct srv *s);
-
-/* http_gen.c */
-/* Loop thread: r's api_parse() finished with rc (and e when rc < 0). */
-void http_gen_prepared(struct hreq *r, int rc, const struct api_err *e);
-void http_on_output(const struct eng_output *o);	/* engine thread */
-void http_drain_ready(struct srv *s);			/* loop thread */
-void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_kind kind,
-			  const char *route, double t0, const char *who);
-void http_cancel_all(struct srv *s);
 
 #endif

@@ -8,8 +8,14 @@
  * under srv->q_mu; work, consumed by the loop), so a wake-up that finds
  * several token groups sends them as one chunk, and buffers only grow
  * until they fit the largest burst (no allocation per token after that).
+ *
+ * Out of memory: a choice's output that could not be stored in full, or a
+ * body or chunk that could not be built (sbuf's oom), is never sent as if
+ * whole. A plain reply becomes a 500 with the OpenAI error body; a stream
+ * that already started ends with that error as its last event (then
+ * [DONE]), and the request's choices are cancelled.
  */
-#include "service/http/http.h"
+#include "service/http/http_gen.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +30,10 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/util.h"
+#include "service/api/api_parse.h"
+#include "service/api/api_resp.h"
+#include "service/http/http_prep.h"
+#include "service/http/http_util.h"
 #include "service/http/metrics.h"
 
 static int outbuf_grow(struct outbuf *b, int extra)
@@ -53,8 +63,14 @@ static void outbuf_append(struct outbuf *b, const int *tokens, int n, const char
 			  const float *lp, const struct eng_logprob *top, int n_top)
 {
 	sb_add(&b->text, text ? text : "", len);
-	if (n <= 0 || outbuf_grow(b, n) < 0)
+	if (b->text.oom)
+		b->oom = 1;
+	if (n <= 0)
 		return;
+	if (outbuf_grow(b, n) < 0) {
+		b->oom = 1;
+		return;
+	}
 	memcpy(b->tokens + b->n, tokens, sizeof(int) * (size_t)n);
 	if (lp) {
 		n_top = MIN(n_top, ENG_MAX_LOGPROBS);
@@ -76,6 +92,7 @@ static void outbuf_reset(struct outbuf *b)
 {
 	sb_reset(&b->text);
 	b->n = 0;
+	b->oom = 0;
 }
 
 static void outbuf_release(struct outbuf *b)
@@ -152,6 +169,16 @@ static void hreq_free(struct hreq *r)
 	free(r);
 }
 
+void http_gen_free_all(struct srv *s)
+{
+	while (s->active) {
+		struct hreq *r = s->active;
+		r->req = NULL;
+		r->conn = NULL;
+		hreq_free(r);
+	}
+}
+
 static void maybe_free(struct hreq *r)
 {
 	if (!r->prepping && (r->replied || r->gone) && r->n_final == r->n_submitted)
@@ -205,24 +232,18 @@ static void on_eof(evutil_socket_t fd, short what, void *arg)
 		evhttp_connection_free(r->conn);	/* calls on_close */
 }
 
-static void sse_send(struct hreq *r, const char *json, size_t len)
+/* One event of a stream: an SSE "data:" event, or for /generate (vLLM's
+ * legacy stream) one NDJSON line. */
+static void send_event(struct hreq *r, const char *json, size_t len)
 {
+	int ndjson = r->api.kind == API_GENERATE;
 	struct evbuffer *b = evbuffer_new();
 	if (!b)
 		return;
-	evbuffer_add(b, "data: ", 6);
+	if (!ndjson)
+		evbuffer_add(b, "data: ", 6);
 	evbuffer_add(b, json, len);
-	evbuffer_add(b, "\n\n", 2);
-	evhttp_send_reply_chunk(r->req, b);
-	evbuffer_free(b);
-}
-
-static void raw_send(struct hreq *r, const char *p, size_t len)
-{
-	struct evbuffer *b = evbuffer_new();
-	if (!b)
-		return;
-	evbuffer_add(b, p, len);
+	evbuffer_add(b, "\n\n", ndjson ? 1 : 2);
 	evhttp_send_reply_chunk(r->req, b);
 	evbuffer_free(b);
 }
@@ -277,6 +298,8 @@ static void generate_json(struct sbuf *sb, struct hreq *r)
 		if (i)
 			sb_putc(sb, ',');
 		sb_json_strn(sb, t.buf ? t.buf : "", t.len);
+		if (t.oom)
+			sb->oom = 1;	/* the text would be cut short */
 		sb_release(&t);
 	}
 	sb_puts(sb, "]}");
@@ -287,7 +310,8 @@ static void finish_reply(struct hreq *r)
 	struct srv *s = r->srv;
 	struct sbuf *sb = &s->scratch;
 	struct api_meta m;
-	const char *err = NULL;
+	const char *err = NULL, *body;
+	size_t len;
 	int aborted = 0;
 
 	for (int i = 0; i < r->n_choices; i++) {
@@ -296,6 +320,8 @@ static void finish_reply(struct hreq *r)
 		if (r->ch[i].finish == ENG_FINISH_ABORT)
 			aborted = 1;
 	}
+	if (!err && r->oom)
+		err = "out of memory";
 	meta_of(r, &m);
 	detach_watchers(r);
 	r->replied = 1;
@@ -304,20 +330,17 @@ static void finish_reply(struct hreq *r)
 		if (err || aborted) {
 			int st = err ? 500 : 503;
 			api_error_json(sb, st, err ? err : "the server is shutting down", NULL);
-			if (r->api.kind == API_GENERATE) {
-				sb_putc(sb, '\n');	/* /generate streams NDJSON, not SSE */
-				raw_send(r, sb_cstr(sb), sb->len);
-			} else {
-				sse_send(r, sb_cstr(sb), sb->len);
-			}
+			body = api_json_or_oom(sb, &len);
+			send_event(r, body, len);
 			sb_reset(sb);
 		}
 		if (r->api.kind != API_GENERATE) {
 			if (r->api.include_usage) {
 				api_usage_chunk_json(sb, &m, r->prompt_tokens, r->completion_tokens);
-				sse_send(r, sb_cstr(sb), sb->len);
+				body = api_json_or_oom(sb, &len);	/* no usage: the error event */
+				send_event(r, body, len);
 			}
-			sse_send(r, "[DONE]", 6);
+			send_event(r, "[DONE]", 6);
 		}
 		http_access_log(s, r->req, r->route, 200, r->t_start, r->who[0] ? r->who : NULL, r->prompt_tokens,
 				r->completion_tokens, r->id);
@@ -357,16 +380,29 @@ static void finish_reply(struct hreq *r)
 			free(o);
 		}
 	}
+	body = api_json_or_oom(sb, &len);
+	if (sb->oom)
+		status = 500;
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
 	evhttp_add_header(oh, "Content-Type", "application/json");
 	if (atomic_load(&s->state) == SRV_DRAINING)
 		evhttp_add_header(oh, "Connection", "close");
-	evbuffer_add(evhttp_request_get_output_buffer(r->req), sb_cstr(sb), sb->len);
+	evbuffer_add(evhttp_request_get_output_buffer(r->req), body, len);
 	http_access_log(s, r->req, r->route, status, r->t_start, r->who[0] ? r->who : NULL, r->prompt_tokens,
 			r->completion_tokens, r->id);
 	http_track_send(s, r->req);
 	evhttp_send_reply(r->req, status, status == 200 ? "OK" : "Error", NULL);
 	r->req = NULL;
+}
+
+/* A stream could not go on whole (out of memory): it ends now with an error
+ * event and [DONE]; the engine's last events for the cancelled choices only
+ * count down (stream_out sends nothing once replied). */
+static void stream_oom(struct hreq *r)
+{
+	r->oom = 1;
+	cancel_choices(r);
+	finish_reply(r);
 }
 
 static void stream_out(struct hreq *r, struct choice *c, int final)
@@ -378,35 +414,41 @@ static void stream_out(struct hreq *r, struct choice *c, int final)
 
 	if (!r->req || r->replied)
 		return;
+	if (r->oom) {
+		stream_oom(r);
+		return;
+	}
 	sb_reset(sb);
 	if (r->api.kind == API_GENERATE) {
 		if (!c->work.text.len && !final)
 			return;
 		/* vLLM's legacy stream: cumulative text per line, all choices */
 		generate_json(sb, r);
-		sb_putc(sb, '\n');
-		raw_send(r, sb_cstr(sb), sb->len);
+	} else {
+		if (!c->work.n && !c->work.text.len && !final)
+			return;
+		meta_of(r, &m);
+		out_of(r, c, &c->work, &o);
+		compact_top(r, &c->work, &o);
+		if (final && c->finish != ENG_FINISH_ERROR && c->finish != ENG_FINISH_ABORT)
+			o.finish = eng_finish_name(c->finish);
+		if (!o.finish && !o.text_len && !o.n_tokens)
+			return;
+		if (final && !o.finish)
+			return;
+		if (r->api.echo && !c->echoed) {
+			/* completions echo: the prompt leads the first chunk */
+			o.prefix = r->api.prompts[c->prompt].text;
+			o.prefix_len = r->api.prompts[c->prompt].text_len;
+			c->echoed = 1;
+		}
+		api_chunk_json(sb, &m, &o, 0);
+	}
+	if (sb->oom) {
+		stream_oom(r);
 		return;
 	}
-	if (!c->work.n && !c->work.text.len && !final)
-		return;
-	meta_of(r, &m);
-	out_of(r, c, &c->work, &o);
-	compact_top(r, &c->work, &o);
-	if (final && c->finish != ENG_FINISH_ERROR && c->finish != ENG_FINISH_ABORT)
-		o.finish = eng_finish_name(c->finish);
-	if (!o.finish && !o.text_len && !o.n_tokens)
-		return;
-	if (final && !o.finish)
-		return;
-	if (r->api.echo && !c->echoed) {
-		/* completions echo: the prompt leads the first chunk */
-		o.prefix = r->api.prompts[c->prompt].text;
-		o.prefix_len = r->api.prompts[c->prompt].text_len;
-		c->echoed = 1;
-	}
-	api_chunk_json(sb, &m, &o, 0);
-	sse_send(r, sb_cstr(sb), sb->len);
+	send_event(r, sb_cstr(sb), sb->len);
 }
 
 static void process_choice(struct hreq *r, struct choice *c, int final)
@@ -423,6 +465,8 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 	if (!r->stream || r->api.kind == API_GENERATE)
 		outbuf_append(&c->all, c->work.tokens, n, c->work.text.buf, c->work.text.len, c->work.lp,
 			      c->work.top, c->work.n_top);
+	if (c->work.oom || c->all.oom)
+		r->oom = 1;	/* output is missing: the reply ends as an error */
 	if (r->stream)
 		stream_out(r, c, final);
 	if (r->api.kind == API_COMPLETION && r->api.logprobs >= 0)
@@ -517,8 +561,10 @@ static void gen_fail(struct hreq *r, int status, const char *msg, const char *pa
  * Loop thread. Reads and parses the body here (cheap), then runs api_parse
  * (validation, chat template, tokenization) here for a small body, or hands
  * the request to a prep worker (http_prep.c) for a large one, and continues
- * in http_gen_prepared().
+ * in prepared().
  */
+static void prepared(struct hreq *r, int rc, const struct api_err *e);
+
 void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_kind kind,
 			  const char *route, double t0, const char *who)
 {
@@ -559,14 +605,16 @@ void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_ki
 		struct api_err e;
 		int rc = api_parse(kind, j, s->tok, &s->lim, &r->api, &e);
 		cJSON_Delete(j);
-		http_gen_prepared(r, rc, &e);
-	} else if (http_prep_submit(s, r, j, kind) < 0) {
+		prepared(r, rc, &e);
+	} else if (http_prep_submit(s, r, j, kind, prepared) < 0) {
 		cJSON_Delete(j);
 		gen_fail(r, 500, "out of memory", NULL);
 	}
 }
 
-void http_gen_prepared(struct hreq *r, int rc, const struct api_err *e)
+/* Loop thread: r's api_parse() finished with rc (and *e when rc < 0):
+ * submits every choice to the engine and starts a stream. */
+static void prepared(struct hreq *r, int rc, const struct api_err *e)
 {
 	struct srv *s = r->srv;
 	enum api_kind kind = r->kind;
@@ -635,7 +683,11 @@ void http_gen_prepared(struct hreq *r, int rc, const struct api_err *e)
 				o.text = "";
 				sb_reset(&s->scratch);
 				api_chunk_json(&s->scratch, &m, &o, 1);
-				sse_send(r, sb_cstr(&s->scratch), s->scratch.len);
+				if (s->scratch.oom) {
+					stream_oom(r);
+					return;
+				}
+				send_event(r, sb_cstr(&s->scratch), s->scratch.len);
 			}
 		}
 	}

@@ -9,9 +9,10 @@
  * Hand-off: the loop thread queues a job (the hreq, marked r->prepping, and
  * the parsed JSON, which the worker frees); a worker fills r->api and the
  * job's result, moves the job to the done list and activates srv->prep_ev;
- * the loop thread then calls http_gen_prepared() for each done job, in
- * order. While r->prepping, the loop thread touches nothing the worker
- * writes (r->api) and does not free r (maybe_free waits, http_gen.c).
+ * the loop thread then calls each done job's done function (given by the
+ * submitter, http_gen.c), in order. While r->prepping, the loop thread
+ * touches nothing the worker writes (r->api) and does not free r
+ * (http_gen.c waits for it).
  * The tokenizer is immutable after creation (tokenizer.h) and srv->lim is
  * read-only once published, so workers share them without locks.
  */
@@ -19,13 +20,15 @@
 
 #include "common/log.h"
 #include "common/status.h"
-#include "service/http/http.h"
+#include "service/api/api_parse.h"
+#include "service/http/http_prep.h"
 
 struct prep_job {
 	struct prep_job *next;
 	struct hreq *r;
 	cJSON *body;		/* freed by the worker */
 	enum api_kind kind;
+	http_prep_done_fn done;
 	int rc;
 	struct api_err e;
 };
@@ -69,7 +72,7 @@ static void *prep_main(void *arg)
 	return NULL;
 }
 
-/* Loop thread: hands every finished job to http_gen_prepared(). */
+/* Loop thread: hands every finished job to its done function. */
 static void on_prep_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv *s = arg;
@@ -84,7 +87,7 @@ static void on_prep_done(evutil_socket_t fd, short what, void *arg)
 	while (j) {
 		struct prep_job *next = j->next;
 		j->r->prepping = 0;
-		http_gen_prepared(j->r, j->rc, &j->e);
+		j->done(j->r, j->rc, &j->e);
 		free(j);
 		j = next;
 	}
@@ -106,7 +109,8 @@ int http_prep_start(struct srv *s)
 	return 0;
 }
 
-int http_prep_submit(struct srv *s, struct hreq *r, cJSON *body, enum api_kind kind)
+int http_prep_submit(struct srv *s, struct hreq *r, cJSON *body, enum api_kind kind,
+		     http_prep_done_fn done)
 {
 	struct prep_job *j = calloc(1, sizeof(*j));
 
@@ -115,6 +119,7 @@ int http_prep_submit(struct srv *s, struct hreq *r, cJSON *body, enum api_kind k
 	j->r = r;
 	j->body = body;
 	j->kind = kind;
+	j->done = done;
 	r->prepping = 1;
 	pthread_mutex_lock(&s->prep_mu);
 	push(&s->prep_in, &s->prep_in_tail, j);

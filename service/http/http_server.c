@@ -10,7 +10,7 @@
  * cancelled; the loop exits once none is left (exit status 0). A failed
  * load answers /health 500 for about a second, then exits with status 1.
  */
-#include "service/http/http.h"
+#include "service/http/http_server.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -25,9 +25,14 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/util.h"
+#include "common/version.h"
+#include "service/api/api_chat.h"
+#include "service/auth/auth.h"
+#include "service/http/http_gen.h"
+#include "service/http/http_prep.h"
+#include "service/http/http_util.h"
 #include "service/http/metrics.h"
 #include "tokenizer/tokenizer.h"
-#include "common/version.h"
 
 #define FAIL_LINGER_S 1.0
 #define DRAIN_ABORT_GRACE_S 1.0
@@ -76,13 +81,14 @@ static void h_health(struct srv *s, struct evhttp_request *req, const char *rout
 		sb_printf(&sb, ",\"elapsed_s\":%.1f}", el);
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-	http_reply(s, req, route, status, "application/json", sb_cstr(&sb), sb.len, t0, NULL, -1, 0);
+	http_reply_sb(s, req, route, status, "application/json", &sb, t0, NULL, -1, 0);
 	sb_release(&sb);
 }
 
 static void h_metrics(struct srv *s, struct evhttp_request *req, const char *route, double t0, const char *who)
 {
 	struct met_snapshot snap;
+	struct sbuf sb;
 	int st = atomic_load(&s->state);
 
 	memset(&snap, 0, sizeof(snap));
@@ -95,10 +101,10 @@ static void h_metrics(struct srv *s, struct evhttp_request *req, const char *rou
 	snap.load = &s->progress;
 	snap.tokenizer_s = s->tokenizer_s;
 	snap.warmup_s = s->warmup_s;
-	sb_reset(&s->scratch);
-	met_render(&s->scratch, &snap);
-	http_reply(s, req, route, 200, "text/plain; version=0.0.4; charset=utf-8", sb_cstr(&s->scratch),
-		   s->scratch.len, t0, who, -1, 0);
+	sb_init(&sb);
+	met_render(&sb, &snap);
+	http_reply_sb(s, req, route, 200, "text/plain; version=0.0.4; charset=utf-8", &sb, t0, who, -1, 0);
+	sb_release(&sb);
 }
 
 static void h_models(struct srv *s, struct evhttp_request *req, const char *route, double t0, const char *who)
@@ -111,7 +117,7 @@ static void h_models(struct srv *s, struct evhttp_request *req, const char *rout
 		  (long)(wall_sec() - (now_sec() - s->t_start)));
 	sb_json_str(&sb, s->cfg->model ? s->cfg->model : "");
 	sb_printf(&sb, ",\"parent\":null,\"max_model_len\":%d}]}", s->lim.max_model_len);
-	http_reply(s, req, route, 200, "application/json", sb_cstr(&sb), sb.len, t0, who, -1, 0);
+	http_reply_sb(s, req, route, 200, "application/json", &sb, t0, who, -1, 0);
 	sb_release(&sb);
 }
 
@@ -188,7 +194,7 @@ static void h_tokenize(struct srv *s, struct evhttp_request *req, const char *ro
 	for (int i = 0; i < n; i++)
 		sb_printf(&sb, "%s%d", i ? "," : "", ids[i]);
 	sb_puts(&sb, "],\"token_strs\":null}");
-	http_reply(s, req, route, 200, "application/json", sb_cstr(&sb), sb.len, t0, who, n + bos, 0);
+	http_reply_sb(s, req, route, 200, "application/json", &sb, t0, who, n + bos, 0);
 	sb_release(&sb);
 out:
 	free(ids);
@@ -234,7 +240,7 @@ static void h_detokenize(struct srv *s, struct evhttp_request *req, const char *
 	sb_puts(&sb, "{\"prompt\":");
 	sb_json_strn(&sb, text, len);
 	sb_putc(&sb, '}');
-	http_reply(s, req, route, 200, "application/json", sb_cstr(&sb), sb.len, t0, who, n, 0);
+	http_reply_sb(s, req, route, 200, "application/json", &sb, t0, who, n, 0);
 	sb_release(&sb);
 out:
 	free(ids);
@@ -446,6 +452,7 @@ int http_srv_init(struct srv *s, const struct srv_config *cfg, const char *model
 	s->lim.eot_id = -1;
 	pthread_mutex_init(&s->q_mu, NULL);
 	sb_init(&s->scratch);
+	sb_init(&s->log_line);
 	if (!threads_on && evthread_use_pthreads() < 0)
 		return log_err(ST_ENOMEM, "libevent: no pthread support");
 	threads_on = 1;
@@ -499,26 +506,7 @@ void http_srv_release(struct srv *s)
 	if (s->http)
 		evhttp_free(s->http);
 	/* evhttp_free closed every connection; close callbacks freed what they held */
-	while (s->active) {
-		struct hreq *r = s->active;
-		r->gone = 1;
-		r->n_final = r->n_submitted;
-		r->req = NULL;
-		r->conn = NULL;
-		s->active = r->next;
-		s->n_active--;
-		for (int i = 0; i < r->n_choices; i++) {
-			free(r->ch[i].pend.tokens); free(r->ch[i].pend.lp); free(r->ch[i].pend.top);
-			sb_release(&r->ch[i].pend.text);
-			free(r->ch[i].all.tokens); free(r->ch[i].all.lp); free(r->ch[i].all.top);
-			sb_release(&r->ch[i].all.text);
-			free(r->ch[i].work.tokens); free(r->ch[i].work.lp); free(r->ch[i].work.top);
-			sb_release(&r->ch[i].work.text);
-		}
-		free(r->ch);
-		api_req_release(&r->api);
-		free(r);
-	}
+	http_gen_free_all(s);
 	if (s->wake)
 		event_free(s->wake);
 	if (s->sig_term)
@@ -531,6 +519,7 @@ void http_srv_release(struct srv *s)
 		event_base_free(s->base);
 	free(s->batch);
 	sb_release(&s->scratch);
+	sb_release(&s->log_line);
 	pthread_mutex_destroy(&s->q_mu);
 	memset(s, 0, sizeof(*s));
 }

@@ -1,9 +1,11 @@
 /*
  * http_util.c - replying, OpenAI-shaped errors, request bodies and the
- * access log (one JSON line per response, Cloud Logging's httpRequest).
- * Loop thread only.
+ * access log (one JSON line per response, Cloud Logging's httpRequest,
+ * formatted in srv->log_line: never in the buffer a reply was built in).
+ * Loop thread only. A body built in an sbuf that ran out of memory is
+ * never sent: http_reply_sb answers 500 instead.
  */
-#include "service/http/http.h"
+#include "service/http/http_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +16,10 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "service/api/api_resp.h"
 #include "service/http/metrics.h"
 
-const char *http_method_name(enum evhttp_cmd_type m)
+static const char *method_name(enum evhttp_cmd_type m)
 {
 	switch (m) {
 	case EVHTTP_REQ_GET: return "GET";
@@ -61,8 +64,9 @@ static const char *log_safe(char *dst, size_t cap, const char *s)
 
 	while (i < n && o + 4 < cap) {
 		unsigned char c = (unsigned char)s[i];
-		size_t l = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
-		if (c < 0x20 || c == 0x7f || (c >= 0x80 && (!l || i + l > n || !utf8_valid(s + i, l)))) {
+		uint32_t cp;
+		size_t l = utf8_decode(s + i, n - i, &cp);
+		if (c < 0x20 || c == 0x7f || !l) {
 			dst[o++] = '?';
 			i++;
 			continue;
@@ -83,14 +87,14 @@ void http_access_log(struct srv *s, struct evhttp_request *req, const char *rout
 		     double t0, const char *who, int tin, int tout, const char *rid)
 {
 	enum log_level lv = status >= 500 ? LOG_WARN : LOG_INFO;
-	const char *method = http_method_name(evhttp_request_get_command(req));
+	const char *method = method_name(evhttp_request_get_command(req));
 	const char *raw_uri = evhttp_request_get_uri(req);
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *raw_ua = evhttp_find_header(h, "User-Agent");
 	char uri[512], ua[256];
 	const char *tr = evhttp_find_header(h, "X-Cloud-Trace-Context");
 	double lat = now_sec() - t0;
-	struct sbuf *sb = &s->scratch;
+	struct sbuf *sb = &s->log_line;
 	char *peer = NULL;
 	ev_uint16_t port = 0;
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
@@ -132,7 +136,10 @@ void http_access_log(struct srv *s, struct evhttp_request *req, const char *rout
 		sb_puts(sb, ",\"logging.googleapis.com/trace\":");
 		sb_json_str(sb, trace);
 	}
-	log_fields(lv, sb_cstr(sb), "%s %s %d", method, uri, status);
+	if (sb->oom)	/* no fields rather than a cut JSON fragment */
+		log_msg(lv, "%s %s %d", method, uri, status);
+	else
+		log_fields(lv, sb_cstr(sb), "%s %s %d", method, uri, status);
 }
 
 /* The response has been written out (or the connection died first). */
@@ -188,6 +195,19 @@ void http_reply(struct srv *s, struct evhttp_request *req, const char *route, in
 	evhttp_send_reply(req, status, reason(status), NULL);
 }
 
+void http_reply_sb(struct srv *s, struct evhttp_request *req, const char *route, int status,
+		   const char *ctype, struct sbuf *sb, double t0, const char *who, int tin, int tout)
+{
+	size_t len;
+	const char *body = api_json_or_oom(sb, &len);
+
+	if (sb->oom) {
+		status = 500;
+		ctype = "application/json";
+	}
+	http_reply(s, req, route, status, ctype, body, len, t0, who, tin, tout);
+}
+
 void http_error(struct srv *s, struct evhttp_request *req, const char *route, int status,
 		const char *msg, const char *param, double t0)
 {
@@ -196,7 +216,7 @@ void http_error(struct srv *s, struct evhttp_request *req, const char *route, in
 	api_error_json(&sb, status, msg, param);
 	if (status == 401)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-	http_reply(s, req, route, status, "application/json", sb_cstr(&sb), sb.len, t0, NULL, -1, 0);
+	http_reply_sb(s, req, route, status, "application/json", &sb, t0, NULL, -1, 0);
 	sb_release(&sb);
 }
 

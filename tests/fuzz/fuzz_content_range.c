@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loader/ld_internal.h"
+#include "loader/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

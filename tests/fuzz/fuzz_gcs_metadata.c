@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loader/ld_internal.h"
+#include "loader/manifest.h"
+#include "loader/source_gcs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

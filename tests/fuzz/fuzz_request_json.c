@@ -1,6 +1,6 @@
 /*
  * fuzz_request_json.c - libFuzzer target for the OpenAI / vLLM request
- * parser (service/api/api_parse.c) and the chat template glue. The first input
+ * parser (service/api/api_parse.c) and the chat prompt (api_chat.c). The first input
  * byte picks the route (completions, chat, generate); the rest is the body
  * as the HTTP layer would hand it over (UTF-8 checked, then cJSON).
  * Must never crash or leak; an accepted request must be self-consistent.
@@ -12,7 +12,10 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "common/sbuf.h"
 #include "service/api/api.h"
+#include "service/api/api_parse.h"
+#include "service/api/api_resp.h"
 #include "tokenizer/tokenizer.h"
 
 static struct tokenizer *g_tok;

@@ -21,7 +21,6 @@
 #include "common/fileio.h"
 #include "common/util.h"
 #include "kernels/backend.h"
-#include "loader/ld_internal.h"
 #include "loader/loader.h"
 #include "tests/harness.h"
 

@@ -11,7 +11,11 @@
 
 #include "common/status.h"
 #include "common/util.h"
-#include "loader/ld_internal.h"
+#include "loader/http.h"
+#include "loader/manifest.h"
+#include "loader/pipeline.h"
+#include "loader/source_gcs.h"
+#include "loader/url.h"
 #include "tests/harness.h"
 
 static int cr(const char *s, uint64_t *a, uint64_t *b, uint64_t *t)
@@ -69,10 +73,10 @@ static void test_gcs_metadata(void)
 static void test_encode_name(void)
 {
 	char out[64];
-	CHECK(gcs_encode_name("models/gemma 2/model-00001.safetensors", out, sizeof(out)) == 0 &&
+	CHECK(ld_url_encode("models/gemma 2/model-00001.safetensors", out, sizeof(out)) == 0 &&
 	      strcmp(out, "models%2Fgemma%202%2Fmodel-00001.safetensors") == 0, "got %s", out);
-	CHECK(gcs_encode_name("a?b#c%", out, sizeof(out)) == 0 && strcmp(out, "a%3Fb%23c%25") == 0, "got %s", out);
-	CHECK(gcs_encode_name("0123456789012345678901234567890123456789/////////", out, sizeof(out)) == ST_ERANGE,
+	CHECK(ld_url_encode("a?b#c%", out, sizeof(out)) == 0 && strcmp(out, "a%3Fb%23c%25") == 0, "got %s", out);
+	CHECK(ld_url_encode("0123456789012345678901234567890123456789/////////", out, sizeof(out)) == ST_ERANGE,
 	      "overflow not detected");
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# generate_cli.test.sh - `gemma-run generate` (DESIGN.md §2) on a
+# generate_cli.test.sh - `gemma-run generate` on a
 # `mkmodel --preset tiny` model (random weights, the real tokenizer):
 # greedy output is deterministic and its prefix property holds across
 # --max-tokens, seeds decide sampled output, --stop cuts the text before

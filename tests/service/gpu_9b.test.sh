@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/service/gpu_9b.test.sh - the service on the GPU with a 9b-shaped model
-# (issue 6's "done when"): `mkmodel --preset 9b` (18.5 GB of random bf16
+# tests/service/gpu_9b.test.sh - the service on the GPU with a 9b-shaped model:
+# `mkmodel --preset 9b` (18.5 GB of random bf16
 # weights) served with --backend cuda; /health turns 200, completions (plain,
 # streamed, 8 at once) answer with the asked number of tokens, sampling runs
 # on the device, and /metrics shows the 9B memory plan.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tokenize_cli.test.sh - `gemma-run tokenize` / `detokenize` (DESIGN.md §2)
+# tokenize_cli.test.sh - `gemma-run tokenize` / `detokenize`
 # against golden cases (tests/golden/tokenizer/cases.json), plus their error
 # paths: bad id lists, out-of-range ids, remote URIs, a missing tokenizer.
 set -u

@@ -60,7 +60,7 @@ static void test_presets_equal_hub_configs(void)
 		CHECK(g2_n_params(&pre) == cases[i].params, "%s: %llu params", cases[i].preset,
 		      (unsigned long long)g2_n_params(&pre));
 	}
-	/* DESIGN.md §3: 9B is 18.5 GB in bf16; 27B has head_dim 128, qpas 144. */
+	/* 9B is 18.5 GB in bf16; 27B has head_dim 128, query_pre_attn_scalar 144 (the published configs). */
 	struct g2_config c;
 	g2_config_preset(&c, "9b");
 	CHECK(g2_n_params(&c) * 2 > 18400000000ull && g2_n_params(&c) * 2 < 18600000000ull, "9b bytes");

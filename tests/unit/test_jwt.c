@@ -18,6 +18,8 @@
 #include "common/fileio.h"
 #include "common/util.h"
 #include "service/auth/auth.h"
+#include "service/auth/auth_jwks.h"
+#include "service/auth/auth_jwt.h"
 #include "tests/harness.h"
 
 static EVP_PKEY *g_key, *g_key2;

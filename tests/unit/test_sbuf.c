@@ -1,10 +1,14 @@
 /*
  * test_sbuf.c - common/sbuf.c: sb_cstr on a fresh buffer is a terminated
  * empty string (it was an unterminated 256-byte allocation, read past by
- * strlen: a heap overflow for chat content []), and sb_json_strn always
- * emits valid UTF-8 JSON (bytes that are not UTF-8 become U+FFFD).
+ * strlen: a heap overflow for chat content []), sb_json_strn always
+ * emits valid UTF-8 JSON (bytes that are not UTF-8 become U+FFFD), and the
+ * oom contract under the GR_TEST_SBUF_MAX test hook: a failed growth marks
+ * the buffer, keeps what it held, ignores later appends, sb_reset clears it.
  */
 #include "common/sbuf.h"
+
+#include <stdlib.h>
 
 #include "common/util.h"
 #include "tests/harness.h"
@@ -62,10 +66,39 @@ static void test_json_invalid_utf8_replaced(void)
 	sb_release(&sb);
 }
 
+/* Runs with GR_TEST_SBUF_MAX=1024 (main). */
+static void test_oom_contract(void)
+{
+	char big[1200];
+	struct sbuf sb;
+
+	memset(big, 'x', sizeof(big));
+	sb_init(&sb);
+	sb_add(&sb, big, 600);				/* 1024 bytes of room: fits */
+	CHECK(!sb.oom && sb.len == 600, "len %zu oom %d", sb.len, sb.oom);
+	sb_add(&sb, big, 600);				/* needs 2048: fails */
+	CHECK(sb.oom && sb.len == 600, "len %zu oom %d", sb.len, sb.oom);
+	sb_puts(&sb, "y");				/* ignored once failed, even if it fits */
+	sb_printf(&sb, "%d", 7);
+	CHECK(sb.len == 600 && strlen(sb_cstr(&sb)) == 600, "len %zu", sb.len);
+	sb_reset(&sb);
+	CHECK(!sb.oom && sb.len == 0, "reset: oom %d", sb.oom);
+	sb_puts(&sb, "ok");
+	CHECK(!strcmp(sb_cstr(&sb), "ok"), "after reset '%s'", sb_cstr(&sb));
+	sb_release(&sb);
+	/* a fresh buffer whose first growth fails reads as "" */
+	sb_init(&sb);
+	sb_add(&sb, big, 1100);
+	CHECK(sb.oom && sb.len == 0 && !strcmp(sb_cstr(&sb), ""), "len %zu", sb.len);
+	sb_release(&sb);
+}
+
 int main(void)
 {
+	setenv("GR_TEST_SBUF_MAX", "1024", 1);	/* read at the first growth of any sbuf */
 	RUN(test_cstr_fresh_is_empty);
 	RUN(test_json_escapes);
 	RUN(test_json_invalid_utf8_replaced);
+	RUN(test_oom_contract);
 	return th_done();
 }

@@ -1,0 +1,140 @@
+/*
+ * test_api.c - the service/api headers and a request through them.
+ * api.h (and each api_*.h) is included twice: api.h used to close its
+ * include guard before the response types, so a second include redefined
+ * struct api_out and did not compile. Then: a request parses (prompt ids
+ * with BOS, sampling fields), a bad field names its param, API_OOM_JSON is
+ * what api_error_json builds for a 500 "out of memory", and a response that
+ * cannot be built whole (GR_TEST_SBUF_MAX, common/sbuf.h) is answered with
+ * that body by api_json_or_oom.
+ */
+#include "service/api/api.h"
+#include "service/api/api.h"
+#include "service/api/api_chat.h"
+#include "service/api/api_chat.h"
+#include "service/api/api_parse.h"
+#include "service/api/api_parse.h"
+#include "service/api/api_resp.h"
+#include "service/api/api_resp.h"
+
+#include <stdlib.h>
+
+#include "common/sbuf.h"
+#include "common/status.h"
+#include "tokenizer/tokenizer.h"
+#include "tests/harness.h"
+
+/* A five-token BPE vocabulary ("ab" merges; U+2581 is the space). */
+static const char tok_json[] =
+	"{\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"byte_fallback\":false,"
+	"\"fuse_unk\":true,\"vocab\":{\"<unk>\":0,\"a\":1,\"b\":2,\"ab\":3,\"\\u2581\":4},"
+	"\"merges\":[[\"a\",\"b\"]]},"
+	"\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\\u2581\"},"
+	"\"pre_tokenizer\":null,\"decoder\":{\"type\":\"Sequence\",\"decoders\":["
+	"{\"type\":\"Replace\",\"pattern\":{\"String\":\"\\u2581\"},\"content\":\" \"},"
+	"{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"}]}}";
+
+static struct tokenizer *g_tok;
+static const struct api_limits g_lim = { .vocab_size = 5, .max_model_len = 64, .bos_id = 1, .eot_id = -1,
+					 .model_name = "m" };
+
+static int parse(enum api_kind kind, const char *body, struct api_req *r, struct api_err *e)
+{
+	cJSON *j = cJSON_Parse(body);
+	int rc = api_parse(kind, j, g_tok, &g_lim, r, e);
+	cJSON_Delete(j);
+	return rc;
+}
+
+static void test_parse_request(void)
+{
+	struct api_req r;
+	struct api_err e;
+
+	if (!g_tok) {
+		CHECK(0, "no tokenizer");
+		return;
+	}
+	CHECK(parse(API_COMPLETION, "{\"model\":\"m\",\"prompt\":\"ab ab\",\"max_tokens\":3,\"temperature\":0,"
+		    "\"n\":2,\"stop\":\"x\"}", &r, &e) == 0, "rejected: %s", e.msg);
+	CHECK(r.kind == API_COMPLETION && r.n_prompts == 1 && r.n == 2, "kind %d prompts %d n %d", r.kind,
+	      r.n_prompts, r.n);
+	/* BOS, "ab", U+2581, "ab" */
+	CHECK(r.prompts[0].n_ids == 4 && r.prompts[0].ids[0] == 1 && r.prompts[0].ids[1] == 3 &&
+	      r.prompts[0].ids[2] == 4 && r.prompts[0].ids[3] == 3, "ids n=%d", r.prompts[0].n_ids);
+	CHECK(r.prompts[0].text_len == 5 && !strcmp(r.prompts[0].text, "ab ab"), "text '%s'", r.prompts[0].text);
+	CHECK(r.smp.max_tokens == 3 && r.smp.temperature == 0 && r.smp.n_stop == 1 && !strcmp(r.smp.stop[0], "x"),
+	      "max_tokens %d n_stop %d", r.smp.max_tokens, r.smp.n_stop);
+	api_req_release(&r);
+}
+
+static void test_parse_error_names_param(void)
+{
+	struct api_req r;
+	struct api_err e;
+
+	CHECK(parse(API_COMPLETION, "{\"prompt\":\"ab\",\"temperature\":-1}", &r, &e) == ST_EINVAL, "accepted");
+	CHECK(e.status == 400 && e.param && !strcmp(e.param, "temperature"), "status %d param %s", e.status,
+	      e.param ? e.param : "(null)");
+	CHECK(parse(API_CHAT, "{\"messages\":[{\"content\":\"ab\"}]}", &r, &e) == ST_EINVAL, "accepted");
+	CHECK(e.status == 400 && e.param && !strcmp(e.param, "messages"), "status %d param %s", e.status,
+	      e.param ? e.param : "(null)");
+}
+
+static void test_oom_body_is_the_500_error(void)
+{
+	struct sbuf sb;
+	sb_init(&sb);
+	api_error_json(&sb, 500, "out of memory", NULL);
+	CHECK(!sb.oom && !strcmp(sb_cstr(&sb), API_OOM_JSON), "got %s", sb_cstr(&sb));
+	sb_release(&sb);
+}
+
+/* Runs with GR_TEST_SBUF_MAX=1024 (main). */
+static void test_response_oom_is_500(void)
+{
+	static char text[2000];
+	struct api_meta m = { .kind = API_COMPLETION, .id = "cmpl-1", .created = 1, .model = "m", .tok = NULL };
+	struct api_out o = { .index = 0, .text = "ab", .text_len = 2, .finish = "length" };
+	struct sbuf sb;
+	const char *body;
+	size_t len;
+
+	sb_init(&sb);
+	api_response_json(&sb, &m, &o, 1, 3, 1);
+	body = api_json_or_oom(&sb, &len);
+	CHECK(!sb.oom && body == sb.buf && len == sb.len && strstr(body, "\"text\":\"ab\""), "small: %s", body);
+
+	/* a text over the limit: the builder fails, and the body to send is the error */
+	memset(text, 'a', sizeof(text));
+	o.text = text;
+	o.text_len = sizeof(text);
+	sb_reset(&sb);
+	api_response_json(&sb, &m, &o, 1, 3, 1);
+	body = api_json_or_oom(&sb, &len);
+	CHECK(sb.oom, "no oom");
+	CHECK(!strcmp(body, API_OOM_JSON) && len == strlen(API_OOM_JSON), "body %.80s", body);
+
+	/* echo: prompt + text joined in a buffer of its own, whose failure counts too */
+	o.prefix = text;
+	o.prefix_len = 600;
+	o.text = text;
+	o.text_len = 600;
+	sb_reset(&sb);
+	api_response_json(&sb, &m, &o, 1, 3, 1);
+	CHECK(sb.oom, "echo: a cut text was not noticed");
+	sb_release(&sb);
+}
+
+int main(void)
+{
+	setenv("GR_TEST_SBUF_MAX", "1024", 1);	/* read at the first growth of any sbuf */
+	if (tok_create(tok_json, strlen(tok_json), &g_tok) < 0)
+		g_tok = NULL;
+	RUN(test_parse_request);
+	RUN(test_parse_error_names_param);
+	RUN(test_oom_body_is_the_500_error);
+	RUN(test_response_oom_is_500);
+	tok_destroy(g_tok);
+	return th_done();
+}
