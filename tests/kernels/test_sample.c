@@ -482,6 +482,360 @@ static void sample_many_rows(void)
 	free(l0);
 }
 
+/*
+ * ---- the previous op, kept as the exact reference of the fast one ----
+ * kernels/cpu/cpu_sample.c as of commit 5a36800 (one loop over the row per
+ * radix digit, every key recomputed in every pass), names prefixed old_.
+ * The current op must give bit for bit its token, logprob, top-N, row
+ * and pair orig values on every input.
+ */
+struct old_found {
+	uint64_t key;
+	uint64_t cum;		/* running mass up to and including the entry */
+};
+
+/* Radix select over row l for pass p: the first entry whose running mass reaches target. */
+static struct old_found old_select_row(const float *l, int V, const struct smp_pass *p,
+				   uint64_t target)
+{
+	struct smp_sel s;
+	struct old_found f = { SMP_KEY_MAX, 0 };
+	uint64_t hw[256], key, w;
+	uint32_t hc[256];
+
+	smp_sel_init(&s, p->sorted ? 64 : 32);
+	do {
+		memset(hw, 0, sizeof(hw));
+		memset(hc, 0, sizeof(hc));
+		for (int i = 0; i < V; i++) {
+			/* the key first: the weight (an expf) only for entries in range */
+			if (!smp_sel_match(&s, smp_order_key(p->sorted, l[i], i)))
+				continue;
+			w = smp_elem(p, l[i], i, &key);
+			if (w == 0)
+				continue;
+			hw[(key >> s.shift) & 255] += w;
+			hc[(key >> s.shift) & 255]++;
+		}
+	} while (!smp_sel_pick(&s, hw, hc, target));
+	for (int i = 0; i < V; i++) {
+		if (!smp_sel_found(&s, smp_order_key(p->sorted, l[i], i)))
+			continue;
+		w = smp_elem(p, l[i], i, &key);
+		if (w != 0) {
+			f.key = key;
+			f.cum = s.before + w;
+			break;
+		}
+	}
+	return f;
+}
+
+/* Total weight of row l under pass p. */
+static uint64_t old_total_row(const float *l, int V, const struct smp_pass *p)
+{
+	uint64_t z = 0, key;
+	for (int i = 0; i < V; i++)
+		z += smp_elem(p, l[i], i, &key);
+	return z;
+}
+
+/* The top n entries by (logit desc, id asc) into o->top_* (raw logprobs). */
+static void old_top_logprobs(const float *l, int V, int n, double lse, struct be_sample_out *o)
+{
+	struct smp_pass p = { .mode = SMP_COUNT_ALL, .sorted = 1 };
+	uint64_t keys[BE_SAMPLE_MAX_TOP], key;
+	int got = 0;
+	struct old_found f = old_select_row(l, V, &p, (uint64_t)n);
+
+	for (int i = 0; i < V && got < n; i++)
+		if (smp_elem(&p, l[i], i, &key) && key <= f.key)
+			keys[got++] = key;
+	for (int i = 1; i < got; i++)	/* insertion sort, n <= 20 */
+		for (int j = i; j > 0 && keys[j] < keys[j - 1]; j--) {
+			uint64_t t = keys[j];
+			keys[j] = keys[j - 1];
+			keys[j - 1] = t;
+		}
+	for (int i = 0; i < got; i++) {
+		int id = (int)(uint32_t)keys[i];
+		o->top_id[i] = id;
+		o->top_lp[i] = (float)(l[id] - lse);
+	}
+	o->n_top = got;
+}
+
+/*
+ * The first entry of the sorted order (largest logit, ties to the lower id,
+ * NaN never; -0 equals +0): the key order of smp_key, by float compares in
+ * 8 independent lanes so the pass runs at memory speed. -1 when no entry
+ * is above -inf.
+ */
+static int old_row_argmax(const float *l, int V)
+{
+	float m[8];
+	int id[8], i = 0, best = -1;
+	float bm = -INFINITY;
+
+	for (int j = 0; j < 8; j++) {
+		m[j] = -INFINITY;
+		id[j] = -1;
+	}
+	for (; i + 8 <= V; i += 8)
+		for (int j = 0; j < 8; j++) {
+			int gt = l[i + j] > m[j];
+			m[j] = gt ? l[i + j] : m[j];
+			id[j] = gt ? i + j : id[j];
+		}
+	for (; i < V; i++)
+		if (l[i] > m[0]) {
+			m[0] = l[i];
+			id[0] = i;
+		}
+	for (int j = 0; j < 8; j++)
+		if (id[j] >= 0 && (m[j] > bm || (m[j] == bm && id[j] < best))) {
+			bm = m[j];
+			best = id[j];
+		}
+	return best;
+}
+
+static void old_sample_one(float *l, int V, const struct be_sample_row *r,
+		       struct be_sample_pair *pairs, struct be_sample_out *o)
+{
+	struct be_sample_pair *pr = pairs + r->pair_off;
+	double lse = 0;
+	int amax, tok;
+
+	o->token = -1;
+	o->logprob = 0;
+	o->n_top = 0;
+	if (r->n_logprobs >= 0) {
+		float m0 = -INFINITY;
+		double sum = 0;
+		for (int i = 0; i < V; i++)
+			m0 = l[i] > m0 ? l[i] : m0;
+		for (int i = 0; i < V; i++)
+			sum += expf(l[i] - m0);
+		lse = m0 + log(sum);
+		if (r->n_logprobs > 0)
+			old_top_logprobs(l, V, r->n_logprobs < V ? r->n_logprobs : V, lse, o);
+	}
+	for (int j = 0; j < r->n_pairs; j++) {
+		int t = pr[j].token;
+		if (t < 0 || t >= V)
+			continue;
+		pr[j].orig = l[t];
+		l[t] = smp_pair_apply(l[t], &pr[j], r);
+	}
+	amax = old_row_argmax(l, V);
+	if (amax < 0)
+		return;		/* nothing above -inf: an error for the caller */
+	if (r->temperature < BE_SAMPLE_GREEDY_EPS) {
+		tok = amax;
+	} else {
+		struct smp_pass p = {
+			.mode = SMP_MASS,
+			.m = l[amax],
+			.inv_t = (float)(1.0 / r->temperature),
+			.thr = smp_min_p_thr(l[amax], r->temperature, r->min_p),
+			.kcut = SMP_KEY_MAX,
+			.pcut = SMP_KEY_MAX,
+		};
+		int k_on = r->top_k > 0 && r->top_k < V;
+		uint64_t z;
+
+		p.sorted = k_on || r->top_p < 1.0;
+		if (k_on) {
+			struct smp_pass c = p;
+			c.mode = SMP_COUNT_THR;
+			if (old_total_row(l, V, &c) > (uint64_t)r->top_k)
+				p.kcut = old_select_row(l, V, &c, (uint64_t)r->top_k).key;
+		}
+		z = old_total_row(l, V, &p);
+		if (r->top_p < 1.0) {
+			struct old_found f = old_select_row(l, V, &p, smp_top_p_target(r->top_p, z));
+			p.pcut = f.key;
+			z = f.cum;
+		}
+		tok = (int)(uint32_t)old_select_row(l, V, &p, smp_draw_target(r->u, z)).key;
+	}
+	o->token = tok;
+	if (r->n_logprobs >= 0) {
+		float raw = l[tok];
+		for (int j = 0; j < r->n_pairs; j++)
+			if (pr[j].token == tok)
+				raw = pr[j].orig;
+		o->logprob = (float)(raw - lse);
+	}
+}
+
+/* Bitwise equality of two op results (floats by their bits). */
+static int same_out(const struct be_sample_out *a, const struct be_sample_out *b)
+{
+	if (a->token != b->token || memcmp(&a->logprob, &b->logprob, sizeof(float)) ||
+	    a->n_top != b->n_top)
+		return 0;
+	for (int i = 0; i < a->n_top; i++)
+		if (a->top_id[i] != b->top_id[i] ||
+		    memcmp(&a->top_lp[i], &b->top_lp[i], sizeof(float)))
+			return 0;
+	return 1;
+}
+
+/*
+ * n_rows rows of vocab v through the op in one call and through the
+ * previous op one by one: same results, rows and pairs, bit for bit.
+ * Returns the number of rows that differ.
+ */
+static int vs_old(const float *logits, int v, const struct be_sample_row *rows,
+		  const struct be_sample_pair *pairs, int n_pairs, int n_rows, const char *what)
+{
+	size_t bytes = (size_t)v * n_rows * sizeof(float);
+	float *a = malloc(bytes), *b = malloc(bytes);
+	struct be_sample_pair *pa = malloc((size_t)(n_pairs + 1) * sizeof(*pa));
+	struct be_sample_pair *pb = malloc((size_t)(n_pairs + 1) * sizeof(*pb));
+	struct be_sample_out *oa = calloc((size_t)n_rows, sizeof(*oa));
+	struct be_sample_out *ob = calloc((size_t)n_rows, sizeof(*ob));
+	int bad = 0, rc;
+
+	memcpy(a, logits, bytes);
+	memcpy(b, logits, bytes);
+	memcpy(pa, pairs, (size_t)n_pairs * sizeof(*pa));
+	memcpy(pb, pairs, (size_t)n_pairs * sizeof(*pb));
+	rc = g_cpu.ops->sample(g_cpu.ctx, oa, a, rows, pa, n_rows, v);
+	CHECK(rc == 0, "%s: op returned %d", what, rc);
+	for (int i = 0; i < n_rows; i++)
+		old_sample_one(b + (size_t)i * v, v, &rows[i], pb, &ob[i]);
+	for (int i = 0; i < n_rows; i++)
+		if (!same_out(&oa[i], &ob[i])) {
+			if (bad++ < 3)
+				printf("  %s row %d: op %d (lp %a, n_top %d), previous op %d (lp %a, "
+				       "n_top %d)\n", what, i, oa[i].token, (double)oa[i].logprob,
+				       oa[i].n_top, ob[i].token, (double)ob[i].logprob, ob[i].n_top);
+		}
+	if (memcmp(a, b, bytes) || memcmp(pa, pb, (size_t)n_pairs * sizeof(*pa))) {
+		printf("  %s: the rows or pair orig values written differ\n", what);
+		bad++;
+	}
+	free(a);
+	free(b);
+	free(pa);
+	free(pb);
+	free(oa);
+	free(ob);
+	return bad;
+}
+
+/* The grid's cases (smp_row_build rows), 8 rows per call, against the previous op. */
+static void old_family(int v, uint64_t seed, int n_cases)
+{
+	enum { R = 8 };
+	struct smp *s = NULL;
+	struct be_sample_row rows[R];
+	struct be_sample_pair *pairs = malloc(R * (SC_MAX_HIST + SC_MAX_MASK) * sizeof(*pairs));
+	float *l = malloc((size_t)v * R * sizeof(float));
+	int bad = 0, np = 0, nr = 0, n_random = 0;
+
+	CHECK(smp_create(v, &s) == 0, "smp_create");
+	for (int i = 0; i < n_cases; i++) {
+		struct sample_case c;
+		struct rng r;
+		int n;
+
+		sc_make(&c, v, seed, i);
+		rng_seed(&r, c.seed);
+		n = smp_row_build(s, &c.p, &r, c.tokens, c.n_prompt, c.n_tokens, c.mask, c.n_mask,
+				  &rows[nr], np, pairs + np, SC_MAX_HIST + SC_MAX_MASK);
+		if (n >= 0) {
+			memcpy(l + (size_t)nr * v, c.logits, (size_t)v * sizeof(float));
+			n_random += rows[nr].temperature >= BE_SAMPLE_GREEDY_EPS;
+			np += n;
+			nr++;
+		}
+		sc_free(&c);
+		if (nr == R || (i == n_cases - 1 && nr > 0)) {
+			bad += vs_old(l, v, rows, pairs, np, nr, "grid");
+			nr = np = 0;
+		}
+	}
+	CHECK(bad == 0, "vocab %d: %d rows differ from the previous op", v, bad);
+	CHECK(n_random > n_cases / 2, "mostly random rows (%d)", n_random);
+	printf("  vocab %d: %d cases bit-identical to the previous op\n", v, n_cases);
+	smp_destroy(s);
+	free(pairs);
+	free(l);
+}
+
+static void sample_same_as_previous_op(void)
+{
+	old_family(7, 11, 3000);
+	old_family(1000, 22, 1500);
+	old_family(256000, 33, 40);
+}
+
+/*
+ * Rows the engine never builds, straight into the op: +inf logits (NaN
+ * weights), all-NaN and all -inf rows, -0 against +0, constant rows,
+ * extreme temperatures, top_k of V-1 and 1, min_p 1, u at 0 and next to 1,
+ * a one-entry vocabulary. Same result as the previous op.
+ */
+static void sample_odd_rows_as_previous_op(void)
+{
+	static const int vs[] = { 1, 2, 9, 300, 70000 };
+	struct rng g;
+	int bad = 0, n = 0;
+
+	rng_seed(&g, 77);
+	for (size_t vi = 0; vi < sizeof(vs) / sizeof(vs[0]); vi++) {
+		int v = vs[vi];
+		float *l = malloc((size_t)v * sizeof(float));
+		for (int k = 0; k < 120; k++) {
+			struct be_sample_row r = row_default();
+			struct be_sample_pair pr[3];
+			int shape = k % 8;
+			static const double temps[] = { 1e-5, 0.05, 1, 7, 1e30 };
+			for (int i = 0; i < v; i++) {
+				double x = rng_normal(&g) * (shape == 7 ? 40 : 3);
+				if (shape == 1)
+					x = floor(x);
+				l[i] = (float)x;
+				if (shape == 2 && i % 3 == 0)
+					l[i] = rng_uniform(&g) < 0.5 ? -0.0f : 0.0f;
+				if (shape == 3)
+					l[i] = 1.5f;
+				if (shape == 4 && rng_uniform(&g) < 0.3)
+					l[i] = rng_uniform(&g) < 0.5 ? NAN : -INFINITY;
+				if (shape == 5 && rng_uniform(&g) < 0.01)
+					l[i] = INFINITY;
+				if (shape == 6)
+					l[i] = i == v / 2 ? 2.0f : NAN;
+			}
+			r.temperature = temps[k % 5];
+			r.top_k = (k / 5) % 4 == 0 ? 0 : (k / 5) % 4 == 1 ? 1 : (k / 5) % 4 == 2 ? v - 1 : 7;
+			r.top_p = (k / 3) % 3 == 0 ? 1 : (k / 3) % 3 == 1 ? 1e-9 : 0.5;
+			r.min_p = (k / 7) % 3 == 0 ? 0 : (k / 7) % 3 == 1 ? 1 : 0.1;
+			r.u = k % 4 == 0 ? 0 : k % 4 == 1 ? 0.9999999999 : rng_uniform(&g);
+			r.n_logprobs = k % 6 == 0 ? -1 : (k % 6) * 4;
+			if (r.n_logprobs > BE_SAMPLE_MAX_TOP)
+				r.n_logprobs = BE_SAMPLE_MAX_TOP;
+			r.rep = k % 5 == 2 ? 1.3f : 1.0f;
+			r.freq = k % 7 == 3 ? 0.5 : 0;
+			pr[0] = (struct be_sample_pair){ .token = 0, .flags = BE_PAIR_SEEN, .count = 2 };
+			pr[1] = (struct be_sample_pair){ .token = v - 1, .flags = BE_PAIR_MASK };
+			pr[2] = (struct be_sample_pair){ .token = v / 2, .flags = BE_PAIR_SEEN, .count = 1 };
+			r.n_pairs = k % 3;
+			if (shape == 6 || (r.min_p == 1 && r.temperature > 1) || v == 1)
+				r.n_pairs = 0;	/* keep one finite entry: the previous op reads l[-1] otherwise */
+			bad += vs_old(l, v, &r, pr, 3, 1, "odd row");
+			n++;
+		}
+		free(l);
+	}
+	CHECK(bad == 0, "%d of %d odd rows differ from the previous op", bad, n);
+	printf("  %d odd rows bit-identical to the previous op\n", n);
+}
+
 int main(void)
 {
 	struct be_opts o = { .n_threads = 2 };
@@ -497,6 +851,8 @@ int main(void)
 	RUN(sample_matches_ref_small);
 	RUN(sample_matches_ref_medium);
 	RUN(sample_matches_ref_gemma_vocab);
+	RUN(sample_same_as_previous_op);
+	RUN(sample_odd_rows_as_previous_op);
 	be_destroy(&g_cpu);
 	return th_done();
 }
