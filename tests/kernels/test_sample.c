@@ -776,7 +776,8 @@ static void sample_same_as_previous_op(void)
 
 /*
  * Rows the engine never builds, straight into the op: +inf logits (NaN
- * weights), all-NaN and all -inf rows, -0 against +0, constant rows,
+ * weights), all-NaN and all -inf rows, -0 against +0, constant rows, a
+ * cliff whose tail weighs a few fixed-point units per entry,
  * extreme temperatures, top_k of V-1 and 1, min_p 1, u at 0 and next to 1,
  * a one-entry vocabulary. Same result as the previous op.
  */
@@ -793,7 +794,7 @@ static void sample_odd_rows_as_previous_op(void)
 		for (int k = 0; k < 120; k++) {
 			struct be_sample_row r = row_default();
 			struct be_sample_pair pr[3];
-			int shape = k % 8;
+			int shape = k % 9;
 			static const double temps[] = { 1e-5, 0.05, 1, 7, 1e30 };
 			for (int i = 0; i < v; i++) {
 				double x = rng_normal(&g) * (shape == 7 ? 40 : 3);
@@ -810,6 +811,8 @@ static void sample_odd_rows_as_previous_op(void)
 					l[i] = INFINITY;
 				if (shape == 6)
 					l[i] = i == v / 2 ? 2.0f : NAN;
+				if (shape == 8)	/* a cliff: the tail's weights are a few fixed-point units */
+					l[i] = i == 0 ? 0.0f : (float)(-19.5 - 8.5 * rng_uniform(&g));
 			}
 			r.temperature = temps[k % 5];
 			r.top_k = (k / 5) % 4 == 0 ? 0 : (k / 5) % 4 == 1 ? 1 : (k / 5) % 4 == 2 ? v - 1 : 7;
@@ -828,6 +831,16 @@ static void sample_odd_rows_as_previous_op(void)
 			if (shape == 6 || (r.min_p == 1 && r.temperature > 1) || v == 1)
 				r.n_pairs = 0;	/* keep one finite entry: the previous op reads l[-1] otherwise */
 			bad += vs_old(l, v, &r, pr, 3, 1, "odd row");
+			n++;
+		}
+		for (int k = 0; k < 6 && v > 2; k++) {	/* the cliff, drawn in its tail */
+			struct be_sample_row r = row_default();
+			for (int i = 0; i < v; i++)
+				l[i] = i == 0 ? 0.0f : (float)(-19.5 - 8.5 * rng_uniform(&g));
+			r.temperature = 1;
+			r.u = k % 3 == 0 ? 0.9999999999 : 1 - rng_uniform(&g) * 1e-7;
+			r.top_p = k < 3 ? 1 : 0.99999999;
+			bad += vs_old(l, v, &r, NULL, 0, 1, "cliff row");
 			n++;
 		}
 		free(l);
