@@ -25,7 +25,6 @@
 #include "kernels/kv_cache.h"
 #include "loader/loader.h"
 #include "engine/engine.h"
-#include "engine/sampling.h"
 
 #define PROMPT 24
 #define MAX_B 64
@@ -36,6 +35,16 @@ static int base_tok[MAX_B][MAX_D], eng_tok[MAX_B][MAX_D], eng_n[MAX_B];
 static int n_final;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+/* The baseline's greedy pick: the largest logit, ties to the lower id. */
+static int argmax(const float *l, int n)
+{
+	int am = 0;
+	for (int i = 1; i < n; i++)
+		if (l[i] > l[am])
+			am = i;
+	return am;
+}
 
 static void on_out(const struct eng_output *o)
 {
@@ -98,7 +107,7 @@ static double run_baseline(struct ld_model *m, struct be *be)
 			if (g2_forward(g, kv, &bb, lg) < 0)
 				goto out;
 			for (int b = 0; b < B; b++) {
-				int next = smp_argmax(lg + (size_t)b * V, V);
+				int next = argmax(lg + (size_t)b * V, V);
 				base_tok[b][step] = next;
 				tok[b] = next;
 				pos[b] = PROMPT + step;

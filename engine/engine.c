@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "common/status.h"
@@ -42,15 +41,12 @@ void eng_opts_default(struct eng_opts *o)
 	o->block_size = KV_DEFAULT_BLOCK_SIZE;
 	o->kv_bytes = 0;
 	o->gpu_memory_utilization = 0.9;
-	o->sample_threads = 0;
 }
 
 int eng_sampler_parse(const char *s, enum eng_sampler *out)
 {
 	if (!s || strcmp(s, "auto") == 0)
 		*out = ENG_SAMPLER_AUTO;
-	else if (strcmp(s, "host") == 0)
-		*out = ENG_SAMPLER_HOST;
 	else if (strcmp(s, "device") == 0)
 		*out = ENG_SAMPLER_DEVICE;
 	else
@@ -58,18 +54,10 @@ int eng_sampler_parse(const char *s, enum eng_sampler *out)
 	return 0;
 }
 
-/* Whether an engine with options o over backend be samples on the device. */
-static int eng_dev_sampling(const struct eng_opts *o, const struct be *be)
-{
-	if (o->sampler == ENG_SAMPLER_DEVICE)
-		return 1;
-	return o->sampler == ENG_SAMPLER_AUTO && !be->ops->host_visible && be->ops->sample;
-}
-
-/* Pairs per step for device sampling: every row's whole history plus its masked ids. */
+/* Pairs per step: every row's whole history plus its masked ids. */
 static int eng_pairs_cap(const struct eng_opts *o, int max_model_len)
 {
-	return o->max_num_seqs * smp_device_pairs_max(max_model_len, ENG_MAX_EOS + ENG_MAX_STOP);
+	return o->max_num_seqs * smp_pairs_max(max_model_len, ENG_MAX_EOS + ENG_MAX_STOP);
 }
 
 const char *eng_finish_name(enum eng_finish f)
@@ -140,9 +128,8 @@ static int eng_plan_checked(const struct eng_opts *o, const struct g2_weights *w
 	max_blocks = (wanted + o->block_size - 1) / o->block_size;
 	in.activation_bytes = mem_plan_activation_bytes(c, o->max_num_batched_tokens,
 							o->max_num_seqs, max_blocks, in.host_memory);
-	if (eng_dev_sampling(o, be))
-		in.activation_bytes += g2_sampling_bytes(o->max_num_seqs,
-							 eng_pairs_cap(o, max_blocks * o->block_size));
+	in.activation_bytes += g2_sampling_bytes(o->max_num_seqs,
+						 eng_pairs_cap(o, max_blocks * o->block_size));
 	in.reserve_bytes = in.host_memory ? 0 : MEM_PLAN_CUDA_RESERVE;
 	in.kv_bytes = o->kv_bytes;
 	in.kv_dtype = be->ops->kv_dtype;
@@ -222,14 +209,9 @@ static void eng_free(struct engine *e)
 	free(e->b_bt);
 	free(e->b_ctx);
 	free(e->b_rows);
-	free(e->logits);
 	free(e->sched);
 	free(e->rows);
-	if (e->smps)
-		for (int i = 0; i < eng_pool_size(e->pool); i++)
-			smp_destroy(e->smps[i]);
-	free(e->smps);
-	eng_pool_destroy(e->pool);
+	smp_destroy(e->smp);
 	if (e->s_rows)
 		be->ops->host_free(be->ctx, e->s_rows);
 	if (e->s_out)
@@ -304,27 +286,17 @@ static int eng_init_model(struct engine *e)
 	return 0;
 }
 
-/* Create step 4: what sampling needs (host: the row pool and scratch; device: pinned rows). */
+/*
+ * Create step 4: sampling: the model's sample-op buffers, and this side's
+ * rows, pairs and results in the backend's pinned host memory.
+ */
 static int eng_init_sampling(struct engine *e)
 {
 	const struct be *be = e->w.be;
-	int nt = e->o.sample_threads, rc;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int rc;
 
-	if (nt <= 0)
-		nt = (int)MIN(4, MAX(1, cpus));
-	nt = MIN(nt, MAX(1, e->max_seqs));
-	if ((rc = eng_pool_create(nt, &e->pool)) < 0)
+	if ((rc = smp_create(e->vocab, &e->smp)) < 0)
 		return rc;
-	e->smps = calloc((size_t)eng_pool_size(e->pool), sizeof(*e->smps));
-	if (!e->smps)
-		return ST_ENOMEM;
-	for (int i = 0; i < eng_pool_size(e->pool); i++)
-		if ((rc = smp_create(e->vocab, &e->smps[i])) < 0)
-			return rc;
-	e->dev_smp = eng_dev_sampling(&e->o, be);
-	if (!e->dev_smp)
-		return 0;
 	e->s_pairs_cap = eng_pairs_cap(&e->o, e->max_model_len);
 	if ((rc = g2_model_enable_sampling(e->g, e->max_seqs, e->s_pairs_cap)) < 0)
 		return rc;
@@ -332,7 +304,7 @@ static int eng_init_sampling(struct engine *e)
 	e->s_out = be->ops->host_alloc(be->ctx, (size_t)e->max_seqs * sizeof(*e->s_out));
 	e->s_pairs = be->ops->host_alloc(be->ctx, (size_t)e->s_pairs_cap * sizeof(*e->s_pairs));
 	if (!e->s_rows || !e->s_out || !e->s_pairs)
-		return log_err(ST_ENOMEM, "engine: no pinned memory for device sampling (%d pairs)",
+		return log_err(ST_ENOMEM, "engine: no pinned memory for sampling (%d pairs)",
 			       e->s_pairs_cap);
 	return 0;
 }
@@ -346,14 +318,12 @@ static int eng_init_step_buffers(struct engine *e)
 	e->b_bt = calloc((size_t)e->max_seqs * e->max_blocks, sizeof(int32_t));
 	e->b_ctx = calloc((size_t)e->max_seqs, sizeof(int32_t));
 	e->b_rows = calloc((size_t)e->max_seqs, sizeof(int32_t));
-	if (!e->dev_smp)
-		e->logits = malloc((size_t)e->max_seqs * e->vocab * sizeof(float));
 	e->sched = calloc((size_t)e->max_seqs, sizeof(*e->sched));
 	e->rows = calloc((size_t)e->max_seqs, sizeof(*e->rows));
 	if (!e->b_tokens || !e->b_pos || !e->b_seq || !e->b_bt || !e->b_ctx || !e->b_rows ||
-	    (!e->logits && !e->dev_smp) || !e->sched || !e->rows)
-		return log_err(ST_ENOMEM, "engine: no memory for step buffers (%d seqs x vocab %d)",
-			       e->max_seqs, e->vocab);
+	    !e->sched || !e->rows)
+		return log_err(ST_ENOMEM, "engine: no memory for step buffers (%d seqs, %d tokens)",
+			       e->max_seqs, e->max_tokens);
 	return 0;
 }
 
@@ -392,11 +362,11 @@ int eng_create(const struct eng_opts *opts, const struct g2_weights *w, struct t
 	    (rc = eng_init_step_buffers(e)) < 0 || (rc = eng_start(e)) < 0)
 		goto out_free;
 	log_info("engine: %d KV blocks of %d tokens (%.1f MiB), max_model_len %d, "
-		 "max_num_seqs %d, max_num_batched_tokens %d, sampling on the %s%s",
+		 "max_num_seqs %d, max_num_batched_tokens %d, sampling on the device "
+		 "(the %s backend's sample op)",
 		 kv_n_blocks(e->kv), e->block_size,
 		 (double)kv_n_blocks(e->kv) * e->plan.kv_block_bytes / 1048576.0,
-		 e->max_model_len, e->max_seqs, e->max_tokens, e->dev_smp ? "device" : "host",
-		 e->dev_smp ? "" : " (thread pool)");
+		 e->max_model_len, e->max_seqs, e->max_tokens, e->w.be->ops->name);
 	*out = e;
 	return 0;
 

@@ -33,7 +33,11 @@ struct tokenizer;
 /* "stop", "length", "abort", "error"; NULL for ENG_FINISH_NONE. */
 const char *eng_finish_name(enum eng_finish f);
 
-/* "auto", "host" or "device" into *out; ST_EINVAL otherwise. */
+/*
+ * "auto" (or NULL) or "device" into *out; ST_EINVAL otherwise, "host"
+ * included (the host sampler was retired: its name must not silently mean
+ * another sampler).
+ */
 int eng_sampler_parse(const char *s, enum eng_sampler *out);
 
 struct engine;

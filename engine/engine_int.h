@@ -25,7 +25,6 @@
 #include "kernels/kv_cache.h"
 #include "engine/engine_types.h"
 #include "engine/mem_plan.h"
-#include "engine/engine_pool.h"
 #include "engine/sampling.h"
 #include "engine/stop.h"
 #include "tokenizer/tokenizer.h"
@@ -55,7 +54,7 @@ struct eng_req {
 	struct stop_matcher stop;
 	char *text;			/* [text_cap] this event's text */
 	size_t text_len, text_cap;
-	/* this step's sample (filled by a pool worker) */
+	/* this step's sample (from the sample op's output) */
 	struct smp_result res;
 	int smp_rc;
 	/* this event */
@@ -81,8 +80,7 @@ struct engine {
 	struct g2_model *g;
 	struct kv_cache *kv;
 	struct mem_plan plan;		/* how the KV cache was sized (eng_mem_plan) */
-	struct eng_pool *pool;		/* samples a step's rows in parallel */
-	struct smp **smps;		/* [pool size] one sampler scratch per worker */
+	struct smp *smp;		/* builds each sampled row's pairs */
 	int vocab, max_model_len, block_size, max_blocks, max_seqs, max_tokens;
 	int eos[ENG_MAX_EOS];
 	int n_eos;
@@ -90,10 +88,8 @@ struct engine {
 	int32_t *b_tokens, *b_pos, *b_seq;	/* [max_tokens] */
 	int32_t *b_bt;				/* [max_seqs * max_blocks] */
 	int32_t *b_ctx, *b_rows;		/* [max_seqs] */
-	float *logits;				/* [max_seqs * vocab], host sampler only */
-	/* device sampler (dev_smp): this step's rows, their pairs, the results,
-	 * in pinned memory from the backend's host_alloc */
-	int dev_smp;
+	/* sampling (be_ops.sample inside g2_forward): this step's rows, their
+	 * pairs, the results, in pinned memory from the backend's host_alloc */
 	struct be_sample_row *s_rows;		/* [max_seqs] */
 	struct be_sample_pair *s_pairs;		/* [s_pairs_cap] */
 	struct be_sample_out *s_out;		/* [max_seqs] */

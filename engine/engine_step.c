@@ -12,18 +12,18 @@
  *      running sequence is preempted: blocks freed, back to the front of
  *      the waiting queue, recomputed later from prompt + generated tokens.
  *      No new request is admitted in a step that preempted;
- *   3. one g2_forward over every scheduled token, without the lock;
- *   4. sample each sequence whose scheduled chunk reached its last token
- *      (host sampler: rows in parallel on the row pool, engine_pool.c; each
- *      request owns its rng, so no result depends on which worker ran it;
- *      device sampler: inside the forward, rows and pairs prepared in
- *      build_batch, only the results come back), then on the
- *      engine thread: detokenize incrementally, apply stop rules, emit;
- *      finished requests leave the running list and free their blocks
- *      before their final event is delivered.
+ *   3. one g2_forward over every scheduled token, without the lock; it
+ *      also samples each sequence whose scheduled chunk reached its last
+ *      token (be_ops.sample, with the rows and pairs build_batch prepared
+ *      from each request's parameters and rng; only the results come back);
+ *   4. on the engine thread: take each sampled token, detokenize
+ *      incrementally, apply stop rules; finished requests leave the
+ *      running list and free their blocks before their final event is
+ *      delivered (eng_emit, engine_req.c).
  *
- * Host work per step is O(scheduled tokens + sequences x blocks), plus the
- * sampler's O(vocab) per sampled row. Nothing is allocated here.
+ * Host work per step is O(scheduled tokens + sequences x blocks + each
+ * sampled row's history); the O(vocab) work per sampled row is the sample
+ * op's. Nothing is allocated here.
  */
 #include <stdio.h>
 #include <string.h>
@@ -196,19 +196,7 @@ static void text_finish(struct eng_req *q, int check)
 	q->text[q->text_len] = '\0';
 }
 
-/* Step 4a (a pool worker): sample row i of this step's logits. */
-static void sample_row(void *arg, int i, int worker)
-{
-	struct engine *e = arg;
-	struct eng_req *q = e->rows[i];
-	int mask[ENG_MAX_EOS + ENG_MAX_STOP];
-	int n_mask = stop_mask_ids(&q->sp, e->eos, e->n_eos, q->n_gen, mask);
-
-	q->smp_rc = smp_sample(e->smps[worker], e->logits + (size_t)i * e->vocab, &q->sp, &q->rng,
-			       q->tokens, q->n_prompt, q->n_tokens, mask, n_mask, &q->res);
-}
-
-/* Step 4b (engine thread): take the sampled token, text, stop rules. */
+/* Step 4 (engine thread): take the sampled token, text, stop rules. */
 static void process_token(struct engine *e, struct eng_req *q)
 {
 	const struct smp_result *res = &q->res;
@@ -255,15 +243,14 @@ static void process_token(struct engine *e, struct eng_req *q)
 }
 
 /*
- * Device sampling: the sample row of q (logits row r) and its pairs, drawn
- * from q's rng now, before the forward (the host sampler draws after it;
- * the stream of draws is the same).
+ * The sample row of q (logits row r) and its pairs, its draw taken from
+ * q's rng now, before the forward.
  */
-static void dev_sample_row(struct engine *e, struct eng_req *q, int r)
+static void sample_row(struct engine *e, struct eng_req *q, int r)
 {
 	int mask[ENG_MAX_EOS + ENG_MAX_STOP];
 	int n_mask = stop_mask_ids(&q->sp, e->eos, e->n_eos, q->n_gen, mask);
-	int n = smp_device_row(e->smps[0], &q->sp, &q->rng, q->tokens, q->n_prompt, q->n_tokens,
+	int n = smp_row_build(e->smp, &q->sp, &q->rng, q->tokens, q->n_prompt, q->n_tokens,
 			       mask, n_mask, &e->s_rows[r], e->n_pairs, e->s_pairs + e->n_pairs,
 			       e->s_pairs_cap - e->n_pairs);
 	if (n < 0) {	/* cannot happen: the cap holds every row's whole history */
@@ -297,8 +284,7 @@ static int build_batch(struct engine *e, struct g2_batch *b)
 		memcpy(e->b_bt + (size_t)r * stride, q->blocks,
 		       (size_t)blocks_for(e, end) * sizeof(int32_t));
 		if (end == q->n_tokens) {
-			if (e->dev_smp)
-				dev_sample_row(e, q, n_logits);
+			sample_row(e, q, n_logits);
 			e->b_rows[n_logits++] = n_tok - 1;
 		}
 	}
@@ -313,12 +299,10 @@ static int build_batch(struct engine *e, struct g2_batch *b)
 	b->ctx_lens = e->b_ctx;
 	b->n_logits = n_logits;
 	b->logit_rows = e->b_rows;
-	if (e->dev_smp) {
-		b->sample_rows = e->s_rows;
-		b->sample_pairs = e->s_pairs;
-		b->n_pairs = e->n_pairs;
-		b->sample_out = e->s_out;
-	}
+	b->sample_rows = e->s_rows;
+	b->sample_pairs = e->s_pairs;
+	b->n_pairs = e->n_pairs;
+	b->sample_out = e->s_out;
 	return n_tok;
 }
 
@@ -340,7 +324,7 @@ int eng_step(struct engine *e)
 		return worked;
 
 	build_batch(e, &b);
-	rc = g2_forward(e->g, e->kv, &b, e->logits);
+	rc = g2_forward(e->g, e->kv, &b, NULL);
 	e->n_rows = 0;
 	for (int r = 0; r < e->n_sched; r++) {
 		struct eng_req *q = e->sched[r];
@@ -353,13 +337,8 @@ int eng_step(struct engine *e)
 		if (q->n_computed == q->n_tokens)
 			e->rows[e->n_rows++] = q;	/* logits row n_rows-1, as built */
 	}
-	if (e->dev_smp) {
-		for (int i = 0; rc >= 0 && i < e->n_rows; i++)
-			e->rows[i]->smp_rc = smp_device_result(&e->s_out[i], &e->rows[i]->sp,
-							       &e->rows[i]->res);
-	} else {
-		eng_pool_run(e->pool, e->n_rows, sample_row, e);
-	}
+	for (int i = 0; rc >= 0 && i < e->n_rows; i++)
+		e->rows[i]->smp_rc = smp_row_result(&e->s_out[i], &e->rows[i]->sp, &e->rows[i]->res);
 	for (int i = 0; i < e->n_rows; i++) {
 		process_token(e, e->rows[i]);
 		n_sampled += e->rows[i]->sampled && !e->rows[i]->internal;

@@ -38,12 +38,18 @@ struct eng_output {
 
 typedef void (*eng_output_fn)(const struct eng_output *o);
 
-/* Where a step's tokens are sampled. */
+/*
+ * Where a step's tokens are sampled: always the backend's sample op
+ * (be_ops.sample, inside g2_forward); both names mean that. ("host", the
+ * retired host sampler, is refused by eng_sampler_parse.)
+ */
 enum eng_sampler {
-	ENG_SAMPLER_AUTO = 0,	/* device on a backend with its own memory (CUDA), else host */
-	ENG_SAMPLER_HOST,	/* logits rows come back; engine/sampling.c on a thread pool */
+	ENG_SAMPLER_AUTO = 0,	/* the default */
 	ENG_SAMPLER_DEVICE,	/* be_ops.sample: only ids (and logprobs) come back */
 };
+
+/* The names eng_sampler_parse accepts, for messages and flag help. */
+#define ENG_SAMPLER_NAMES "auto or device"
 
 struct eng_opts {
 	int max_num_seqs;		/* --max-num-seqs (default 64) */
@@ -53,7 +59,6 @@ struct eng_opts {
 	int block_size;			/* KV block size in tokens (default 16) */
 	size_t kv_bytes;		/* KV cache budget in bytes (0: from memory info) */
 	double gpu_memory_utilization;	/* --gpu-memory-utilization (default 0.9) */
-	int sample_threads;		/* threads sampling a step's rows (0: min(4, CPUs)) */
 	enum eng_sampler sampler;	/* --sampler (default auto) */
 };
 

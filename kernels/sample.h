@@ -4,15 +4,25 @@
  *
  * The op turns each row of logits (n_rows, vocab) into one token id, so a
  * decode step sends only ids (and the optional logprobs) back over PCIe.
- * It implements exactly the host sampler's pipeline (engine/sampling.h):
- *   raw logprobs -> mask -> repetition / frequency / presence penalties ->
- *   greedy argmax (ties to the lower id) | temperature, min_p, top_k,
- *   top_p, one draw with the uniform u the host drew from the request rng.
+ * It is the engine's one sampling algorithm (vLLM v1's order):
+ *   1. raw logprobs (when asked): log-softmax of the row as the forward
+ *      returns it (after Gemma's final soft-cap, before anything below);
+ *   2. mask: masked ids get -inf (EOS / stop ids before min_tokens);
+ *   3. penalties: repetition (HF/vLLM: each distinct id of prompt+output,
+ *      l > 0 ? l / r : l * r), then frequency and presence (OpenAI: over
+ *      output ids, l - f * count - p);
+ *   4. temperature < BE_SAMPLE_GREEDY_EPS: greedy argmax, ties to the
+ *      lower id; done;
+ *   5. weights exp((l - max) / T); min_p keeps l >= max + T ln(min_p);
+ *      top_k keeps the best k of those; top_p keeps the shortest sorted
+ *      prefix holding top_p of their mass; one draw with the uniform u the
+ *      engine drew from the request's rng (engine/sampling.c).
  * Orders: the kept set is a prefix of the rows sorted by (logit desc, id
  * asc); a draw walks that sorted order when top_k or top_p is active and
- * plain id order otherwise - the host sampler's orders, so a request gets
- * the same token from either sampler for the same u (see below for when
- * it may not).
+ * plain id order otherwise.
+ * kernels/cpu/cpu_sample.c is the reference; kernels/cuda/cu_sample.cu its
+ * twin; tests/kernels/test_sample.c checks the CPU op against a plain
+ * sort-based statement of the steps above.
  *
  * How, without sorting V entries: every selection ("the first entry, in
  * key order, whose running mass reaches T") is an MSB-first radix select
@@ -23,11 +33,8 @@
  * fractional bits (smp_fx), so histogram sums are exact and the same in
  * any summation order - a GPU's atomics give the CPU's result bit for bit.
  * Probabilities below 2^-40 of the top token's count as 0.
- * The same token as the host sampler except when a running sum lands within
- * float rounding of u (host sums float weights in double, device sums fixed
- * point): about 1e-7 of draws.
  *
- * What the host prepares (service/, smp_pairs): per row a struct
+ * What the engine prepares (engine/sampling.c, smp_row_build): per row a struct
  * be_sample_row; per row a list of distinct token ids with what to do to
  * them (struct be_sample_pair: masked, seen in prompt+output, count in the
  * output) - the whole history never crosses PCIe, only its distinct ids.
@@ -45,7 +52,7 @@
 #define BE_SAMPLE_MAX_TOP 20		/* = ENG_MAX_LOGPROBS */
 #define BE_SAMPLE_GREEDY_EPS 1e-5	/* temperatures below this are greedy (vLLM) */
 
-/* What to do to one distinct token of a row (pair list built by the host). */
+/* What to do to one distinct token of a row (pair list built by the engine). */
 enum { BE_PAIR_MASK = 1, BE_PAIR_SEEN = 2 };
 
 struct be_sample_pair {
@@ -79,6 +86,8 @@ struct be_sample_out {
 
 #ifdef __CUDACC__
 #define SMP_HD static __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define SMP_HD static inline __attribute__((always_inline))	/* per-entry, in every pass */
 #else
 #define SMP_HD static inline
 #endif
@@ -137,13 +146,13 @@ SMP_HD double smp_dmul(double a, double b)
 #endif
 }
 
-/* min_p's logit threshold for the row's max m (host sampler: m + T log(min_p)). */
+/* min_p's logit threshold for the row's max m: m + T log(min_p). */
 SMP_HD float smp_min_p_thr(float m, double temperature, double min_p)
 {
 	return min_p > 0 ? (float)((double)m + smp_dmul(temperature, log(min_p))) : -INFINITY;
 }
 
-/* The penalised value of logit l for pair pr of row r (host sampler's arithmetic). */
+/* The penalised value of logit l for pair pr of row r (step 3 above). */
 SMP_HD float smp_pair_apply(float l, const struct be_sample_pair *pr, const struct be_sample_row *r)
 {
 	if (pr->flags & BE_PAIR_MASK)
@@ -258,7 +267,7 @@ SMP_HD uint64_t smp_elem(const struct smp_pass *p, float l, int id, uint64_t *ke
 
 /* Targets: the first entry whose running mass reaches them. */
 
-/* top_p: the smallest prefix holding top_p of mass z (host: cum >= top_p * z). */
+/* top_p: the smallest prefix holding top_p of mass z (cum >= top_p * z). */
 SMP_HD uint64_t smp_top_p_target(double top_p, uint64_t z)
 {
 	double t = ceil(top_p * (double)z);
@@ -266,7 +275,7 @@ SMP_HD uint64_t smp_top_p_target(double top_p, uint64_t z)
 	return r > z ? z : r;
 }
 
-/* the draw: the first entry with running mass > u * z (host: u * total < cum). */
+/* the draw: the first entry with running mass > u * z. */
 SMP_HD uint64_t smp_draw_target(double u, uint64_t z)
 {
 	uint64_t r = (uint64_t)floor(u * (double)z) + 1;

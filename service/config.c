@@ -47,7 +47,8 @@ static const struct opt opts[] = {
 	{ "backend", "BACKEND", T_STR, O(backend), "auto", "compute backend: auto, cpu or cuda" },
 	{ "threads", "THREADS", T_INT, O(threads), "0", "CPU backend threads (0: all cores)" },
 	{ "sampler", "SAMPLER", T_STR, O(sampler), "auto",
-	  "where tokens are sampled: auto (device on cuda, host on cpu), host or device" },
+	  "where tokens are sampled: auto or device (both: the backend's sample op; "
+	  "the host sampler was retired)" },
 	{ "api-key", "API_KEY", T_STR, O(api_key), NULL, "accepted API keys, comma separated (enables api-key auth)" },
 	{ "api-key-file", "API_KEY_FILE", T_STR, O(api_key_file), NULL, "file with one API key per line" },
 	{ "auth", "AUTH", T_AUTH, O(auth), NULL,
@@ -253,7 +254,10 @@ int cfg_parse(int argc, char **argv, struct srv_config *cfg, char *err, size_t e
 		return ST_EINVAL;
 	}
 	if (eng_sampler_parse(cfg->sampler, &(enum eng_sampler){ 0 }) < 0) {
-		snprintf(err, errlen, "--sampler must be auto, host or device, not '%s'", cfg->sampler);
+		snprintf(err, errlen, "--sampler must be %s, not '%s'%s", ENG_SAMPLER_NAMES,
+			 cfg->sampler, strcmp(cfg->sampler, "host") == 0 ?
+			 " (the host sampler was retired: tokens are sampled by the backend's "
+			 "sample op)" : "");
 		return ST_EINVAL;
 	}
 	if (cfg->gpu_memory_utilization <= 0 || cfg->gpu_memory_utilization > 1) {

@@ -35,7 +35,7 @@ struct srv_config {
 	double gpu_memory_utilization;
 	const char *backend;		/* auto | cpu | cuda */
 	int threads;			/* CPU backend threads (0: all) */
-	const char *sampler;		/* auto | host | device */
+	const char *sampler;		/* auto | device */
 	const char *api_key;		/* comma separated */
 	const char *api_key_file;
 	unsigned auth;			/* enum cfg_auth_mode bits; 0 = open */

@@ -50,6 +50,9 @@ struct cpu_pool {
 struct cpu_ctx {
 	int n_threads;
 	struct cpu_pool pool;
+	/* the sample op's scratch (cpu_sample.c): per thread two lists of smp_cap entries */
+	void *smp_buf;
+	size_t smp_cap;
 };
 
 /* Lifecycle, memory and copies (cpu_backend.c). */

@@ -41,6 +41,7 @@ void cpu_destroy(void *ctx)
 	if (!c)
 		return;
 	cpu_pool_stop(&c->pool);
+	free(c->smp_buf);
 	free(c);
 }
 

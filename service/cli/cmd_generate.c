@@ -124,7 +124,7 @@ static int gen_parse(int argc, char **argv, struct gen_args *a)
 			  "context length (default: prompt + max tokens)", 2, 1 << 24),
 		CLI_F_STR("backend", &a->backend, "B", "cpu | cuda | auto (default auto)"),
 		CLI_F_INT("threads", &a->threads, "N", "CPU backend threads (0: all cores)", 0, 1024),
-		CLI_F_STR("sampler", &a->sampler, "S", "auto | host | device (default auto: device on cuda)"),
+		CLI_F_STR("sampler", &a->sampler, "S", "auto | device (default auto; both: the backend's sample op)"),
 	};
 	const struct cli_cmd cmd = { "generate", "generate --model URI --prompt TEXT [flags]", flags,
 				     ARRAY_SIZE(flags), NULL };
@@ -188,7 +188,7 @@ static int gen_engine_opts(const struct gen_args *a, const struct g2_config *cfg
 
 	eng_opts_default(eo);
 	if (eng_sampler_parse(a->sampler, &eo->sampler) < 0) {
-		fprintf(stderr, "gemma-run generate: --sampler must be auto, host or device, not '%s'\n",
+		fprintf(stderr, "gemma-run generate: --sampler must be " ENG_SAMPLER_NAMES ", not '%s'\n",
 			a->sampler);
 		return ST_EINVAL;
 	}

@@ -1,10 +1,10 @@
 /*
  * sample_cases.h - seeded sampling cases shared by tests/kernels/test_sample.c
- * (CPU op vs the host sampler) and test_cuda_sample.c (CUDA op vs CPU op):
+ * (CPU op vs its in-test reference) and test_cuda_sample.c (CUDA op vs CPU op):
  * a row of logits (normal, quantised into ties, with -inf / NaN holes),
  * request parameters over the whole grid (greedy, temperature, min_p,
  * top_k, top_p, penalties, logprobs), a history and masked ids, and the
- * device-sampler inputs smp_device_row() builds from them.
+ * sample-op inputs smp_row_build() makes from them.
  * Tests only; everything static.
  */
 #ifndef GR_SAMPLE_CASES_H

@@ -1,7 +1,7 @@
 /*
  * test_cuda_sample.c - the CUDA sample op (kernels/cuda/cu_sample.cu)
  * against the CPU op (kernels/cpu/cpu_sample.c, itself checked against the
- * host sampler by test_sample.c), on the seeded case grid of
+ * in-test reference by test_sample.c), on the seeded case grid of
  * sample_cases.h, batched 64 rows per call with their pairs.
  *
  * Tolerances: both ops compute the same integer histograms from weights
@@ -40,7 +40,7 @@ static void family(int v, uint64_t seed, int n_batches)
 			sc_make(&c, v, seed, b * ROWS + i);
 			memcpy(l + (size_t)i * v, c.logits, (size_t)v * sizeof(float));
 			rng_seed(&r, c.seed);
-			n_pairs += smp_device_row(s, &c.p, &r, c.tokens, c.n_prompt, c.n_tokens, c.mask,
+			n_pairs += smp_row_build(s, &c.p, &r, c.tokens, c.n_prompt, c.n_tokens, c.mask,
 						  c.n_mask, &rows[i], n_pairs, pairs + n_pairs,
 						  SC_MAX_HIST + SC_MAX_MASK);
 			sc_free(&c);

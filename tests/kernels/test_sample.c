@@ -1,10 +1,15 @@
 /*
- * test_sample.c - the device sampler's reference (the CPU backend's sample
- * op, kernels/cpu/cpu_sample.c over kernels/sample.h) against the host
- * sampler (engine/sampling.c): the same token, logprob and top-N for the
- * same request rng over the whole parameter grid; then by hand: keys,
- * fixed-point targets, ties, holes, an all -inf row, exact probabilities
- * (chi-square), top_p / top_k / min_p sets, penalties and masks.
+ * test_sample.c - the engine's sampler, the CPU backend's sample op
+ * (kernels/cpu/cpu_sample.c over kernels/sample.h; the CUDA op is checked
+ * against it), against ref_sample below: a plain sort-based statement of
+ * the pipeline in double arithmetic, written for this test and sharing no
+ * code with the op. Over the whole parameter grid (4,540 seeded cases) the
+ * same token, logprob and top-N for the same request rng; a different
+ * token is accepted only where the reference finds the decision (a draw,
+ * a top_p cut or a min_p bound) within float rounding of its boundary
+ * (either side is right there), and at most in 1 % of a family's cases. Then by hand: keys, fixed-point
+ * targets, ties, holes, an all -inf row, exact probabilities (chi-square),
+ * top_p / top_k / min_p sets, penalties and masks.
  */
 #include <math.h>
 #include <stdint.h>
@@ -32,7 +37,7 @@ static int op_sample(const struct sample_case *c, struct smp *s, struct be_sampl
 
 	memcpy(l, c->logits, (size_t)c->vocab * sizeof(float));
 	rng_seed(&r, c->seed);
-	n = smp_device_row(s, &c->p, &r, c->tokens, c->n_prompt, c->n_tokens, c->mask, c->n_mask,
+	n = smp_row_build(s, &c->p, &r, c->tokens, c->n_prompt, c->n_tokens, c->mask, c->n_mask,
 			   &row, 0, pairs, SC_MAX_HIST + SC_MAX_MASK);
 	if (n < 0) {
 		free(l);
@@ -43,18 +48,174 @@ static int op_sample(const struct sample_case *c, struct smp *s, struct be_sampl
 	return rc;
 }
 
-static int host_sample(const struct sample_case *c, struct smp *s, struct smp_result *res)
-{
-	struct rng r;
-	float *l = malloc((size_t)c->vocab * sizeof(float));
-	int rc;
+/* ---- the reference: sort the row, walk it, in double ---- */
 
-	memcpy(l, c->logits, (size_t)c->vocab * sizeof(float));
+struct ref_ent {
+	double l;	/* penalised logit (NaN sorts last) */
+	int id;
+};
+
+/* Sorted order: logit descending, then id ascending; NaN last. */
+static int ref_cmp(const void *a, const void *b)
+{
+	const struct ref_ent *x = a, *y = b;
+	int xn = isnan(x->l), yn = isnan(y->l);
+	if (xn != yn)
+		return xn - yn;
+	if (!xn && x->l != y->l)
+		return x->l > y->l ? -1 : 1;
+	return x->id - y->id;
+}
+
+static int ref_cmp_id(const void *a, const void *b)
+{
+	return ((const struct ref_ent *)a)->id - ((const struct ref_ent *)b)->id;
+}
+
+static int ref_near(double a, double b, double scale)
+{
+	return fabs(a - b) <= 1e-6 * scale;
+}
+
+/*
+ * The pipeline as kernels/sample.h states it: raw logprobs; mask (-inf);
+ * repetition (each distinct id of prompt + output: l > 0 ? l / r : l * r);
+ * frequency / presence (output ids: l - f * count - p); greedy: the best
+ * (ties to the lower id); else weights exp((l - max) / T) (below 2^-40
+ * count as 0), kept if l >= max + T ln(min_p), the best top_k of those,
+ * then the shortest sorted prefix holding top_p of their mass, and the
+ * first entry whose running mass exceeds u * total - walking the sorted
+ * order when top_k or top_p is on, id order otherwise. *ambiguous is set
+ * when a decision lies within float rounding of its boundary.
+ */
+static void ref_sample(const struct sample_case *c, struct smp_result *res, int *ambiguous)
+{
+	const int V = c->vocab;
+	const struct eng_sampling *p = &c->p;
+	struct ref_ent *e = malloc((size_t)V * sizeof(*e));
+	double *w = malloc((size_t)V * sizeof(double));
+	struct rng r;
+	double u = 0, m, lse = 0, raw_max = -INFINITY, sum = 0;
+	int n_out[SC_MAX_HIST] = { 0 }, n_keep = 0, tok;
+
+	*ambiguous = 0;
+	res->token = -1;
+	res->logprob = 0;
+	res->n_top = 0;
 	rng_seed(&r, c->seed);
-	rc = smp_sample(s, l, &c->p, &r, c->tokens, c->n_prompt, c->n_tokens, c->mask, c->n_mask,
-			res);
-	free(l);
-	return rc;
+	if (p->temperature >= BE_SAMPLE_GREEDY_EPS)
+		u = rng_uniform(&r);
+	for (int i = 0; i < V; i++) {
+		e[i].l = c->logits[i];
+		e[i].id = i;
+		if (c->logits[i] > raw_max)
+			raw_max = c->logits[i];
+	}
+	if (p->logprobs >= 0) {
+		for (int i = 0; i < V; i++)
+			sum += exp(c->logits[i] - raw_max);
+		lse = raw_max + log(sum);
+	}
+	if (p->logprobs > 0) {	/* the raw top-N, NaN excluded */
+		qsort(e, (size_t)V, sizeof(*e), ref_cmp);
+		for (int i = 0; i < V && i < p->logprobs && !isnan(e[i].l); i++) {
+			res->top[i].token = e[i].id;
+			res->top[i].logprob = (float)(e[i].l - lse);
+			res->n_top = i + 1;
+		}
+		for (int i = 0; i < V; i++) {
+			e[i].l = c->logits[i];
+			e[i].id = i;
+		}
+	}
+	for (int k = 0; k < c->n_mask; k++)
+		e[c->mask[k]].l = -INFINITY;
+	if (p->repetition_penalty != 1.0) {
+		float rp = (float)p->repetition_penalty;
+		for (int t = 0; t < V; t++) {
+			int seen = 0;
+			for (int k = 0; k < c->n_tokens; k++)
+				seen |= c->tokens[k] == t;
+			if (seen)	/* the op's float arithmetic is the specification here */
+				e[t].l = e[t].l > 0 ? (float)e[t].l / rp : (float)e[t].l * rp;
+		}
+	}
+	for (int k = c->n_prompt; k < c->n_tokens; k++)
+		for (int j = c->n_prompt; j <= k; j++)
+			if (c->tokens[j] == c->tokens[k]) {
+				n_out[j]++;	/* counted at the first occurrence */
+				break;
+			}
+	if (p->frequency_penalty != 0 || p->presence_penalty != 0)
+		for (int k = c->n_prompt; k < c->n_tokens; k++)
+			if (n_out[k] > 0) {
+				int t = c->tokens[k];
+				e[t].l = (float)(e[t].l - p->frequency_penalty * n_out[k] -
+						 p->presence_penalty);
+			}
+	qsort(e, (size_t)V, sizeof(*e), ref_cmp);
+	m = e[0].l;
+	if (!(m > -INFINITY))
+		goto out;	/* no finite logit: an error row */
+	if (p->temperature < BE_SAMPLE_GREEDY_EPS) {
+		tok = e[0].id;
+	} else {
+		double thr = p->min_p > 0 ? m + p->temperature * log(p->min_p) : -INFINITY;
+		int k = p->top_k > 0 && p->top_k < V ? p->top_k : V, sorted;
+		double z = 0, cum = 0, target;
+
+		for (int i = 0; i < V && n_keep < k; i++) {
+			if (p->min_p > 0)
+				*ambiguous |= ref_near(e[i].l, thr, fabs(thr) + 1);
+			if (isnan(e[i].l) || e[i].l < thr)
+				continue;
+			w[n_keep] = exp((e[i].l - m) / p->temperature);
+			if (w[n_keep] < 0x1p-40)
+				w[n_keep] = 0;
+			e[n_keep++] = e[i];	/* kept entries move to the front, in order */
+		}
+		for (int i = 0; i < n_keep; i++)
+			z += w[i];
+		if (p->top_p < 1) {
+			target = p->top_p * z;
+			for (int i = 0; i < n_keep; i++) {
+				cum += w[i];
+				if (cum >= target) {
+					*ambiguous |= ref_near(cum, target, z) || ref_near(cum - w[i], target, z);
+					n_keep = i + 1;
+					z = cum;
+					break;
+				}
+			}
+		}
+		sorted = p->top_k > 0 && p->top_k < V ? 1 : p->top_p < 1;
+		if (!sorted) {	/* id order: the kept set re-sorted by id */
+			for (int i = 0; i < n_keep; i++)
+				e[i].l = w[i];
+			qsort(e, (size_t)n_keep, sizeof(*e), ref_cmp_id);
+			for (int i = 0; i < n_keep; i++)
+				w[i] = e[i].l;
+		}
+		target = u * z;
+		cum = 0;
+		tok = -1;
+		for (int i = 0; i < n_keep; i++) {
+			if (w[i] == 0)
+				continue;
+			cum += w[i];
+			tok = e[i].id;
+			if (cum > target) {
+				*ambiguous |= ref_near(cum, target, z) || ref_near(cum - w[i], target, z);
+				break;
+			}
+		}
+	}
+	res->token = tok;
+	if (p->logprobs >= 0)
+		res->logprob = (float)(c->logits[tok] - lse);
+out:
+	free(w);
+	free(e);
 }
 
 static int same_f(float a, float b, float tol)
@@ -62,34 +223,41 @@ static int same_f(float a, float b, float tol)
 	return (isnan(a) && isnan(b)) || fabsf(a - b) <= tol || a == b;
 }
 
-/* Every case of a family: the op and the host sampler agree exactly on the token. */
+/* Every case of a family: the op and the reference agree exactly on the token. */
 static void family(int v, uint64_t seed, int n_cases)
 {
 	struct smp *s = NULL;
-	int bad_tok = 0, bad_lp = 0, n_random = 0, n_err = 0;
+	int bad_tok = 0, bad_lp = 0, n_random = 0, n_err = 0, n_amb = 0;
 
 	CHECK(smp_create(v, &s) == 0, "smp_create");
 	for (int i = 0; i < n_cases; i++) {
 		struct sample_case c;
 		struct be_sample_out o;
 		struct smp_result res, dres;
-		int hrc, drc;
+		int hrc, drc, amb;
 
 		sc_make(&c, v, seed, i);
-		hrc = host_sample(&c, s, &res);
+		ref_sample(&c, &res, &amb);
+		hrc = res.token < 0 ? ST_EINVAL : 0;
 		drc = op_sample(&c, s, &o);
 		CHECK(drc == 0, "case %d: op returned %d", i, drc);
-		drc = smp_device_result(&o, &c.p, &dres);
+		drc = smp_row_result(&o, &c.p, &dres);
 		n_random += c.p.temperature > 0;
 		if (hrc < 0 || drc < 0) {
 			n_err++;
-			CHECK(hrc < 0 && drc < 0, "case %d: host rc %d, device rc %d", i, hrc, drc);
+			CHECK(hrc < 0 && drc < 0, "case %d: reference rc %d, op rc %d", i, hrc, drc);
+			sc_free(&c);
+			continue;
+		}
+		if (dres.token != res.token && amb) {
+			/* a decision within rounding of its boundary: either side is right */
+			n_amb++;
 			sc_free(&c);
 			continue;
 		}
 		if (dres.token != res.token) {
 			if (bad_tok++ < 5)
-				printf("  case %d (T %g k %d p %g min_p %g): host %d device %d\n", i,
+				printf("  case %d (T %g k %d p %g min_p %g): reference %d op %d\n", i,
 				       c.p.temperature, c.p.top_k, c.p.top_p, c.p.min_p, res.token,
 				       dres.token);
 		}
@@ -99,23 +267,25 @@ static void family(int v, uint64_t seed, int n_cases)
 				ok = dres.top[k].token == res.top[k].token &&
 				     same_f(dres.top[k].logprob, res.top[k].logprob, 1e-5f);
 			if (!ok && bad_lp++ < 5)
-				printf("  case %d: logprobs differ (host %g n_top %d, device %g n_top %d)\n",
+				printf("  case %d: logprobs differ (reference %g n_top %d, op %g n_top %d)\n",
 				       i, res.logprob, res.n_top, dres.logprob, dres.n_top);
 		}
 		sc_free(&c);
 	}
-	CHECK(bad_tok == 0, "vocab %d: %d of %d tokens differ from the host sampler", v, bad_tok,
+	CHECK(bad_tok == 0, "vocab %d: %d of %d tokens differ from the reference", v, bad_tok,
 	      n_cases);
 	CHECK(bad_lp == 0, "vocab %d: %d logprob results differ", v, bad_lp);
 	CHECK(n_random > n_cases / 2, "the grid should be mostly random sampling (%d)", n_random);
-	printf("  vocab %d: %d cases (%d random, %d error rows) identical to the host sampler\n", v,
-	       n_cases, n_random, n_err);
+	CHECK(n_amb <= n_cases / 100, "vocab %d: %d draws differ on a rounding boundary (at most "
+	      "1 %%)", v, n_amb);
+	printf("  vocab %d: %d cases (%d random, %d error rows) identical to the reference, "
+	       "but %d on a rounding boundary\n", v, n_cases, n_random, n_err, n_amb);
 	smp_destroy(s);
 }
 
-static void sample_matches_host_small(void) { family(7, 11, 3000); }
-static void sample_matches_host_medium(void) { family(1000, 22, 1500); }
-static void sample_matches_host_gemma_vocab(void) { family(256000, 33, 40); }
+static void sample_matches_ref_small(void) { family(7, 11, 3000); }
+static void sample_matches_ref_medium(void) { family(1000, 22, 1500); }
+static void sample_matches_ref_gemma_vocab(void) { family(256000, 33, 40); }
 
 static void sample_keys_order(void)
 {
@@ -192,7 +362,7 @@ static void sample_by_hand(void)
 	CHECK(run1(l, 6, r, NULL).token == 2, "min_p 0.9 keeps the ties at the max");
 
 	/* mask the two maxima; presence penalty on id 5 (logprobs: no NaN in the row,
-	 * which would make every logprob NaN, as in the host sampler) */
+	 * which would make every logprob NaN, as in the reference) */
 	l = lfin;
 	r = row_default();
 	r.temperature = 0;
@@ -312,6 +482,383 @@ static void sample_many_rows(void)
 	free(l0);
 }
 
+/*
+ * ---- the previous op, kept as the exact reference of the fast one ----
+ * kernels/cpu/cpu_sample.c as of commit 5a36800 (one loop over the row per
+ * radix digit, every key recomputed in every pass), names prefixed old_.
+ * The current op must give bit for bit its token, logprob, top-N, row
+ * and pair orig values on every input.
+ */
+struct old_found {
+	uint64_t key;
+	uint64_t cum;		/* running mass up to and including the entry */
+};
+
+/* Radix select over row l for pass p: the first entry whose running mass reaches target. */
+static struct old_found old_select_row(const float *l, int V, const struct smp_pass *p,
+				   uint64_t target)
+{
+	struct smp_sel s;
+	struct old_found f = { SMP_KEY_MAX, 0 };
+	uint64_t hw[256], key, w;
+	uint32_t hc[256];
+
+	smp_sel_init(&s, p->sorted ? 64 : 32);
+	do {
+		memset(hw, 0, sizeof(hw));
+		memset(hc, 0, sizeof(hc));
+		for (int i = 0; i < V; i++) {
+			/* the key first: the weight (an expf) only for entries in range */
+			if (!smp_sel_match(&s, smp_order_key(p->sorted, l[i], i)))
+				continue;
+			w = smp_elem(p, l[i], i, &key);
+			if (w == 0)
+				continue;
+			hw[(key >> s.shift) & 255] += w;
+			hc[(key >> s.shift) & 255]++;
+		}
+	} while (!smp_sel_pick(&s, hw, hc, target));
+	for (int i = 0; i < V; i++) {
+		if (!smp_sel_found(&s, smp_order_key(p->sorted, l[i], i)))
+			continue;
+		w = smp_elem(p, l[i], i, &key);
+		if (w != 0) {
+			f.key = key;
+			f.cum = s.before + w;
+			break;
+		}
+	}
+	return f;
+}
+
+/* Total weight of row l under pass p. */
+static uint64_t old_total_row(const float *l, int V, const struct smp_pass *p)
+{
+	uint64_t z = 0, key;
+	for (int i = 0; i < V; i++)
+		z += smp_elem(p, l[i], i, &key);
+	return z;
+}
+
+/* The top n entries by (logit desc, id asc) into o->top_* (raw logprobs). */
+static void old_top_logprobs(const float *l, int V, int n, double lse, struct be_sample_out *o)
+{
+	struct smp_pass p = { .mode = SMP_COUNT_ALL, .sorted = 1 };
+	uint64_t keys[BE_SAMPLE_MAX_TOP], key;
+	int got = 0;
+	struct old_found f = old_select_row(l, V, &p, (uint64_t)n);
+
+	for (int i = 0; i < V && got < n; i++)
+		if (smp_elem(&p, l[i], i, &key) && key <= f.key)
+			keys[got++] = key;
+	for (int i = 1; i < got; i++)	/* insertion sort, n <= 20 */
+		for (int j = i; j > 0 && keys[j] < keys[j - 1]; j--) {
+			uint64_t t = keys[j];
+			keys[j] = keys[j - 1];
+			keys[j - 1] = t;
+		}
+	for (int i = 0; i < got; i++) {
+		int id = (int)(uint32_t)keys[i];
+		o->top_id[i] = id;
+		o->top_lp[i] = (float)(l[id] - lse);
+	}
+	o->n_top = got;
+}
+
+/*
+ * The first entry of the sorted order (largest logit, ties to the lower id,
+ * NaN never; -0 equals +0): the key order of smp_key, by float compares in
+ * 8 independent lanes so the pass runs at memory speed. -1 when no entry
+ * is above -inf.
+ */
+static int old_row_argmax(const float *l, int V)
+{
+	float m[8];
+	int id[8], i = 0, best = -1;
+	float bm = -INFINITY;
+
+	for (int j = 0; j < 8; j++) {
+		m[j] = -INFINITY;
+		id[j] = -1;
+	}
+	for (; i + 8 <= V; i += 8)
+		for (int j = 0; j < 8; j++) {
+			int gt = l[i + j] > m[j];
+			m[j] = gt ? l[i + j] : m[j];
+			id[j] = gt ? i + j : id[j];
+		}
+	for (; i < V; i++)
+		if (l[i] > m[0]) {
+			m[0] = l[i];
+			id[0] = i;
+		}
+	for (int j = 0; j < 8; j++)
+		if (id[j] >= 0 && (m[j] > bm || (m[j] == bm && id[j] < best))) {
+			bm = m[j];
+			best = id[j];
+		}
+	return best;
+}
+
+static void old_sample_one(float *l, int V, const struct be_sample_row *r,
+		       struct be_sample_pair *pairs, struct be_sample_out *o)
+{
+	struct be_sample_pair *pr = pairs + r->pair_off;
+	double lse = 0;
+	int amax, tok;
+
+	o->token = -1;
+	o->logprob = 0;
+	o->n_top = 0;
+	if (r->n_logprobs >= 0) {
+		float m0 = -INFINITY;
+		double sum = 0;
+		for (int i = 0; i < V; i++)
+			m0 = l[i] > m0 ? l[i] : m0;
+		for (int i = 0; i < V; i++)
+			sum += expf(l[i] - m0);
+		lse = m0 + log(sum);
+		if (r->n_logprobs > 0)
+			old_top_logprobs(l, V, r->n_logprobs < V ? r->n_logprobs : V, lse, o);
+	}
+	for (int j = 0; j < r->n_pairs; j++) {
+		int t = pr[j].token;
+		if (t < 0 || t >= V)
+			continue;
+		pr[j].orig = l[t];
+		l[t] = smp_pair_apply(l[t], &pr[j], r);
+	}
+	amax = old_row_argmax(l, V);
+	if (amax < 0)
+		return;		/* nothing above -inf: an error for the caller */
+	if (r->temperature < BE_SAMPLE_GREEDY_EPS) {
+		tok = amax;
+	} else {
+		struct smp_pass p = {
+			.mode = SMP_MASS,
+			.m = l[amax],
+			.inv_t = (float)(1.0 / r->temperature),
+			.thr = smp_min_p_thr(l[amax], r->temperature, r->min_p),
+			.kcut = SMP_KEY_MAX,
+			.pcut = SMP_KEY_MAX,
+		};
+		int k_on = r->top_k > 0 && r->top_k < V;
+		uint64_t z;
+
+		p.sorted = k_on || r->top_p < 1.0;
+		if (k_on) {
+			struct smp_pass c = p;
+			c.mode = SMP_COUNT_THR;
+			if (old_total_row(l, V, &c) > (uint64_t)r->top_k)
+				p.kcut = old_select_row(l, V, &c, (uint64_t)r->top_k).key;
+		}
+		z = old_total_row(l, V, &p);
+		if (r->top_p < 1.0) {
+			struct old_found f = old_select_row(l, V, &p, smp_top_p_target(r->top_p, z));
+			p.pcut = f.key;
+			z = f.cum;
+		}
+		tok = (int)(uint32_t)old_select_row(l, V, &p, smp_draw_target(r->u, z)).key;
+	}
+	o->token = tok;
+	if (r->n_logprobs >= 0) {
+		float raw = l[tok];
+		for (int j = 0; j < r->n_pairs; j++)
+			if (pr[j].token == tok)
+				raw = pr[j].orig;
+		o->logprob = (float)(raw - lse);
+	}
+}
+
+/*
+ * Floats by their bits, but any NaN equals any NaN: a NaN's sign and
+ * payload depend on the operand order the compiler picks (an all -inf
+ * row's logprobs are NaN), not on the op.
+ */
+static int same_bits(float a, float b)
+{
+	return memcmp(&a, &b, sizeof(float)) == 0 || (isnan(a) && isnan(b));
+}
+
+/* Bitwise equality of two op results. */
+static int same_out(const struct be_sample_out *a, const struct be_sample_out *b)
+{
+	if (a->token != b->token || !same_bits(a->logprob, b->logprob) || a->n_top != b->n_top)
+		return 0;
+	for (int i = 0; i < a->n_top; i++)
+		if (a->top_id[i] != b->top_id[i] || !same_bits(a->top_lp[i], b->top_lp[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * n_rows rows of vocab v through the op in one call and through the
+ * previous op one by one: same results, rows and pairs, bit for bit.
+ * Returns the number of rows that differ.
+ */
+static int vs_old(const float *logits, int v, const struct be_sample_row *rows,
+		  const struct be_sample_pair *pairs, int n_pairs, int n_rows, const char *what)
+{
+	size_t bytes = (size_t)v * n_rows * sizeof(float);
+	float *a = malloc(bytes), *b = malloc(bytes);
+	struct be_sample_pair *pa = malloc((size_t)(n_pairs + 1) * sizeof(*pa));
+	struct be_sample_pair *pb = malloc((size_t)(n_pairs + 1) * sizeof(*pb));
+	struct be_sample_out *oa = calloc((size_t)n_rows, sizeof(*oa));
+	struct be_sample_out *ob = calloc((size_t)n_rows, sizeof(*ob));
+	int bad = 0, rc;
+
+	memcpy(a, logits, bytes);
+	memcpy(b, logits, bytes);
+	memcpy(pa, pairs, (size_t)n_pairs * sizeof(*pa));
+	memcpy(pb, pairs, (size_t)n_pairs * sizeof(*pb));
+	rc = g_cpu.ops->sample(g_cpu.ctx, oa, a, rows, pa, n_rows, v);
+	CHECK(rc == 0, "%s: op returned %d", what, rc);
+	for (int i = 0; i < n_rows; i++)
+		old_sample_one(b + (size_t)i * v, v, &rows[i], pb, &ob[i]);
+	for (int i = 0; i < n_rows; i++)
+		if (!same_out(&oa[i], &ob[i])) {
+			if (bad++ < 3)
+				printf("  %s row %d: op %d (lp %a, n_top %d, top %d %a), previous op %d "
+				       "(lp %a, n_top %d, top %d %a)\n", what, i, oa[i].token,
+				       (double)oa[i].logprob, oa[i].n_top, oa[i].top_id[0],
+				       (double)oa[i].top_lp[0], ob[i].token, (double)ob[i].logprob,
+				       ob[i].n_top, ob[i].top_id[0], (double)ob[i].top_lp[0]);
+		}
+	if (memcmp(a, b, bytes) || memcmp(pa, pb, (size_t)n_pairs * sizeof(*pa))) {
+		printf("  %s: the rows or pair orig values written differ\n", what);
+		bad++;
+	}
+	free(a);
+	free(b);
+	free(pa);
+	free(pb);
+	free(oa);
+	free(ob);
+	return bad;
+}
+
+/* The grid's cases (smp_row_build rows), 8 rows per call, against the previous op. */
+static void old_family(int v, uint64_t seed, int n_cases)
+{
+	enum { R = 8 };
+	struct smp *s = NULL;
+	struct be_sample_row rows[R];
+	struct be_sample_pair *pairs = malloc(R * (SC_MAX_HIST + SC_MAX_MASK) * sizeof(*pairs));
+	float *l = malloc((size_t)v * R * sizeof(float));
+	int bad = 0, np = 0, nr = 0, n_random = 0;
+
+	CHECK(smp_create(v, &s) == 0, "smp_create");
+	for (int i = 0; i < n_cases; i++) {
+		struct sample_case c;
+		struct rng r;
+		int n;
+
+		sc_make(&c, v, seed, i);
+		rng_seed(&r, c.seed);
+		n = smp_row_build(s, &c.p, &r, c.tokens, c.n_prompt, c.n_tokens, c.mask, c.n_mask,
+				  &rows[nr], np, pairs + np, SC_MAX_HIST + SC_MAX_MASK);
+		if (n >= 0) {
+			memcpy(l + (size_t)nr * v, c.logits, (size_t)v * sizeof(float));
+			n_random += rows[nr].temperature >= BE_SAMPLE_GREEDY_EPS;
+			np += n;
+			nr++;
+		}
+		sc_free(&c);
+		if (nr == R || (i == n_cases - 1 && nr > 0)) {
+			bad += vs_old(l, v, rows, pairs, np, nr, "grid");
+			nr = np = 0;
+		}
+	}
+	CHECK(bad == 0, "vocab %d: %d rows differ from the previous op", v, bad);
+	CHECK(n_random > n_cases / 2, "mostly random rows (%d)", n_random);
+	printf("  vocab %d: %d cases bit-identical to the previous op\n", v, n_cases);
+	smp_destroy(s);
+	free(pairs);
+	free(l);
+}
+
+static void sample_same_as_previous_op(void)
+{
+	old_family(7, 11, 3000);
+	old_family(1000, 22, 1500);
+	old_family(256000, 33, 40);
+}
+
+/*
+ * Rows the engine never builds, straight into the op: +inf logits (NaN
+ * weights), all-NaN and all -inf rows, -0 against +0, constant rows, a
+ * cliff whose tail weighs a few fixed-point units per entry,
+ * extreme temperatures, top_k of V-1 and 1, min_p 1, u at 0 and next to 1,
+ * a one-entry vocabulary. Same result as the previous op.
+ */
+static void sample_odd_rows_as_previous_op(void)
+{
+	static const int vs[] = { 1, 2, 9, 300, 70000 };
+	struct rng g;
+	int bad = 0, n = 0;
+
+	rng_seed(&g, 77);
+	for (size_t vi = 0; vi < sizeof(vs) / sizeof(vs[0]); vi++) {
+		int v = vs[vi];
+		float *l = malloc((size_t)v * sizeof(float));
+		for (int k = 0; k < 120; k++) {
+			struct be_sample_row r = row_default();
+			struct be_sample_pair pr[3];
+			int shape = k % 9;
+			static const double temps[] = { 1e-5, 0.05, 1, 7, 1e30 };
+			for (int i = 0; i < v; i++) {
+				double x = rng_normal(&g) * (shape == 7 ? 40 : 3);
+				if (shape == 1)
+					x = floor(x);
+				l[i] = (float)x;
+				if (shape == 2 && i % 3 == 0)
+					l[i] = rng_uniform(&g) < 0.5 ? -0.0f : 0.0f;
+				if (shape == 3)
+					l[i] = 1.5f;
+				if (shape == 4 && rng_uniform(&g) < 0.3)
+					l[i] = rng_uniform(&g) < 0.5 ? NAN : -INFINITY;
+				if (shape == 5 && rng_uniform(&g) < 0.01)
+					l[i] = INFINITY;
+				if (shape == 6)
+					l[i] = i == v / 2 ? 2.0f : NAN;
+				if (shape == 8)	/* a cliff: the tail's weights are a few fixed-point units */
+					l[i] = i == 0 ? 0.0f : (float)(-19.5 - 8.5 * rng_uniform(&g));
+			}
+			r.temperature = temps[k % 5];
+			r.top_k = (k / 5) % 4 == 0 ? 0 : (k / 5) % 4 == 1 ? 1 : (k / 5) % 4 == 2 ? v - 1 : 7;
+			r.top_p = (k / 3) % 3 == 0 ? 1 : (k / 3) % 3 == 1 ? 1e-9 : 0.5;
+			r.min_p = (k / 7) % 3 == 0 ? 0 : (k / 7) % 3 == 1 ? 1 : 0.1;
+			r.u = k % 4 == 0 ? 0 : k % 4 == 1 ? 0.9999999999 : rng_uniform(&g);
+			r.n_logprobs = k % 6 == 0 ? -1 : (k % 6) * 4;
+			if (r.n_logprobs > BE_SAMPLE_MAX_TOP)
+				r.n_logprobs = BE_SAMPLE_MAX_TOP;
+			r.rep = k % 5 == 2 ? 1.3f : 1.0f;
+			r.freq = k % 7 == 3 ? 0.5 : 0;
+			pr[0] = (struct be_sample_pair){ .token = 0, .flags = BE_PAIR_SEEN, .count = 2 };
+			pr[1] = (struct be_sample_pair){ .token = v - 1, .flags = BE_PAIR_MASK };
+			pr[2] = (struct be_sample_pair){ .token = v / 2, .flags = BE_PAIR_SEEN, .count = 1 };
+			r.n_pairs = k % 3;
+			if (shape == 6 || (r.min_p == 1 && r.temperature > 1) || v == 1)
+				r.n_pairs = 0;	/* keep one finite entry: the previous op reads l[-1] otherwise */
+			bad += vs_old(l, v, &r, pr, 3, 1, "odd row");
+			n++;
+		}
+		for (int k = 0; k < 6 && v > 2; k++) {	/* the cliff, drawn in its tail */
+			struct be_sample_row r = row_default();
+			for (int i = 0; i < v; i++)
+				l[i] = i == 0 ? 0.0f : (float)(-19.5 - 8.5 * rng_uniform(&g));
+			r.temperature = 1;
+			r.u = k % 3 == 0 ? 0.9999999999 : 1 - rng_uniform(&g) * 1e-7;
+			r.top_p = k < 3 ? 1 : 0.99999999;
+			bad += vs_old(l, v, &r, &(struct be_sample_pair){ 0 }, 0, 1, "cliff row");
+			n++;
+		}
+		free(l);
+	}
+	CHECK(bad == 0, "%d of %d odd rows differ from the previous op", bad, n);
+	printf("  %d odd rows bit-identical to the previous op\n", n);
+}
+
 int main(void)
 {
 	struct be_opts o = { .n_threads = 2 };
@@ -324,9 +871,11 @@ int main(void)
 	RUN(sample_by_hand);
 	RUN(sample_distributions);
 	RUN(sample_many_rows);
-	RUN(sample_matches_host_small);
-	RUN(sample_matches_host_medium);
-	RUN(sample_matches_host_gemma_vocab);
+	RUN(sample_matches_ref_small);
+	RUN(sample_matches_ref_medium);
+	RUN(sample_matches_ref_gemma_vocab);
+	RUN(sample_same_as_previous_op);
+	RUN(sample_odd_rows_as_previous_op);
 	be_destroy(&g_cpu);
 	return th_done();
 }

@@ -168,8 +168,7 @@ static inline int load_cases(void)
 	return n_cases > 0 ? 0 : -1;
 }
 
-static int sample_threads;	/* 0: the engine's default */
-static enum eng_sampler sampler;	/* ENG_SAMPLER_AUTO: host on the CPU backend */
+static enum eng_sampler sampler;	/* --sampler (both names: the backend's sample op) */
 
 static inline struct engine *mk_engine(int max_seqs, int max_batched, size_t kv_blocks,
 					int max_queue)
@@ -177,7 +176,6 @@ static inline struct engine *mk_engine(int max_seqs, int max_batched, size_t kv_
 	struct eng_opts o;
 	struct engine *e = NULL;
 	eng_opts_default(&o);
-	o.sample_threads = sample_threads;
 	o.sampler = sampler;
 	o.max_num_seqs = max_seqs;
 	o.max_num_batched_tokens = max_batched;

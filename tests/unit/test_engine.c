@@ -347,6 +347,18 @@ static void test_bad_input(void)
 	eng_destroy(e);
 }
 
+/* --sampler names: auto and device (both the sample op); "host" is refused, not remapped. */
+static void test_sampler_names(void)
+{
+	enum eng_sampler k = ENG_SAMPLER_DEVICE;
+
+	CHECK(eng_sampler_parse("auto", &k) == 0 && k == ENG_SAMPLER_AUTO, "auto refused");
+	CHECK(eng_sampler_parse(NULL, &k) == 0 && k == ENG_SAMPLER_AUTO, "NULL is not auto");
+	CHECK(eng_sampler_parse("device", &k) == 0 && k == ENG_SAMPLER_DEVICE, "device refused");
+	CHECK(eng_sampler_parse("host", &k) == ST_EINVAL, "the retired host sampler was accepted");
+	CHECK(eng_sampler_parse("gpu", &k) == ST_EINVAL, "an unknown name was accepted");
+}
+
 int main(void)
 {
 	if (eng_test_setup() < 0)
@@ -359,6 +371,7 @@ int main(void)
 	RUN(test_cancel_frees_blocks);
 	RUN(test_queue_full);
 	RUN(test_bad_input);
+	RUN(test_sampler_names);
 	eng_test_teardown();
 	return th_done();
 }

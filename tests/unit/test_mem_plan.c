@@ -81,7 +81,7 @@ static void test_9b_l4_fits(void)
 	CHECK(in.activation_bytes == 499097600u, "9B activations %zu (hand: 499,097,600)",
 	      in.activation_bytes);
 	CHECK(mem_plan_compute(&c, &in, &p, err, sizeof(err)) == 0, "9B on L4: %s", err);
-	CHECK(p.kv_token_bytes == 344064, "per token %zu, want 344,064 (DESIGN.md: 344 KiB)",
+	CHECK(p.kv_token_bytes == 344064, "per token %zu, want 344,064 (docs/MEMORY.md: 344 KiB)",
 	      p.kv_token_bytes);
 	CHECK(p.budget_bytes == 21737609625u, "budget %zu", p.budget_bytes);
 	CHECK(p.kv_blocks == 402 && p.kv_tokens == 6432, "blocks %d tokens %d, hand: 402 / 6432",

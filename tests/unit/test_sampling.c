@@ -1,5 +1,7 @@
 /*
- * test_sampling.c - the sampler (engine/sampling.c) and the stop rules
+ * test_sampling.c - sampling as the engine runs it (engine/sampling.c
+ * builds the row and pairs from a request, the CPU backend's sample op
+ * chooses, smp_row_result reads it back) and the stop rules
  * (engine/stop.c): greedy, seeds, the sampled distribution (chi-square),
  * the top_k / top_p / min_p sets, penalties by hand, raw logprobs, stop
  * strings across token boundaries, min_tokens / ignore_eos / max_tokens.
@@ -11,6 +13,7 @@
 
 #include "common/status.h"
 #include "common/util.h"
+#include "kernels/backend.h"
 #include "engine/sampling.h"
 #include "engine/stop.h"
 #include "tests/harness.h"
@@ -33,15 +36,70 @@ static void fill_normal(float *l, int v, uint64_t seed, double scale)
 		l[i] = (float)(rng_normal(&r) * scale);
 }
 
+static struct be g_cpu;
+
+/*
+ * One row of v logits (written in place: masks and penalties) sampled as
+ * the engine does: smp_row_build, the CPU sample op, smp_row_result.
+ */
+static int op_sample(struct smp *s, float *l, int v, const struct eng_sampling *p, struct rng *r,
+		     const int *toks, int n_prompt, int n_tokens, const int *mask, int n_mask,
+		     struct smp_result *res)
+{
+	static struct be_sample_pair pairs[4096];
+	struct be_sample_row row;
+	struct be_sample_out o;
+	int rc = smp_row_build(s, p, r, toks, n_prompt, n_tokens, mask, n_mask, &row, 0, pairs,
+			       4096);
+
+	if (rc < 0 || (rc = g_cpu.ops->sample(g_cpu.ctx, &o, l, &row, pairs, 1, v)) < 0)
+		return rc;
+	return smp_row_result(&o, p, res);
+}
+
 static int sample1(struct smp *s, const float *logits, int v, const struct eng_sampling *p,
 		   struct rng *r)
 {
 	static float row[300000];
 	struct smp_result res;
 	memcpy(row, logits, (size_t)v * sizeof(float));
-	if (smp_sample(s, row, p, r, NULL, 0, 0, NULL, 0, &res) != 0)
+	if (op_sample(s, row, v, p, r, NULL, 0, 0, NULL, 0, &res) != 0)
 		return -1;
 	return res.token;
+}
+
+/* The greedy token of l[0, n) (-1: nothing above -inf). */
+static int greedy(const float *l, int n)
+{
+	static float row[300000];
+	struct smp *s = NULL;
+	struct smp_result res;
+	struct eng_sampling p;
+	struct rng r;
+	int rc;
+
+	eng_sampling_default(&p);
+	p.temperature = 0;
+	rng_seed(&r, 1);
+	memcpy(row, l, (size_t)n * sizeof(float));
+	if (smp_create(n, &s) < 0)
+		return -2;
+	rc = op_sample(s, row, n, &p, &r, NULL, 0, 0, NULL, 0, &res);
+	smp_destroy(s);
+	return rc < 0 ? -1 : res.token;
+}
+
+/* The penalised row: l[0, v) after p's penalties over toks (a greedy step; l written). */
+static void penalize(struct smp *s, float *l, int v, const struct eng_sampling *p,
+		     const int *toks, int n_prompt, int n_tokens)
+{
+	struct eng_sampling g = *p;
+	struct smp_result res;
+	struct rng r;
+
+	g.temperature = 0;
+	rng_seed(&r, 1);
+	op_sample(s, l, v, &g, &r, toks, n_prompt, n_tokens, NULL, 0, &res);
 }
 
 static void test_greedy_is_argmax(void)
@@ -71,7 +129,7 @@ static void test_greedy_is_argmax(void)
 	l[77] = 7;
 	l[2000] = 7;
 	CHECK(sample1(s, l, V, &p, &r) == 77, "tie not broken to lowest id");
-	CHECK(smp_argmax(l, V) == 77, "smp_argmax tie");
+	CHECK(greedy(l, V) == 77, "smp_argmax tie");
 	/* odd lengths, ties across lanes and in the tail, NaN and -inf entries */
 	for (int t = 0; t < 200; t++) {
 		int n = 1 + (t * 37) % 1003, want = -1;
@@ -88,11 +146,11 @@ static void test_greedy_is_argmax(void)
 				want = i;
 		if (want >= 0 && !(l[want] > -INFINITY))
 			want = -1;
-		CHECK(smp_argmax(l, n) == want, "n=%d: argmax %d, want %d", n, smp_argmax(l, n), want);
+		CHECK(greedy(l, n) == want, "n=%d: argmax %d, want %d", n, greedy(l, n), want);
 	}
 	for (int i = 0; i < 9; i++)
 		l[i] = -INFINITY;
-	CHECK(smp_argmax(l, 9) == -1, "all -inf gave %d", smp_argmax(l, 9));
+	CHECK(greedy(l, 9) == -1, "all -inf gave %d", greedy(l, 9));
 	for (int i = 0; i < V; i++)
 		l[i] = 0;
 	l[4321] = 7;
@@ -388,7 +446,7 @@ static void test_penalties_by_hand(void)
 
 	eng_sampling_default(&p);
 	p.repetition_penalty = 2.0;
-	smp_apply_penalties(s, l, &p, toks, 3, 6);
+	penalize(s, l, 6, &p, toks, 3, 6);
 	CHECK_NEAR(l[0], 1.0, 1e-6);	/* positive: divided, once although seen twice */
 	CHECK_NEAR(l[1], -2.0, 1e-6);	/* negative: multiplied */
 	CHECK_NEAR(l[2], 0.5, 1e-6);	/* unseen */
@@ -401,7 +459,7 @@ static void test_penalties_by_hand(void)
 	eng_sampling_default(&p);
 	p.frequency_penalty = 0.5;
 	p.presence_penalty = 0.25;
-	smp_apply_penalties(s, l2, &p, toks, 3, 6);
+	penalize(s, l2, 6, &p, toks, 3, 6);
 	CHECK_NEAR(l2[0], 2.0, 1e-6);			/* prompt only: untouched */
 	CHECK_NEAR(l2[3], 3.0 - 2 * 0.5 - 0.25, 1e-6);
 	CHECK_NEAR(l2[1], -1.0 - 0.5 - 0.25, 1e-6);
@@ -410,7 +468,7 @@ static void test_penalties_by_hand(void)
 	/* both: repetition first, then frequency/presence */
 	float l3[6] = { 2.0f, -1.0f, 0.5f, 3.0f, -2.0f, 1.0f };
 	p.repetition_penalty = 2.0;
-	smp_apply_penalties(s, l3, &p, toks, 3, 6);
+	penalize(s, l3, 6, &p, toks, 3, 6);
 	CHECK_NEAR(l3[3], 1.5 - 1.0 - 0.25, 1e-6);
 	CHECK_NEAR(l3[1], -2.0 - 0.5 - 0.25, 1e-6);
 	CHECK_NEAR(l3[0], 1.0, 1e-6);
@@ -423,7 +481,7 @@ static void test_penalties_by_hand(void)
 	eng_sampling_default(&p);
 	p.temperature = 0;
 	p.presence_penalty = -0.2;
-	smp_sample(s, l4, &p, &r, toks, 3, 6, NULL, 0, &res);
+	op_sample(s, l4, 6, &p, &r, toks, 3, 6, NULL, 0, &res);
 	CHECK(res.token == 1, "presence -0.2 should make token 1 win, got %d", res.token);
 	smp_destroy(s);
 }
@@ -448,7 +506,7 @@ static void test_mask_and_raw_logprobs(void)
 	p.temperature = 0;
 	p.logprobs = 3;
 	p.repetition_penalty = 1.6;	/* 7: 3.0 -> 1.875, so 3 (2.0) wins */
-	CHECK(smp_sample(s, l, &p, &r, toks, 1, 2, mask, 1, &res) == 0, "sample failed");
+	CHECK(op_sample(s, l, 8, &p, &r, toks, 1, 2, mask, 1, &res) == 0, "sample failed");
 	CHECK(res.token == 3, "masked argmax: want 3, got %d", res.token);
 	/* logprobs from the raw row: log softmax of raw[3] */
 	CHECK_NEAR(res.logprob, raw[3] - (5.0 + log(z)), 1e-5);
@@ -648,7 +706,7 @@ static void test_stop_token_rules(void)
 			l[1] = 20;
 			l[107] = 20;
 			n = stop_mask_ids(&p, eos, 2, 0, mask);
-			smp_sample(s, l, &p, &r, NULL, 0, 0, mask, n, &res);
+			op_sample(s, l, 200, &p, &r, NULL, 0, 0, mask, n, &res);
 			hits += res.token == 1 || res.token == 107 || res.token == 55;
 		}
 		CHECK(hits == 0, "masked ids drawn %d times", hits);
@@ -658,6 +716,12 @@ static void test_stop_token_rules(void)
 
 int main(void)
 {
+	struct be_opts o = { .n_threads = 2 };
+
+	if (be_create("cpu", &o, &g_cpu) < 0) {
+		printf("FAIL sampling_setup: cannot create the cpu backend\n");
+		return 1;
+	}
 	RUN(test_greedy_is_argmax);
 	RUN(test_seed_determinism);
 	RUN(test_distribution_chi2);
@@ -668,5 +732,6 @@ int main(void)
 	RUN(test_sampling_check);
 	RUN(test_stop_strings);
 	RUN(test_stop_token_rules);
+	be_destroy(&g_cpu);
 	return th_done();
 }
