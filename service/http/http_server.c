@@ -356,6 +356,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: draining, %d request(s) running, %.1f s to finish", (int)sig, s->n_active,
 		 s->cfg->shutdown_timeout);
 	atomic_store(&s->state, SRV_DRAINING);
+	if (st == SRV_READY && atomic_load(&s->published) && s->eng) {
+		/* not started yet: answered 503 + Retry-After at once (Cloud Run
+		 * retries them on another instance); running ones finish */
+		int n = eng_cancel_waiting(s->eng);
+		if (n)
+			log_info("signal %d: %d waiting request(s) answered 503", (int)sig, n);
+	}
 	s->drain_deadline = now_sec() + s->cfg->shutdown_timeout;
 	if (st != SRV_READY)
 		s->drain_deadline = now_sec();	/* nothing runs while loading */
