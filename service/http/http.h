@@ -113,6 +113,7 @@ struct srv {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
+	struct http_conns *conns;	/* every client connection (http_conn.c) */
 	struct auth *auth;
 	const char *model_name;
 

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "service/api/api_resp.h"
+#include "service/http/http_conn.h"
 #include "service/http/metrics.h"
 
 static const char *method_name(enum evhttp_cmd_type m)
@@ -46,6 +47,9 @@ static const char *reason(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -218,8 +222,10 @@ static void on_sent(struct evhttp_request *req, void *arg)
 {
 	struct srv *s = arg;
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	if (c)
+	if (c) {
 		evhttp_connection_set_closecb(c, NULL, NULL);
+		http_conn_idle(s->conns, c);	/* the idle deadline starts */
+	}
 	s->n_sending--;
 }
 
