@@ -639,6 +639,11 @@ static void prepared(struct hreq *r, int rc, const struct api_err *e)
 		gen_fail(r, e->status ? e->status : 400, e->msg, e->param);
 		return;
 	}
+	if (atomic_load(&s->state) == SRV_DRAINING) {
+		/* prepared after SIGTERM: it would only wait; retry elsewhere */
+		gen_fail(r, 503, "the server is shutting down", NULL);
+		return;
+	}
 	r->stream = r->api.stream;
 	r->n_choices = r->api.n_prompts * r->api.n;
 	r->ch = calloc((size_t)r->n_choices, sizeof(*r->ch));
