@@ -203,8 +203,6 @@ static void make_room(struct http_conns *cs)
 		conn_close(cs, old);
 }
 
-int http_conns_count(const struct http_conns *cs);
-
 static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 {
 	struct http_conns *cs = arg;

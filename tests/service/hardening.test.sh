@@ -48,7 +48,7 @@ serve_limited() {
 	SLOGS+=("$log")
 }
 
-serve_limited 1024:4096 "$T/log" --model "$MODEL" --max-num-seqs 1 --max-queue 2 --shutdown-timeout 120 \
+serve_limited 1024:4096 "$T/log" --model "$MODEL" --max-num-seqs 1 --max-queue 2 --shutdown-timeout 300 \
 	--api-key sekrit --log-format json --body-timeout 2 --idle-timeout 1
 if ! wait_ready 60; then echo "FAIL hard_setup: server not ready"; tail -20 "$T/log"; exit 1; fi
 grep -q 'open file limit raised from 1024 to 4096' "$T/log"
@@ -150,7 +150,7 @@ sleep 0.2
 check query_secrets_redacted "$?" "code $code; $(grep -o '"requestUrl":"[^"]*models[^"]*"' "$T/log" | tail -1)"
 
 # --- a 429 for an n=3 request that was partly queued is not an abort ---
-LONG='{"prompt":"Once upon a time","max_tokens":3000,"ignore_eos":true,"temperature":0}'
+LONG='{"prompt":"Once upon a time","max_tokens":1500,"ignore_eos":true,"temperature":0}'
 curl_bg_auth() { # OUT BODY
 	curl -s -o "$1" -D "$1.h" -w '%{http_code}' "${AUTH[@]}" -H 'Content-Type: application/json' --data "$2" \
 		"$U/v1/completions" >"$1.code" 2>/dev/null &
@@ -181,7 +181,7 @@ running=$(kill -0 "$A" 2>/dev/null && echo yes)
 	jq -e '.error.code == 503' "$T/b" >/dev/null
 check sigterm_waiting_503_at_once $? "waiting got '${bcode}' (running still: ${running:-no}); $(head -c 200 "$T/b")"
 wait "$A"
-[ "$(cat "$T/a.code")" = 200 ] && jq -e '.usage.completion_tokens == 3000' "$T/a" >/dev/null
+[ "$(cat "$T/a.code")" = 200 ] && jq -e '.usage.completion_tokens == 1500' "$T/a" >/dev/null
 check sigterm_running_finishes $? "code $(cat "$T/a.code") $(head -c 200 "$T/a")"
 wait "$SPID"; rc=$?
 [ $rc -eq 0 ]
