@@ -66,6 +66,7 @@ const char *eng_finish_name(enum eng_finish f)
 	case ENG_FINISH_STOP: return "stop";
 	case ENG_FINISH_LENGTH: return "length";
 	case ENG_FINISH_ABORT: return "abort";
+	case ENG_FINISH_SHED: return "abort";
 	case ENG_FINISH_ERROR: return "error";
 	default: return NULL;
 	}
@@ -456,6 +457,25 @@ void eng_cancel(struct engine *e, uint64_t id)
 		pthread_cond_signal(&e->cv);
 	}
 	pthread_mutex_unlock(&e->mu);
+}
+
+int eng_cancel_waiting(struct engine *e)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&e->mu);
+	for (struct eng_req *q = e->waiting.head; q; q = q->next)
+		if (!q->internal && !q->prompt_counted && !atomic_load(&q->cancel)) {
+			q->shed = 1;	/* set before cancel: the engine thread reads it after */
+			atomic_store(&q->cancel, 1);
+			n++;
+		}
+	if (n) {
+		e->cancel_pending = 1;
+		pthread_cond_signal(&e->cv);
+	}
+	pthread_mutex_unlock(&e->mu);
+	return n;
 }
 
 void eng_get_stats(struct engine *e, struct eng_stats *st)

@@ -74,6 +74,14 @@ int eng_submit(struct engine *e, const int *prompt, int n_prompt, const struct e
 /* Cancels a request; its final event (ENG_FINISH_ABORT) follows at the next step. */
 void eng_cancel(struct engine *e, uint64_t id);
 
+/*
+ * Cancels every request still waiting that was never admitted (a preempted
+ * one, which ran, stays): each ends at the next step with ENG_FINISH_SHED,
+ * so a draining server can answer it at once for a retry elsewhere.
+ * Returns how many were cancelled.
+ */
+int eng_cancel_waiting(struct engine *e);
+
 void eng_get_stats(struct engine *e, struct eng_stats *st);
 
 /*

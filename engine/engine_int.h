@@ -37,6 +37,7 @@ struct eng_req {
 	void *user;
 	int internal;			/* warm-up: no callback */
 	_Atomic int cancel;
+	int shed;			/* cancelled by eng_cancel_waiting: ENG_FINISH_SHED */
 	struct eng_sampling sp;		/* stop strings owned (strdup'd) */
 	struct rng rng;
 	int *tokens;			/* [cap] prompt, then generated tokens */

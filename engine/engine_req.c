@@ -211,7 +211,7 @@ void eng_abort_list(struct engine *e, struct eng_list *done)
 
 	while ((q = done->head)) {
 		eng_list_remove(done, q);
-		q->finish = ENG_FINISH_ABORT;
+		q->finish = q->shed ? ENG_FINISH_SHED : ENG_FINISH_ABORT;
 		eng_emit(e, q, 0);
 		eng_req_destroy(q);
 	}

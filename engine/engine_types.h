@@ -12,8 +12,10 @@
 
 #include "engine/sampling.h"
 
+/* ENG_FINISH_SHED: cancelled by eng_cancel_waiting() before it was ever
+ * admitted (no token computed): the caller may retry it elsewhere. */
 enum eng_finish { ENG_FINISH_NONE = 0, ENG_FINISH_STOP, ENG_FINISH_LENGTH, ENG_FINISH_ABORT,
-		  ENG_FINISH_ERROR };
+		  ENG_FINISH_ERROR, ENG_FINISH_SHED };
 
 struct eng_output {
 	uint64_t id;

@@ -64,6 +64,14 @@ static const struct opt opts[] = {
 	{ "max-body-bytes", "MAX_BODY_BYTES", T_SIZE, O(max_body_bytes), "1048576", "largest request body (413 above)" },
 	{ "shutdown-timeout", "SHUTDOWN_TIMEOUT", T_DBL, O(shutdown_timeout), "8",
 	  "seconds running requests get to finish after SIGTERM" },
+	{ "header-timeout", "HEADER_TIMEOUT", T_DBL, O(header_timeout), "10",
+	  "seconds a client gets to send a request's line and headers (then the connection is closed)" },
+	{ "body-timeout", "BODY_TIMEOUT", T_DBL, O(body_timeout), "60",
+	  "seconds a client gets to send a request body after its headers" },
+	{ "idle-timeout", "IDLE_TIMEOUT", T_DBL, O(idle_timeout), "620",
+	  "seconds an idle keep-alive connection is kept (longer than Google front ends' 600)" },
+	{ "max-connections", "MAX_CONNECTIONS", T_INT, O(max_connections), "0",
+	  "open connections; at the cap a new one closes the oldest not answering (0: the fd limit - 64)" },
 	{ "loader-workers", "LOADER_WORKERS", T_INT, O(loader_workers), "0", "parallel loader workers (0: default)" },
 	{ "loader-chunk-mb", "LOADER_CHUNK_MB", T_INT, O(loader_chunk_mb), "0", "loader chunk size in MiB (0: default)" },
 	{ "loader-pinned-mb", "LOADER_PINNED_MB", T_INT, O(loader_pinned_mb), "0", "pinned staging memory in MiB (0: default)" },
@@ -251,6 +259,14 @@ int cfg_parse(int argc, char **argv, struct srv_config *cfg, char *err, size_t e
 	}
 	if (cfg->max_queue < 0) {
 		snprintf(err, errlen, "--max-queue must be at least 0");
+		return ST_EINVAL;
+	}
+	if (cfg->header_timeout <= 0 || cfg->body_timeout <= 0 || cfg->idle_timeout <= 0) {
+		snprintf(err, errlen, "--header-timeout, --body-timeout and --idle-timeout must be above 0");
+		return ST_EINVAL;
+	}
+	if (cfg->max_connections < 0) {
+		snprintf(err, errlen, "--max-connections must be at least 0");
 		return ST_EINVAL;
 	}
 	if (eng_sampler_parse(cfg->sampler, &(enum eng_sampler){ 0 }) < 0) {

@@ -47,6 +47,10 @@ struct srv_config {
 	int metrics_auth;		/* /metrics needs auth too */
 	size_t max_body_bytes;
 	double shutdown_timeout;	/* seconds */
+	double header_timeout;		/* seconds from accept (or first byte) to the end of headers */
+	double body_timeout;		/* seconds from the end of headers to the whole body */
+	double idle_timeout;		/* seconds a keep-alive connection may sit idle */
+	int max_connections;		/* 0: from RLIMIT_NOFILE */
 	int loader_workers;
 	int loader_chunk_mb;
 	int loader_pinned_mb;

@@ -99,6 +99,8 @@ struct hreq {
 	enum api_kind kind;
 	int prepping;			/* a prep worker owns r->api (http_prep.c); not freed */
 	int oom;			/* a reply could not be built: ends as a 500 error */
+	int refused;			/* answered with an error before it ran (4xx/5xx):
+					 * its cancelled choices are not finished requests */
 };
 
 #define HTTP_PREP_THREADS 2		/* request preparation workers (http_prep.c) */
@@ -111,6 +113,7 @@ struct srv {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
+	struct http_conns *conns;	/* every client connection (http_conn.c) */
 	struct auth *auth;
 	const char *model_name;
 

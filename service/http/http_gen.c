@@ -317,7 +317,7 @@ static void finish_reply(struct hreq *r)
 	for (int i = 0; i < r->n_choices; i++) {
 		if (r->ch[i].finish == ENG_FINISH_ERROR)
 			err = r->ch[i].error[0] ? r->ch[i].error : "generation failed";
-		if (r->ch[i].finish == ENG_FINISH_ABORT)
+		if (r->ch[i].finish == ENG_FINISH_ABORT || r->ch[i].finish == ENG_FINISH_SHED)
 			aborted = 1;
 	}
 	if (!err && r->oom)
@@ -385,6 +385,8 @@ static void finish_reply(struct hreq *r)
 		status = 500;
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
 	evhttp_add_header(oh, "Content-Type", "application/json");
+	if (status == 503)
+		evhttp_add_header(oh, "Retry-After", "1");
 	if (atomic_load(&s->state) == SRV_DRAINING)
 		evhttp_add_header(oh, "Connection", "close");
 	evbuffer_add(evhttp_request_get_output_buffer(r->req), body, len);
@@ -430,7 +432,8 @@ static void stream_out(struct hreq *r, struct choice *c, int final)
 		meta_of(r, &m);
 		out_of(r, c, &c->work, &o);
 		compact_top(r, &c->work, &o);
-		if (final && c->finish != ENG_FINISH_ERROR && c->finish != ENG_FINISH_ABORT)
+		if (final && c->finish != ENG_FINISH_ERROR && c->finish != ENG_FINISH_ABORT &&
+		    c->finish != ENG_FINISH_SHED)
 			o.finish = eng_finish_name(c->finish);
 		if (!o.finish && !o.text_len && !o.n_tokens)
 			return;
@@ -476,8 +479,15 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 		c->final = 1;
 		r->n_final++;
 		const char *fn = eng_finish_name(c->finish);
-		met_request_done(fn ? fn : "error", c->n_prompt, c->n_gen, r->t_start, c->t_queued, c->t_first,
-				 c->t_done);
+		if (c->finish == ENG_FINISH_SHED && !r->refused) {
+			/* never admitted, and the server drains: the whole request
+			 * is answered 503 now (finish_reply) for a retry elsewhere */
+			r->refused = 1;
+			cancel_choices(r);
+		}
+		if (!r->refused)	/* a refused request (429 after part of n was queued) never ran */
+			met_request_done(fn ? fn : "error", c->n_prompt, c->n_gen, r->t_start, c->t_queued, c->t_first,
+					 c->t_done);
 		if (c->index % r->api.n == 0)
 			r->prompt_tokens += c->n_prompt;
 		r->completion_tokens += c->n_gen;
@@ -550,6 +560,7 @@ static void watch_client(struct hreq *r)
 static void gen_fail(struct hreq *r, int status, const char *msg, const char *param)
 {
 	detach_watchers(r);	/* while r->req is ours: the close callback points at r */
+	r->refused = 1;
 	cancel_choices(r);
 	r->replied = 1;
 	http_error(r->srv, r->req, r->route, status, msg, param, r->t_start);
@@ -626,6 +637,11 @@ static void prepared(struct hreq *r, int rc, const struct api_err *e)
 	}
 	if (rc < 0) {
 		gen_fail(r, e->status ? e->status : 400, e->msg, e->param);
+		return;
+	}
+	if (atomic_load(&s->state) == SRV_DRAINING) {
+		/* prepared after SIGTERM: it would only wait; retry elsewhere */
+		gen_fail(r, 503, "the server is shutting down", NULL);
 		return;
 	}
 	r->stream = r->api.stream;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -28,6 +29,7 @@
 #include "common/version.h"
 #include "service/api/api_chat.h"
 #include "service/auth/auth.h"
+#include "service/http/http_conn.h"
 #include "service/http/http_gen.h"
 #include "service/http/http_prep.h"
 #include "service/http/http_util.h"
@@ -38,6 +40,11 @@
 #define DRAIN_ABORT_GRACE_S 1.0
 #define ACCEPT_PAUSE_US 100000	/* out of descriptors: stop accepting this long */
 #define ACCEPT_WARN_EVERY_S 10.0
+#define LISTEN_BACKLOG 4096	/* the kernel caps it at net.core.somaxconn */
+#define FD_RESERVE 64		/* descriptors kept from the connection cap: model files, logs, ... */
+#define URI_MAX 8192		/* a longer request line is answered 414 */
+#define HEADERS_MAX (64 * 1024)	/* larger headers are answered 431 */
+#define HEADERS_HARD_MAX (1024 * 1024)	/* evhttp's own limit: beyond it, its HTML 413 */
 
 enum route_flags { R_AUTH = 1, R_READY = 2 };
 
@@ -275,6 +282,66 @@ static const struct route routes[] = {
 	{ "/detokenize", EVHTTP_REQ_POST, R_AUTH | R_READY, h_detokenize },
 };
 
+/* An error that also closes the connection: what follows on it cannot be
+ * trusted to be framed as the client meant. */
+static void refuse_close(struct srv *s, struct evhttp_request *req, int status, const char *msg, double t0)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	http_conn_close_soon(s->conns, evhttp_request_get_connection(req));
+	http_error(s, req, "other", status, msg, NULL, t0);
+}
+
+/*
+ * What evhttp lets through but we refuse: a raw NUL byte in the request
+ * line or headers (evhttp cuts the value there: "Bearer key\0junk" would be
+ * "Bearer key"), conflicting framings (two different Content-Length, or
+ * Content-Length with Transfer-Encoding: request smuggling), an over-long
+ * URI or header block, and CONNECT/TRACE. Returns 1 when answered.
+ */
+static int refuse_request(struct srv *s, struct evhttp_request *req, double t0)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *uri = evhttp_request_get_uri(req), *cl = NULL;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	struct evkeyval *kv;
+	size_t hbytes = 0;
+	int te = 0;
+
+	if (http_conn_busy(s->conns, evhttp_request_get_connection(req))) {
+		refuse_close(s, req, 400, "the request line or a header contains a NUL byte", t0);
+		return 1;
+	}
+	for (kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+		hbytes += strlen(kv->key) + strlen(kv->value) + 4;
+		if (!strcasecmp(kv->key, "Transfer-Encoding"))
+			te = 1;
+		if (strcasecmp(kv->key, "Content-Length"))
+			continue;
+		if (cl && strcmp(cl, kv->value)) {
+			refuse_close(s, req, 400, "conflicting Content-Length headers", t0);
+			return 1;
+		}
+		cl = kv->value;
+	}
+	if (cl && te) {
+		refuse_close(s, req, 400, "Content-Length together with Transfer-Encoding", t0);
+		return 1;
+	}
+	if (uri && strlen(uri) > URI_MAX) {
+		refuse_close(s, req, 414, "the request URI is too long", t0);
+		return 1;
+	}
+	if (hbytes > HEADERS_MAX) {
+		refuse_close(s, req, 431, "the request headers are too large", t0);
+		return 1;
+	}
+	if (m == EVHTTP_REQ_CONNECT || m == EVHTTP_REQ_TRACE) {
+		refuse_close(s, req, 501, "method not implemented", t0);
+		return 1;
+	}
+	return 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct srv *s = arg;
@@ -286,6 +353,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	int path_found = 0;
 	char who[160] = "";
 
+	if (refuse_request(s, req, t0))
+		return;
 	if (!path || !*path)
 		path = "/";
 	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
@@ -356,6 +425,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: draining, %d request(s) running, %.1f s to finish", (int)sig, s->n_active,
 		 s->cfg->shutdown_timeout);
 	atomic_store(&s->state, SRV_DRAINING);
+	if (st == SRV_READY && atomic_load(&s->published) && s->eng) {
+		/* not started yet: answered 503 + Retry-After at once (Cloud Run
+		 * retries them on another instance); running ones finish */
+		int n = eng_cancel_waiting(s->eng);
+		if (n)
+			log_info("signal %d: %d waiting request(s) answered 503", (int)sig, n);
+	}
 	s->drain_deadline = now_sec() + s->cfg->shutdown_timeout;
 	if (st != SRV_READY)
 		s->drain_deadline = now_sec();	/* nothing runs while loading */
@@ -429,6 +505,36 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 		evconnlistener_enable(lev);
 }
 
+/* Binds host:port with a listen backlog of LISTEN_BACKLOG (evhttp's own
+ * bind uses 128: a burst of connections would be refused by the kernel). */
+static int listen_on(struct srv *s, const char *host, int port)
+{
+	struct evutil_addrinfo hints, *ai = NULL;
+	struct evconnlistener *lev;
+	char ps[16];
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+	snprintf(ps, sizeof(ps), "%d", port);
+	if ((rc = evutil_getaddrinfo(host, ps, &hints, &ai)) != 0)
+		return log_err(ST_EIO, "cannot resolve '%s': %s", host, evutil_gai_strerror(rc));
+	lev = evconnlistener_new_bind(s->base, NULL, NULL,
+				      LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+				      LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	if (!lev)
+		return log_err(ST_EIO, "cannot listen on %s:%d: %s", host, port,
+			       evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (!(s->sock = evhttp_bind_listener(s->http, lev))) {
+		evconnlistener_free(lev);
+		return log_err(ST_ENOMEM, "libevent: cannot serve on %s:%d", host, port);
+	}
+	return 0;
+}
+
 void http_srv_wake(struct srv *s)
 {
 	event_active(s->wake, EV_READ, 0);
@@ -461,15 +567,30 @@ int http_srv_init(struct srv *s, const struct srv_config *cfg, const char *model
 	/* our own 413 answers up to 4x the limit; evhttp refuses beyond that */
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)MIN((uint64_t)cfg->max_body_bytes * 4 + 65536,
 							   (uint64_t)1 << 40));
-	evhttp_set_max_headers_size(s->http, 64 * 1024);
+	/* up to HEADERS_HARD_MAX evhttp hands the request over and we answer 431 */
+	evhttp_set_max_headers_size(s->http, HEADERS_HARD_MAX);
+	/* evhttp's own inactivity timeout now only bounds a client that stops
+	 * reading a reply; reads have http_conn.c's deadlines */
 	evhttp_set_timeout(s->http, 3600);
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 					    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-					    EVHTTP_REQ_PATCH);
+					    EVHTTP_REQ_PATCH | EVHTTP_REQ_CONNECT | EVHTTP_REQ_TRACE);
 	evhttp_set_gencb(s->http, on_request, s);
-	s->sock = evhttp_bind_socket_with_handle(s->http, cfg->host, (ev_uint16_t)cfg->port);
-	if (!s->sock)
-		return log_err(ST_EIO, "cannot listen on %s:%d", cfg->host, cfg->port);
+	long nofile = http_raise_nofile();
+	struct http_conn_limits cl = {
+		.header_s = cfg->header_timeout,
+		.body_s = cfg->body_timeout,
+		.idle_s = cfg->idle_timeout,
+		.max_conns = cfg->max_connections,
+	};
+	if (!cl.max_conns)
+		cl.max_conns = nofile > 2 * FD_RESERVE ? (int)MIN(nofile - FD_RESERVE, 1 << 30) : FD_RESERVE;
+	log_info("connections: at most %d open; header %.0f s, body %.0f s, idle %.0f s deadlines",
+		 cl.max_conns, cl.header_s, cl.body_s, cl.idle_s);
+	if ((rc = http_conns_create(s->base, s->http, &cl, &s->conns)) < 0)
+		return rc;
+	if ((rc = listen_on(s, cfg->host, cfg->port)) < 0)
+		return rc;
 	if (cfg->port == 0) {
 		/* report the port the kernel chose (tests) */
 		struct sockaddr_storage ss;
@@ -506,6 +627,7 @@ void http_srv_release(struct srv *s)
 	if (s->http)
 		evhttp_free(s->http);
 	/* evhttp_free closed every connection; close callbacks freed what they held */
+	http_conns_destroy(s->conns);
 	http_gen_free_all(s);
 	if (s->wake)
 		event_free(s->wake);

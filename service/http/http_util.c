@@ -7,6 +7,7 @@
  */
 #include "service/http/http_util.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "service/api/api_resp.h"
+#include "service/http/http_conn.h"
 #include "service/http/metrics.h"
 
 static const char *method_name(enum evhttp_cmd_type m)
@@ -45,6 +47,9 @@ static const char *reason(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -83,6 +88,76 @@ static const char *log_safe(char *dst, size_t cap, const char *s)
 	return dst;
 }
 
+/* Query parameter names whose values are secrets (compared without case,
+ * after percent-decoding, '-' and '_' alike). */
+static const char *const secret_params[] = {
+	"key", "api_key", "apikey", "token", "access_token", "id_token", "auth", "authorization",
+	"password", "passwd", "secret", "client_secret", "signature", "sig", "x_goog_api_key",
+};
+
+static int secret_param(const char *name, size_t n)
+{
+	char d[40];
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)name[i];
+		if (c == '%' && i + 2 < n && isxdigit((unsigned char)name[i + 1]) &&
+		    isxdigit((unsigned char)name[i + 2])) {
+			char hx[3] = { name[i + 1], name[i + 2], 0 };
+			c = (int)strtol(hx, NULL, 16);
+			i += 2;
+		}
+		if (o + 1 >= sizeof(d))
+			return 0;
+		d[o++] = c == '-' ? '_' : (char)tolower(c);
+	}
+	d[o] = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(secret_params); i++)
+		if (!strcmp(d, secret_params[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * The request URI for the log with the value of every secret query parameter
+ * (see secret_params) replaced by "REDACTED". dst gets at most cap - 1 bytes;
+ * a value is copied whole or not at all, so a cut never leaks part of one.
+ */
+static const char *redact_uri(char *dst, size_t cap, const char *uri)
+{
+	size_t o = 0, n = strlen(uri), i = strcspn(uri, "?");
+
+	i = MIN(i + (i < n), n);	/* the path and the '?' */
+	memcpy(dst, uri, MIN(i, cap - 1));
+	o = MIN(i, cap - 1);
+	while (i < n && o < cap - 1) {
+		size_t pl = strcspn(uri + i, "&;");	/* one name[=value] */
+		size_t nl = strcspn(uri + i, "=&;");
+		const char *part = uri + i;
+		size_t take = pl;
+		int red = nl < pl && secret_param(part, nl);
+		if (red)
+			take = nl + 1;
+		take = MIN(take, cap - 1 - o);
+		memcpy(dst + o, part, take);
+		o += take;
+		if (red) {
+			static const char mark[] = "REDACTED";
+			size_t m = MIN(sizeof(mark) - 1, cap - 1 - o);
+			memcpy(dst + o, mark, m);
+			o += m;
+		}
+		i += pl;
+		if (i < n && o < cap - 1)
+			dst[o++] = uri[i++];	/* the separator */
+		else if (i < n)
+			i++;
+	}
+	dst[o] = 0;
+	return dst;
+}
+
 void http_access_log(struct srv *s, struct evhttp_request *req, const char *route, int status,
 		     double t0, const char *who, int tin, int tout, const char *rid)
 {
@@ -91,7 +166,7 @@ void http_access_log(struct srv *s, struct evhttp_request *req, const char *rout
 	const char *raw_uri = evhttp_request_get_uri(req);
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *raw_ua = evhttp_find_header(h, "User-Agent");
-	char uri[512], ua[256];
+	char uri[512], ua[256], red[1024];
 	const char *tr = evhttp_find_header(h, "X-Cloud-Trace-Context");
 	double lat = now_sec() - t0;
 	struct sbuf *sb = &s->log_line;
@@ -107,7 +182,7 @@ void http_access_log(struct srv *s, struct evhttp_request *req, const char *rout
 		return;
 	if (c)
 		evhttp_connection_get_peer(c, &peer, &port);
-	log_safe(uri, sizeof(uri), raw_uri ? raw_uri : "");
+	log_safe(uri, sizeof(uri), redact_uri(red, sizeof(red), raw_uri ? raw_uri : ""));
 	log_safe(ua, sizeof(ua), raw_ua ? raw_ua : "");
 	sb_reset(sb);
 	sb_puts(sb, "\"httpRequest\":{\"requestMethod\":");
@@ -147,8 +222,10 @@ static void on_sent(struct evhttp_request *req, void *arg)
 {
 	struct srv *s = arg;
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	if (c)
+	if (c) {
 		evhttp_connection_set_closecb(c, NULL, NULL);
+		http_conn_idle(s->conns, c);	/* the idle deadline starts */
+	}
 	s->n_sending--;
 }
 
@@ -252,7 +329,9 @@ cJSON *http_parse_json(struct srv *s, struct evhttp_request *req, const char *ro
 		http_error(s, req, route, 400, "the request body is not valid JSON", NULL, t0);
 		return NULL;
 	}
-	if (has_nul_escape(body, len)) {
+	/* a raw NUL byte would end the C string cJSON hands out: the prompt
+	 * would be cut silently; refuse it as \u0000 is refused */
+	if (memchr(body, 0, len) || has_nul_escape(body, len)) {
 		cJSON_Delete(j);
 		http_error(s, req, route, 400, "strings must not contain U+0000 (\\u0000)", NULL, t0);
 		return NULL;

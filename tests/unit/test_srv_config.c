@@ -26,6 +26,9 @@ static void test_defaults(void)
 	CHECK(c.shutdown_timeout == 8 && c.max_num_seqs == 64 && c.max_queue == 256, "defaults");
 	CHECK(c.auth == 0 && c.log_json == 1 && c.log_level == LOG_INFO && !c.metrics_auth, "auth/log");
 	CHECK(!strcmp(c.model, "/m") && !strcmp(c.backend, "auto"), "model/backend");
+	CHECK(c.header_timeout == 10 && c.body_timeout == 60 && c.idle_timeout == 620 && c.max_connections == 0,
+	      "connection deadlines %g %g %g cap %d", c.header_timeout, c.body_timeout, c.idle_timeout,
+	      c.max_connections);
 }
 
 static void test_env_and_precedence(void)
@@ -56,6 +59,13 @@ static void test_errors(void)
 	CHECK(parse(&c, err, 2, a1) == ST_EINVAL && strstr(err, "--nope"), "unknown flag: %s", err);
 	char *a2[] = { "serve", "--port", "70000" };
 	CHECK(parse(&c, err, 3, a2) == ST_EINVAL && strstr(err, "port"), "port range: %s", err);
+	setenv("IDLE_TIMEOUT", "5", 1);
+	char *c1[] = { "serve", "--header-timeout", "2.5", "--max-connections", "100" };
+	CHECK(parse(&c, err, 5, c1) == 0 && c.header_timeout == 2.5 && c.idle_timeout == 5 && c.max_connections == 100,
+	      "connection flags: %s", err);
+	unsetenv("IDLE_TIMEOUT");
+	char *c2[] = { "serve", "--body-timeout", "0" };
+	CHECK(parse(&c, err, 3, c2) == ST_EINVAL && strstr(err, "body-timeout"), "zero deadline: %s", err);
 	char *a3[] = { "serve", "--max-num-seqs" };
 	CHECK(parse(&c, err, 2, a3) == ST_EINVAL && strstr(err, "needs a value"), "missing value: %s", err);
 	char *a4[] = { "serve", "--auth", "api-key,magic" };

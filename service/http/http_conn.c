@@ -1,0 +1,347 @@
+/*
+ * http_conn.c - the server's client connections, tracked so that none can
+ * hold a descriptor forever: a slow client (slowloris) is closed at its
+ * header or body deadline, an idle keep-alive one at the idle deadline, and
+ * at the connection cap a new connection closes the oldest one that is not
+ * being answered, so a /health probe always finds room.
+ *
+ * libevent 2.1.12 has no per-phase timeouts nor a connection cap, and no
+ * hook when evhttp frees a connection. So: evhttp's bufferevent callback
+ * (evhttp_set_bevcb) creates each connection's bufferevent here; we keep
+ * one reference to it, watch its input buffer (bytes in: the first byte, the
+ * blank line that ends the headers, a raw NUL byte among them), and learn
+ * that evhttp freed it when its callbacks are all cleared (bufferevent_free
+ * does that); the sweep then drops our reference, which closes the socket.
+ * To close a connection we raise a read timeout on its bufferevent, which is
+ * what evhttp's own timeout does: it frees the connection without an answer.
+ *
+ * Phases: HEAD (accept, or the first byte after a reply, to the blank line),
+ * BODY (to the request handed over: on_request), BUSY (until the reply is
+ * sent: no deadline, a generation may take minutes), IDLE (reply sent, no
+ * byte yet). Loop thread only.
+ */
+#include "service/http/http_conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <event2/buffer.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "common/util.h"
+
+#define SWEEP_US 100000
+#define CLOSE_SOON_S 0.3	/* a connection to close after its (small) reply */
+
+enum phase { P_HEAD, P_BODY, P_BUSY, P_IDLE };
+
+struct conn {
+	struct http_conns *cs;
+	struct bufferevent *bev;	/* one reference ours */
+	struct evbuffer_cb_entry *watch;
+	enum phase phase;
+	double t_phase;			/* when the phase began */
+	unsigned tail;			/* the last bytes seen, for the blank line */
+	int nul;			/* a raw NUL byte in the request line or headers */
+	int closing;			/* a timeout was raised: evhttp frees it */
+	int close_soon;			/* closed CLOSE_SOON_S after its request */
+};
+
+struct http_conns {
+	struct http_conn_limits lim;
+	struct event *sweep;
+	struct conn **v;
+	int n, cap;
+	unsigned long long n_closed_deadline, n_closed_cap;
+};
+
+static double phase_limit(const struct http_conns *cs, enum phase p)
+{
+	switch (p) {
+	case P_HEAD: return cs->lim.header_s;
+	case P_BODY: return cs->lim.body_s;
+	case P_IDLE: return cs->lim.idle_s;
+	default: return -1;
+	}
+}
+
+static void set_phase(struct conn *c, enum phase p)
+{
+	c->phase = p;
+	c->t_phase = now_sec();
+	c->tail = 0;
+	if (p == P_HEAD || p == P_IDLE)
+		c->nul = 0;
+}
+
+/* Bytes arrived (or were consumed): find the first byte, the end of the
+ * headers and raw NUL bytes among them. */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec vec[8];
+	size_t len = evbuffer_get_length(buf);
+	int nv;
+
+	if (!info->n_added || c->closing || (c->phase != P_HEAD && c->phase != P_IDLE))
+		return;
+	if (c->phase == P_IDLE)
+		set_phase(c, P_HEAD);
+	if (info->n_added > len || evbuffer_ptr_set(buf, &pos, len - info->n_added, EVBUFFER_PTR_SET) < 0)
+		return;
+	nv = evbuffer_peek(buf, (ev_ssize_t)info->n_added, &pos, vec, ARRAY_SIZE(vec));
+	for (int i = 0; i < nv && i < (int)ARRAY_SIZE(vec); i++) {
+		const unsigned char *p = vec[i].iov_base;
+		for (size_t k = 0; k < vec[i].iov_len; k++) {
+			if (!p[k])
+				c->nul = 1;
+			c->tail = (c->tail << 8) | p[k];
+			if ((c->tail & 0xffff) == 0x0a0a || (c->tail & 0xffffff) == 0x0a0d0a) {
+				c->phase = P_BODY;	/* headers complete; keep nul */
+				c->t_phase = now_sec();
+				return;
+			}
+		}
+	}
+}
+
+static int conn_dead(const struct conn *c)
+{
+	bufferevent_data_cb r, w;
+	bufferevent_event_cb ev;
+	void *arg;
+
+	bufferevent_getcb(c->bev, &r, &w, &ev, &arg);
+	return !r && !w && !ev;
+}
+
+static void conn_drop(struct http_conns *cs, int i)
+{
+	struct conn *c = cs->v[i];
+
+	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
+	bufferevent_decref(c->bev);
+	free(c);
+	cs->v[i] = cs->v[--cs->n];
+}
+
+/* Closes cs->v[i] now: evhttp's error callback frees the connection, as at
+ * its own timeout, and our reference goes, which closes the socket. Not
+ * from inside evhttp's callbacks for that connection. Returns 1 when v[i]
+ * was dropped (another connection is at i now). */
+static int conn_close(struct http_conns *cs, int i)
+{
+	struct conn *c = cs->v[i];
+
+	c->closing = 1;
+	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+	if (!conn_dead(c))
+		return 0;
+	conn_drop(cs, i);
+	return 1;
+}
+
+static void sweep(struct http_conns *cs)
+{
+	double now = now_sec();
+
+	for (int i = 0; i < cs->n;) {
+		struct conn *c = cs->v[i];
+		double lim = c->close_soon ? CLOSE_SOON_S : phase_limit(cs, c->phase);
+		if (conn_dead(c)) {
+			conn_drop(cs, i);
+			continue;
+		}
+		if (!c->closing && lim >= 0 && now - c->t_phase >= lim) {
+			cs->n_closed_deadline++;
+			log_debug("closing a connection: %s deadline (%.0f s) passed",
+				  c->phase == P_HEAD ? "header" : c->phase == P_BODY ? "body" : "idle", lim);
+			if (conn_close(cs, i))
+				continue;
+		}
+		i++;
+	}
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sweep(arg);
+}
+
+/* The connection not being answered (idle, or slow to send its request)
+ * that has waited longest, or -1. */
+static int oldest_waiting(const struct http_conns *cs)
+{
+	int old = -1;
+
+	for (int i = 0; i < cs->n; i++) {
+		const struct conn *c = cs->v[i];
+		if (!c->closing && c->phase != P_BUSY && (old < 0 || c->t_phase < cs->v[old]->t_phase) &&
+		    !conn_dead(c))
+			old = i;
+	}
+	return old;
+}
+
+/* At the cap: close the connections that have waited longest without being
+ * answered, a few at once (a burst of accepts must not reach the descriptor
+ * limit before the sockets are closed). Busy ones are never cut. */
+static void make_room(struct http_conns *cs)
+{
+	int live = http_conns_count(cs), k = MAX(1, cs->lim.max_conns / 64), old;
+
+	if (live < cs->lim.max_conns)
+		return;
+	if (!cs->n_closed_cap++)
+		log_warn("%d connections open (the cap): closing the oldest waiting ones for new ones", live);
+	while (k-- > 0 && (old = oldest_waiting(cs)) >= 0)
+		conn_close(cs, old);
+}
+
+static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
+{
+	struct http_conns *cs = arg;
+	struct bufferevent *bev;
+	struct conn *c;
+
+	if (cs->n == cs->cap) {
+		int cap = cs->cap ? 2 * cs->cap : 256;
+		struct conn **v = realloc(cs->v, sizeof(*v) * (size_t)cap);
+		if (!v)
+			return NULL;	/* evhttp makes its own: untracked, still served */
+		cs->v = v;
+		cs->cap = cap;
+	}
+	if (cs->n >= cs->lim.max_conns)
+		sweep(cs);	/* drop what evhttp freed since the last sweep */
+	make_room(cs);
+	/* the socket closes when our reference goes (at the next sweep): its
+	 * descriptor cannot be reused while the freed bufferevent still
+	 * watches it */
+	if (!(bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)))
+		return NULL;
+	if (!(c = calloc(1, sizeof(*c)))) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	c->cs = cs;
+	c->bev = bev;
+	set_phase(c, P_HEAD);
+	c->watch = evbuffer_add_cb(bufferevent_get_input(bev), on_input, c);
+	if (!c->watch) {
+		free(c);
+		bufferevent_free(bev);
+		return NULL;
+	}
+	bufferevent_incref(bev);
+	cs->v[cs->n++] = c;
+	return bev;
+}
+
+static struct conn *conn_of(struct http_conns *cs, struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	if (!cs || !bev)
+		return NULL;
+	for (int i = cs->n - 1; i >= 0; i--)	/* the newest first */
+		if (cs->v[i]->bev == bev)
+			return cs->v[i];
+	return NULL;
+}
+
+int http_conn_busy(struct http_conns *cs, struct evhttp_connection *evcon)
+{
+	struct conn *c = conn_of(cs, evcon);
+	int nul;
+
+	if (!c)
+		return 0;
+	nul = c->nul;
+	set_phase(c, P_BUSY);
+	return nul;
+}
+
+void http_conn_idle(struct http_conns *cs, struct evhttp_connection *evcon)
+{
+	struct conn *c = conn_of(cs, evcon);
+
+	if (c && c->phase == P_BUSY && !c->close_soon)
+		set_phase(c, P_IDLE);
+}
+
+void http_conn_close_soon(struct http_conns *cs, struct evhttp_connection *evcon)
+{
+	struct conn *c = conn_of(cs, evcon);
+
+	if (c) {
+		c->close_soon = 1;
+		c->t_phase = now_sec();
+	}
+}
+
+int http_conns_count(const struct http_conns *cs)
+{
+	int n = 0;
+	for (int i = 0; cs && i < cs->n; i++)
+		n += !cs->v[i]->closing && !conn_dead(cs->v[i]);
+	return n;
+}
+
+int http_conns_create(struct event_base *base, struct evhttp *http, const struct http_conn_limits *lim,
+		      struct http_conns **out)
+{
+	struct timeval tv = { 0, SWEEP_US };
+	struct http_conns *cs = calloc(1, sizeof(*cs));
+
+	*out = NULL;
+	if (!cs)
+		return log_err(ST_ENOMEM, "out of memory");
+	cs->lim = *lim;
+	cs->sweep = event_new(base, -1, EV_PERSIST, on_sweep, cs);
+	if (!cs->sweep || event_add(cs->sweep, &tv) < 0) {
+		http_conns_destroy(cs);
+		return log_err(ST_ENOMEM, "libevent: cannot add the connection sweep");
+	}
+	evhttp_set_bevcb(http, on_new_bev, cs);
+	*out = cs;
+	return 0;
+}
+
+void http_conns_destroy(struct http_conns *cs)
+{
+	if (!cs)
+		return;
+	if (cs->sweep)
+		event_free(cs->sweep);
+	while (cs->n)
+		conn_drop(cs, cs->n - 1);
+	free(cs->v);
+	free(cs);
+}
+
+long http_raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
+	was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = was;
+	}
+	if (rl.rlim_cur != was)
+		log_info("open file limit raised from %llu to %llu", (unsigned long long)was,
+			 (unsigned long long)rl.rlim_cur);
+	else
+		log_info("open file limit %llu", (unsigned long long)rl.rlim_cur);
+	return rl.rlim_cur == RLIM_INFINITY ? (long)1 << 20 : (long)MIN(rl.rlim_cur, (rlim_t)1 << 30);
+}
