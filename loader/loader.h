@@ -37,7 +37,8 @@ struct ld_opts {
 	int gcs_anonymous;		/* --gcs-anonymous */
 	double deadline_s;		/* whole-load deadline (0: none) */
 	int verify;			/* check crc32c.json / object crc32c (default on) */
-	int max_retries;		/* retries per chunk before the load fails (default 10; 0: none) */
+	int max_retries;		/* retries per read at most (default 1000; 0: none); the budget is retry_deadline_s */
+	double retry_deadline_s;	/* no retry starts this long after a read's first failure (default 300) */
 	double stall_s;			/* a transfer below 1 KiB/s for this long is retried (default 20) */
 	double connect_s;		/* connect timeout per attempt (default 10) */
 };
@@ -63,7 +64,10 @@ struct ld_model {
 	size_t tokenizer_len;
 };
 
-/* The defaults (16 workers, 32 MiB chunks, 512 MiB pinned, verify, 10 retries, 20 s stall, 10 s connect). */
+/*
+ * The defaults (16 workers, 32 MiB chunks, 512 MiB pinned, verify, retries for
+ * 300 s (at most 1000), 20 s stall, 10 s connect).
+ */
 void ld_opts_default(struct ld_opts *o);
 
 /*

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# tests/loader/cold_start.test.sh - a cold start under a misbehaving network,
+# against the GCS fixture (tests/fixtures/gcs_server.py): throttling that
+# heals (AIMD concurrency), a retry budget that is a time, and a
+# non-retryable status that still fails at once.
+#   cold_aimd_burst_heals      a 1 s burst of 503s inside the transfer costs at
+#                              most 2x the same bandwidth-limited load without it
+#                              (measured: 1.6x; the old never-heal loader: 7.1x,
+#                              29 s against 4.1 s); the JSON line
+#                              shows the halving and the climb back
+#   cold_outage_ridden_out     every object request answers 503 for 6 s; the
+#                              load (retry deadline 30 s) waits it out, same hash
+#   cold_outage_past_deadline  an 8 s outage with a 2 s retry deadline fails in
+#                              a few seconds with one line naming the deadline
+#   cold_403_fails_at_once     a 403 is not retried, whatever the budget
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. tests/loader/lib.sh
+gcs_fixture_start cold tests/golden/gemma2-tiny-b models/tiny-b
+
+# timed_load OUT ARGS: gsload, prints the seconds it took; the exit status in $T/rc
+timed_load() {
+	local out=$1; shift
+	local t0 t1
+	t0=$(date +%s.%N)
+	gsload "$out" --gcs-anonymous "$@"; echo $? >"$T/rc"
+	t1=$(date +%s.%N)
+	echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}'
+}
+json_field() { grep '^{' "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$2"; }
+
+# 1. AIMD. 16 KiB chunks at 32 KiB/s per response from the 5th media request on (the first
+#    four are config.json, the index and the two shard heads): each chunk read takes 0.5 s,
+#    8 workers, 63 chunks: a clean load lasts ~4 s. The burst opens with the transfer.
+control '{"bw":32768,"bw_after":4}'
+clean=$(timed_load "$T/clean" --loader-workers 8 --loader-chunk-mb 0.015625)
+control '{"bw":32768,"bw_after":4,"outage_s":1,"outage_after":4}'
+burst=$(timed_load "$T/burst" --loader-workers 8 --loader-chunk-mb 0.015625)
+answers=$(stat_of outage_answers)
+ratio=$(echo "$burst $clean" | awk '{printf "%.2f", $1 / $2}')
+echo "# cold_aimd_burst_heals: clean $clean s, 1 s burst of 503 ($answers answers) $burst s, ratio $ratio"
+if [ "$(cat "$T/rc")" -ne 0 ] || ! grep -q "$REF" "$T/burst"; then
+	failc cold_aimd_burst_heals "the load under the burst failed or differs" "$T/burst"
+elif ! grep -q "$REF" "$T/clean"; then
+	failc cold_aimd_burst_heals "the clean load failed" "$T/clean"
+elif [ "$answers" -lt 2 ]; then
+	echo "FAIL cold_aimd_burst_heals: the fixture answered only $answers requests with 503"
+elif ! awk -v r="$ratio" 'BEGIN { exit !(r <= 2.0) }'; then
+	failc cold_aimd_burst_heals "a 1 s burst cost ${ratio}x a clean load (want <= 2x)" "$T/burst"
+elif [ "$(json_field "$T/burst" "['workers']['decreases']")" -lt 1 ] ||
+     [ "$(json_field "$T/burst" "['workers']['increases']")" -lt 1 ] ||
+     [ "$(json_field "$T/burst" "['workers']['min']")" -ge 8 ] ||
+     [ "$(json_field "$T/burst" "['workers']['max']")" -ne 8 ]; then
+	failc cold_aimd_burst_heals "the JSON line does not show the concurrency halved and grown back" "$T/burst"
+else
+	echo "PASS cold_aimd_burst_heals"
+fi
+
+# 2. a 6 s outage of every object request, inside the transfer, ridden out with a 30 s budget
+control '{"outage_s":6,"outage_after":4}'
+secs=$(timed_load "$T/o" --loader-retry-deadline-s 30)
+if [ "$(cat "$T/rc")" -ne 0 ] || ! grep -q "$REF" "$T/o"; then
+	failc cold_outage_ridden_out "exit $(cat "$T/rc") or a different arena" "$T/o"
+elif [ "$(stat_of outage_answers)" -lt 1 ] || ! awk -v s="$secs" 'BEGIN { exit !(s >= 5.5) }'; then
+	failc cold_outage_ridden_out "no outage seen ($(stat_of outage_answers) answers, $secs s)" "$T/o"
+else
+	echo "PASS cold_outage_ridden_out ($secs s)"
+fi
+
+# 3. the same outage, longer than the retry deadline: one clear line, in about the deadline
+control '{"outage_s":8,"outage_after":4}'
+secs=$(timed_load "$T/o" --loader-retry-deadline-s 2)
+if [ "$(cat "$T/rc")" -eq 0 ]; then
+	failc cold_outage_past_deadline "load succeeded but must fail" "$T/o"
+elif ! grep -Eq 'load of .* failed: .* at offset [0-9]+: gave up after [0-9]+ retries in [0-9.]+ s \(retry deadline 2 s\): HTTP 503' "$T/o"; then
+	failc cold_outage_past_deadline "no line naming the retry deadline" "$T/o"
+elif [ "$(grep -c 'load of .* failed' "$T/o")" -ne 1 ]; then
+	failc cold_outage_past_deadline "the failure was reported more than once" "$T/o"
+elif ! awk -v s="$secs" 'BEGIN { exit !(s >= 1.9 && s < 6) }'; then
+	failc cold_outage_past_deadline "took $secs s (deadline 2 s)" "$T/o"
+else
+	echo "PASS cold_outage_past_deadline ($secs s)"
+fi
+
+# 4. a non-retryable status fails at once even with a long budget
+control '{"outage_s":30,"outage_after":4,"outage_status":403}'
+secs=$(timed_load "$T/o" --loader-retry-deadline-s 300)
+if [ "$(cat "$T/rc")" -eq 0 ] || ! grep -q 'HTTP 403' "$T/o"; then
+	failc cold_403_fails_at_once "exit $(cat "$T/rc"), or no HTTP 403 named" "$T/o"
+elif ! awk -v s="$secs" 'BEGIN { exit !(s < 2) }' || grep -q 'retry 1 in' "$T/o"; then
+	failc cold_403_fails_at_once "retried or slow ($secs s)" "$T/o"
+else
+	echo "PASS cold_403_fails_at_once ($secs s)"
+fi
+control '{}'
