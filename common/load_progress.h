@@ -35,7 +35,7 @@ struct ld_progress {
 	/* concurrency over time: conc[0..n_conc) = (seconds since t_start, workers allowed) */
 	struct { double t; int workers; } conc[LD_CONC_MAX];
 	_Atomic int n_conc;
-	char err[LD_ERR_TEXT];		/* on failure (done == -1): the one-line reason */
+	char err[LD_ERR_TEXT];		/* on failure (done == -1): object, offset and reason, one line */
 };
 
 #endif

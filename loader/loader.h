@@ -41,6 +41,15 @@ struct ld_opts {
 	double retry_deadline_s;	/* no retry starts this long after a read's first failure (default 300) */
 	double stall_s;			/* a transfer below 1 KiB/s for this long is retried (default 20) */
 	double connect_s;		/* connect timeout per attempt (default 10) */
+	/*
+	 * Called once after the metadata stage: config.json parsed and every
+	 * tensor's size known (arena_bytes), before the arena is allocated and
+	 * before the first tensor data byte is read. A return < 0 fails the
+	 * load at once with err as its reason (serve plans its memory and checks
+	 * its flags here). NULL: none.
+	 */
+	int (*check)(void *user, const struct g2_config *cfg, size_t arena_bytes, char *err, size_t errlen);
+	void *check_user;
 };
 
 /* One tensor's place in the arena. */

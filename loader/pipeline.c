@@ -10,7 +10,9 @@
  *              crc32c.json), each shard opened with one ranged read of its
  *              head (size, generation, crc32c come with it), headers parsed
  *              and validated (safetensors.c, model_format.c), tensors placed
- *              and the arena allocated (ld_model.c), chunks planned;
+ *              (ld_model.c), the caller's check (ld_opts.check: flags and
+ *              memory plan against the config and sizes), the arena
+ *              allocated, chunks planned;
  *   first_byte from the start of the transfer to the first chunk byte;
  *   transfer   W workers take chunks in file order (any completion order);
  *              each reads its chunk straight into its final place
@@ -637,6 +639,11 @@ static int make_model(struct pipe *p, struct ld_model **out)
 	p->mt.tok = NULL;
 	if ((rc = ld_place_tensors(m, &p->d, p->base)) < 0)
 		return rc;
+	if (p->o.check) {	/* the caller's checks, before the arena and the first data byte */
+		char why[LD_ERR_MAX] = "";
+		if ((rc = p->o.check(p->o.check_user, &m->cfg, m->arena_bytes, why, sizeof(why))) < 0)
+			return fail(p, rc, p->src->display, 0, why[0] ? why : "refused by the caller's check");
+	}
 	if (!(m->arena = be->ops->alloc(be->ctx, m->arena_bytes)))
 		return log_err(ST_ENOMEM, "cannot allocate the %zu-byte weight arena", m->arena_bytes);
 	p->arena = m->arena;
@@ -745,8 +752,7 @@ static int finish(struct pipe *p, const char *uri, int rc)
 			rc = p->err_rc;
 		log_err(rc, "load of '%s' failed: %s", uri, p->err[0] ? p->err : st_str(rc));
 		if (p->pr)
-			snprintf(p->pr->err, sizeof(p->pr->err), "load of '%.400s' failed: %.600s", uri,
-				 p->err[0] ? p->err : st_str(rc));
+			snprintf(p->pr->err, sizeof(p->pr->err), "%.1000s", p->err[0] ? p->err : st_str(rc));
 	}
 	if (p->pr)
 		atomic_store(&p->pr->done, rc < 0 ? -1 : 1);

@@ -122,7 +122,7 @@ struct srv {
 	struct api_limits lim;
 	struct ld_progress progress;
 	double t_start, t_ready, tokenizer_s, warmup_s;
-	char fail_msg[256];
+	char fail_msg[1024];
 
 	pthread_mutex_t q_mu;
 	struct choice *ready_head, *ready_tail;
