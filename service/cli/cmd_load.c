@@ -47,7 +47,8 @@ int cmd_load(int argc, char **argv)
 	const struct cli_flag flags[] = {
 		{ .name = "model", .type = CLI_STR, .ptr = &model, .arg = "URI", .env = "MODEL",
 		  .help = "directory, gs://bucket/prefix or http(s)://host/prefix" },
-		CLI_F_STR("backend", &backend, "cpu|cuda|auto", "(default auto)"),
+		CLI_F_STR("backend", &backend, "cpu|cuda|null|auto",
+			  "(default auto; null: the GPU path's staging ring, bytes dropped)"),
 		LOAD_NUM("loader-workers", &nv.workers, "N", "parallel readers (default 16)", 1, 1024,
 			 "LOADER_WORKERS"),
 		LOAD_NUM("loader-chunk-mb", &nv.chunk_mb, "X",

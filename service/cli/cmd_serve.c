@@ -162,6 +162,8 @@ static void *loader_main(void *arg)
 		mo.lo.chunk_bytes = (size_t)cfg->loader_chunk_mb << 20;
 	if (cfg->loader_pinned_mb > 0)
 		mo.lo.pinned_bytes = (size_t)cfg->loader_pinned_mb << 20;
+	if (cfg->loader_retry_deadline_s > 0)
+		mo.lo.retry_deadline_s = cfg->loader_retry_deadline_s;
 	mo.lo.ca_bundle = cfg->ca_bundle;
 	mo.lo.gcs_anonymous = cfg->gcs_anonymous;
 	mo.progress = &s->progress;
