@@ -13,6 +13,7 @@
 #   cold_outage_past_deadline  an 8 s outage with a 2 s retry deadline fails in
 #                              a few seconds with one line naming the deadline
 #   cold_403_fails_at_once     a 403 is not retried, whatever the budget
+#   cold_emulator_anonymous    STORAGE_EMULATOR_HOST, no key, no metadata host: anonymous
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/loader/lib.sh
@@ -93,3 +94,16 @@ else
 	echo "PASS cold_403_fails_at_once ($secs s)"
 fi
 control '{}'
+
+# 5. an emulator with no key and no metadata host: anonymous at once (not minutes of
+#    retrying metadata.google.internal)
+control '{}'
+t0=$(date +%s.%N)
+env -u GOOGLE_APPLICATION_CREDENTIALS -u GCE_METADATA_HOST STORAGE_EMULATOR_HOST="127.0.0.1:$PORT" \
+	"$BIN" load --model "gs://test-bucket/$GCS_PREFIX" --backend cpu --print-hash --loader-retry-deadline-s 20 \
+	>"$T/o" 2>&1; rc=$?
+secs=$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.2f", $2 - $1}')
+if [ $rc -ne 0 ] || ! grep -q "$REF" "$T/o"; then failc cold_emulator_anonymous "exit $rc ($secs s)" "$T/o"
+elif ! awk -v s="$secs" 'BEGIN { exit !(s < 3) }' || [ "$(stat_of tokens_meta)" -ne 0 ]; then
+	failc cold_emulator_anonymous "took $secs s or asked for a token" "$T/o"
+else echo "PASS cold_emulator_anonymous ($secs s)"; fi
