@@ -14,6 +14,8 @@
 #                              a few seconds with one line naming the deadline
 #   cold_403_fails_at_once     a 403 is not retried, whatever the budget
 #   cold_emulator_anonymous    STORAGE_EMULATOR_HOST, no key, no metadata host: anonymous
+#   cold_fixture_gcs_shape     the fixture: md5Hash/etag/timeCreated, x-goog-hash, bytes=-N 206,
+#                              a wrong generation 404
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/loader/lib.sh
@@ -107,3 +109,21 @@ if [ $rc -ne 0 ] || ! grep -q "$REF" "$T/o"; then failc cold_emulator_anonymous 
 elif ! awk -v s="$secs" 'BEGIN { exit !(s < 3) }' || [ "$(stat_of tokens_meta)" -ne 0 ]; then
 	failc cold_emulator_anonymous "took $secs s or asked for a token" "$T/o"
 else echo "PASS cold_emulator_anonymous ($secs s)"; fi
+
+# 6. the fixture answers as GCS does where the testbench comparison found it did not
+control '{}'
+O="$URL/storage/v1/b/test-bucket/o/$(python3 -c 'import urllib.parse,sys; print(urllib.parse.quote(sys.argv[1], safe=""))' "$GCS_PREFIX/config.json")"
+curl -s "$O" >"$T/md"
+code=$(curl -s -o "$T/suffix" -w '%{http_code}' -D "$T/hdr" -H 'Range: bytes=-8' "$O?alt=media")
+gen404=$(curl -s -o /dev/null -w '%{http_code}' "$O?alt=media&generation=1")
+if python3 - "$T/md" "$T/suffix" "$T/hdr" tests/golden/gemma2-tiny-b/config.json "$code" "$gen404" <<'PY'
+import base64, hashlib, json, sys
+md = json.load(open(sys.argv[1])); want = open(sys.argv[4], "rb").read()
+assert md["md5Hash"] == base64.b64encode(hashlib.md5(want).digest()).decode(), md
+assert md.get("etag") and md.get("timeCreated"), md
+assert sys.argv[5] == "206" and open(sys.argv[2], "rb").read() == want[-8:], sys.argv[5]
+h = open(sys.argv[3]).read().lower()
+assert "x-goog-hash: crc32c=" in h and ",md5=" in h, h
+assert sys.argv[6] == "404", sys.argv[6]
+PY
+then echo "PASS cold_fixture_gcs_shape"; else echo "FAIL cold_fixture_gcs_shape: see above"; fi
