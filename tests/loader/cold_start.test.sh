@@ -16,6 +16,7 @@
 #   cold_emulator_anonymous    STORAGE_EMULATOR_HOST, no key, no metadata host: anonymous
 #   cold_fixture_gcs_shape     the fixture: md5Hash/etag/timeCreated, x-goog-hash, bytes=-N 206,
 #                              a wrong generation 404
+#   cold_outage_30s_ridden_out (COLD_SLOW=1 only) the 30 s outage, default 300 s budget
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/loader/lib.sh
@@ -127,3 +128,14 @@ assert "x-goog-hash: crc32c=" in h and ",md5=" in h, h
 assert sys.argv[6] == "404", sys.argv[6]
 PY
 then echo "PASS cold_fixture_gcs_shape"; else echo "FAIL cold_fixture_gcs_shape: see above"; fi
+
+# 7. (opt-in, ~40 s: COLD_SLOW=1) the issue's 30 s outage, ridden out with the default 300 s budget
+if [ "${COLD_SLOW:-0}" = 1 ]; then
+	control '{"outage_s":30,"outage_after":4}'
+	secs=$(timed_load "$T/o")
+	if [ "$(cat "$T/rc")" -ne 0 ] || ! grep -q "$REF" "$T/o"; then
+		failc cold_outage_30s_ridden_out "exit $(cat "$T/rc") or a different arena" "$T/o"
+	elif ! awk -v s="$secs" 'BEGIN { exit !(s >= 29.5) }'; then
+		failc cold_outage_30s_ridden_out "no 30 s outage seen ($secs s)" "$T/o"
+	else echo "PASS cold_outage_30s_ridden_out ($secs s)"; fi
+fi
