@@ -17,6 +17,9 @@ enum ld_stage { LD_STAGE_META = 0, LD_STAGE_FIRST_BYTE, LD_STAGE_TRANSFER, LD_ST
 		LD_STAGE_VERIFY, LD_N_STAGES };
 extern const char *const ld_stage_name[LD_N_STAGES];	/* "metadata", "first_byte", ... */
 
+#define LD_CONC_MAX 64		/* concurrency changes recorded (later ones only move the counters) */
+#define LD_ERR_TEXT 1024
+
 struct ld_progress {
 	_Atomic uint64_t bytes_done;
 	_Atomic uint64_t bytes_total;
@@ -25,7 +28,14 @@ struct ld_progress {
 	double stage_s[LD_N_STAGES];	/* seconds per stage; other threads read them only after done != 0 */
 	_Atomic uint64_t retries;	/* chunk reads retried */
 	_Atomic uint64_t throttles;	/* 429/503 answers seen */
-	_Atomic int workers;		/* workers currently allowed (lowered on 429/503) */
+	_Atomic int workers;		/* workers currently allowed (AIMD: halved on 429/503, grown back) */
+	int workers_max, workers_min;	/* the ceiling (--loader-workers, or fewer chunks); the lowest reached */
+	_Atomic uint64_t decreases;	/* concurrency halvings */
+	_Atomic uint64_t increases;	/* concurrency steps back up */
+	/* concurrency over time: conc[0..n_conc) = (seconds since t_start, workers allowed) */
+	struct { double t; int workers; } conc[LD_CONC_MAX];
+	_Atomic int n_conc;
+	char err[LD_ERR_TEXT];		/* on failure (done == -1): object, offset and reason, one line */
 };
 
 #endif

@@ -120,7 +120,7 @@ static int eng_plan_checked(const struct eng_opts *o, const struct g2_weights *w
 
 	memset(&in, 0, sizeof(in));
 	in.host_memory = be->ops->host_visible;
-	in.weights_resident = 1;
+	in.weights_resident = w->find != NULL;	/* no find: planned from the headers, before the load */
 	in.gpu_memory_utilization = o->gpu_memory_utilization;
 	in.weight_bytes = w->bytes;
 	wanted = mem_plan_wanted_len(c, o->max_model_len);

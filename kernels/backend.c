@@ -27,6 +27,8 @@ int be_create(const char *name, const struct be_opts *opts, struct be *out)
 	}
 	if (strcmp(name, "cpu") == 0) {
 		out->ops = &be_cpu_ops;
+	} else if (strcmp(name, "null") == 0) {
+		out->ops = &be_null_ops;
 	} else if (strcmp(name, "cuda") == 0) {
 #ifdef GR_HAVE_CUDA
 		out->ops = &be_cuda_ops;
@@ -34,7 +36,7 @@ int be_create(const char *name, const struct be_opts *opts, struct be *out)
 		return log_err(ST_ENOSYS, "backend cuda: this binary was built without CUDA (make CUDA=0 or no nvcc)");
 #endif
 	} else {
-		return log_err(ST_EINVAL, "unknown backend '%s' (auto, cpu or cuda)", name);
+		return log_err(ST_EINVAL, "unknown backend '%s' (auto, cpu, cuda or null)", name);
 	}
 	if ((rc = out->ops->create(opts, &out->ctx)) < 0) {
 		out->ops = NULL;

@@ -156,14 +156,19 @@ struct be_ops {
 		      int vocab);
 };
 
-/* Backends built into this binary. be_cuda_ops exists only with GR_HAVE_CUDA. */
+/*
+ * Backends built into this binary. be_cuda_ops exists only with GR_HAVE_CUDA.
+ * be_null_ops (be_null.c) has no compute ops: a load target that drops the
+ * bytes after the staging ring, for measuring the loader without a GPU.
+ */
 extern const struct be_ops be_cpu_ops;
+extern const struct be_ops be_null_ops;
 #ifdef GR_HAVE_CUDA
 extern const struct be_ops be_cuda_ops;
 #endif
 
 /*
- * Creates the backend named "cpu", "cuda" or "auto" (CUDA when a device is
+ * Creates the backend named "cpu", "cuda", "null" or "auto" (CUDA when a device is
  * present, else CPU; the choice is logged). A CUDA request on a machine
  * without a device, or in a CPU-only build, is a clear error.
  */

@@ -31,7 +31,8 @@ void ld_opts_default(struct ld_opts *o)
 	o->chunk_bytes = 32u << 20;
 	o->pinned_bytes = 512u << 20;
 	o->verify = 1;
-	o->max_retries = 10;
+	o->max_retries = 1000;
+	o->retry_deadline_s = 300;
 	o->stall_s = 20;
 	o->connect_s = 10;
 }
@@ -53,6 +54,8 @@ void ld_opts_resolve(const struct ld_opts *in, struct ld_opts *out)
 		out->pinned_bytes = def.pinned_bytes;
 	if (out->max_retries < 0)	/* 0: --loader-retries 0, none */
 		out->max_retries = def.max_retries;
+	if (!(out->retry_deadline_s > 0))
+		out->retry_deadline_s = def.retry_deadline_s;
 	if (!(out->stall_s > 0))
 		out->stall_s = def.stall_s;
 	if (!(out->connect_s > 0))

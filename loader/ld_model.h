@@ -14,7 +14,7 @@ struct ld_opts;
 
 /*
  * *out = *in with every field left at 0 (workers, chunk_bytes,
- * pinned_bytes, stall_s, connect_s; max_retries below 0) set to its
+ * pinned_bytes, retry_deadline_s, stall_s, connect_s; max_retries below 0) set to its
  * ld_opts_default value; in NULL: all defaults.
  */
 void ld_opts_resolve(const struct ld_opts *in, struct ld_opts *out);

@@ -37,11 +37,21 @@ struct ld_opts {
 	int gcs_anonymous;		/* --gcs-anonymous */
 	double deadline_s;		/* whole-load deadline (0: none) */
 	int verify;			/* check crc32c.json / object crc32c (default on) */
-	int max_retries;		/* retries per chunk before the load fails (default 10; 0: none) */
+	int max_retries;		/* retries per read at most (default 1000; 0: none); the budget is retry_deadline_s */
+	double retry_deadline_s;	/* no retry starts this long after a read's first failure (default 300) */
 	double stall_s;			/* a transfer below 1 KiB/s for this long is retried (default 20) */
 	double connect_s;		/* connect timeout per attempt (default 10) */
 	int allow_unused_tensors;	/* load a checkpoint holding tensors the config does not use
 					   (default 0: that is an error, the config does not match it) */
+	/*
+	 * Called once after the metadata stage: config.json parsed and every
+	 * tensor's size known (arena_bytes), before the arena is allocated and
+	 * before the first tensor data byte is read. A return < 0 fails the
+	 * load at once with err as its reason (serve plans its memory and checks
+	 * its flags here). NULL: none.
+	 */
+	int (*check)(void *user, const struct g2_config *cfg, size_t arena_bytes, char *err, size_t errlen);
+	void *check_user;
 };
 
 /* One tensor's place in the arena. */
@@ -72,7 +82,10 @@ struct ld_model {
 #define LD_VERIFIED_OBJECT "object-crc32c"	/* against the server's object CRC (GCS) only */
 #define LD_VERIFIED_SIZES "sizes-only"		/* no checksum: not verified end to end */
 
-/* The defaults (16 workers, 32 MiB chunks, 512 MiB pinned, verify, 10 retries, 20 s stall, 10 s connect). */
+/*
+ * The defaults (16 workers, 32 MiB chunks, 512 MiB pinned, verify, retries for
+ * 300 s (at most 1000), 20 s stall, 10 s connect).
+ */
 void ld_opts_default(struct ld_opts *o);
 
 /*

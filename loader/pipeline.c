@@ -10,7 +10,9 @@
  *              crc32c.json), each shard opened with one ranged read of its
  *              head (size, generation, crc32c come with it), headers parsed
  *              and validated (safetensors.c, model_format.c), tensors placed
- *              and the arena allocated (ld_model.c), chunks planned;
+ *              (ld_model.c), the caller's check (ld_opts.check: flags and
+ *              memory plan against the config and sizes), the arena
+ *              allocated, chunks planned;
  *   first_byte from the start of the transfer to the first chunk byte;
  *   transfer   W workers take chunks in file order (any completion order);
  *              each reads its chunk straight into its final place
@@ -26,9 +28,12 @@
  *              the weakest check passed goes in ld_model.verified and is
  *              logged once.
  * Retries: a retryable read resumes from the last byte received (same
- * generation), full-jitter exponential backoff (100 ms doubling, 5 s cap),
- * at most max_retries per chunk, never past the deadline; every third
- * 429/503 lowers the number of active workers by a quarter. The first
+ * generation), full-jitter exponential backoff (100 ms doubling, 8 s cap);
+ * the budget is a time, retry_deadline_s from the read's first failure
+ * (and at most max_retries), never past the load's deadline. Concurrency
+ * is AIMD (throttle, aimd_success): a 429/503 halves the workers allowed,
+ * a run of completed chunk reads adds one back (each read below half), up to --loader-workers;
+ * every change is recorded in struct ld_progress (conc[]). The first
  * fatal error stops every transfer and is reported once, naming the
  * object, the offset and the reason. The ring is allocated once, on a
  * helper thread, while the metadata stage runs.
@@ -61,6 +66,7 @@
 #define HEAD_WANT (256u << 10)
 #define SMALL_MAX (64u << 20)
 #define TOKENIZER_MAX (256u << 20)
+#define LD_BACKOFF_CAP_S 8.0	/* full-jitter exponential backoff: 100 ms doubling, capped */
 
 /* metadata stage results */
 struct meta {
@@ -90,6 +96,10 @@ struct pipe {
 	int max_retries;
 	double deadline;
 	_Atomic int next, abort, allowed, throttles, first_byte_set;
+	pthread_mutex_t aimd_mu;		/* the concurrency changes below */
+	int succ_run;				/* chunk reads since the last change */
+	int n_workers;				/* started (the ceiling of allowed) */
+	double t_last_decrease;
 	double t_first_byte;
 	pthread_mutex_t err_mu;
 	int err_rc;
@@ -119,19 +129,70 @@ static int fail(struct pipe *p, int rc, const char *where, uint64_t off, const c
 	return rc;
 }
 
+/*
+ * AIMD concurrency (as TCP, and GCS's request-rate guidance): a 429/503
+ * halves the number of workers allowed to take chunks, at most once per
+ * AIMD_DECREASE_GAP_S (the answers of one burst arrive together); every
+ * AIMD_RUN chunk reads completed since the last change add one worker
+ * again, up to --loader-workers (below half of it, every read adds one). Workers above the limit wait, they do not
+ * exit, so a short storm costs its own length and a ramp, not the load.
+ */
+#define AIMD_DECREASE_GAP_S 0.25
+#define AIMD_RUN 2
+
+static void aimd_record(struct pipe *p, int workers)	/* under aimd_mu */
+{
+	struct ld_progress *pr = p->pr;
+	if (!pr)
+		return;
+	atomic_store(&pr->workers, workers);
+	if (workers < pr->workers_min)
+		pr->workers_min = workers;
+	int n = atomic_load(&pr->n_conc);
+	if (n < LD_CONC_MAX) {
+		pr->conc[n].t = now_sec() - p->t0;
+		pr->conc[n].workers = workers;
+		atomic_store(&pr->n_conc, n + 1);
+	}
+}
+
 static void throttle(struct pipe *p)
 {
 	int t = atomic_fetch_add(&p->throttles, 1) + 1;
 	if (p->pr)
 		atomic_fetch_add(&p->pr->throttles, 1);
-	if (t % 3 == 0) {
-		int a = atomic_load(&p->allowed), na = MAX(1, a - MAX(1, a / 4));
-		if (na < a && atomic_compare_exchange_strong(&p->allowed, &a, na)) {
-			log_warn("loader: %d answers 429/503 so far; lowering concurrency to %d", t, na);
-			if (p->pr)
-				atomic_store(&p->pr->workers, na);
-		}
+	pthread_mutex_lock(&p->aimd_mu);
+	double now = now_sec();
+	int a = atomic_load(&p->allowed), na = MAX(1, a / 2);
+	p->succ_run = 0;
+	if (na < a && now - p->t_last_decrease >= AIMD_DECREASE_GAP_S) {
+		p->t_last_decrease = now;
+		atomic_store(&p->allowed, na);
+		if (p->pr)
+			atomic_fetch_add(&p->pr->decreases, 1);
+		aimd_record(p, na);
+		log_warn("loader: %d answers 429/503 so far; lowering concurrency to %d", t, na);
 	}
+	pthread_mutex_unlock(&p->aimd_mu);
+}
+
+/* A chunk read completed: after AIMD_RUN of them, one more worker (up to the maximum). */
+static void aimd_success(struct pipe *p)
+{
+	int max_workers = p->n_workers;
+	pthread_mutex_lock(&p->aimd_mu);
+	int a = atomic_load(&p->allowed);
+	/* below half the ceiling every completed read adds one (a slow start, as TCP after a loss) */
+	if (a < max_workers && (++p->succ_run >= AIMD_RUN || 2 * a < max_workers)) {
+		p->succ_run = 0;
+		atomic_store(&p->allowed, a + 1);
+		if (p->pr)
+			atomic_fetch_add(&p->pr->increases, 1);
+		aimd_record(p, a + 1);
+		if (a + 1 == max_workers)
+			log_info("loader: concurrency back to %d", a + 1);
+	}
+	pthread_mutex_unlock(&p->aimd_mu);
 }
 
 static void sleep_s(struct pipe *p, double s)
@@ -148,12 +209,15 @@ static void sleep_s(struct pipe *p, double s)
 
 /*
  * After a failed attempt: 0 once the backoff has been slept and the caller
- * should try again, or the (recorded) fatal status.
+ * should try again, or the (recorded) fatal status. The budget is a time:
+ * t_first is when this read first failed; no retry starts after t_first +
+ * retry_deadline_s (the last backoff is cut to end there), none after
+ * max_retries, none past the load's deadline.
  */
-static int retry_or_fail(struct pipe *p, struct rng *rg, int rc, int attempt, int throttled,
+static int retry_or_fail(struct pipe *p, struct rng *rg, int rc, int attempt, double t_first, int throttled,
 			 const char *where, uint64_t off, const char *why)
 {
-	char msg[LD_ERR_MAX + 64];
+	char msg[LD_ERR_MAX + 128];
 	if (throttled)
 		throttle(p);
 	if (atomic_load(&p->abort))
@@ -164,16 +228,22 @@ static int retry_or_fail(struct pipe *p, struct rng *rg, int rc, int attempt, in
 		snprintf(msg, sizeof(msg), "gave up after %d retries: %.900s", attempt, why);
 		return fail(p, rc, where, off, msg);
 	}
-	double cap = MIN(5.0, 0.1 * (double)(1u << MIN(attempt, 10)));
-	double wait = rng_uniform(rg) * cap;
-	if (p->deadline > 0 && now_sec() + wait > p->deadline) {
+	double cap = MIN(LD_BACKOFF_CAP_S, 0.1 * (double)(1u << MIN(attempt, 10)));
+	double wait = rng_uniform(rg) * cap, now = now_sec(), left = t_first + p->o.retry_deadline_s - now;
+	if (left <= 0) {
+		snprintf(msg, sizeof(msg), "gave up after %d retries in %.1f s (retry deadline %g s): %.900s", attempt,
+			 now - t_first, p->o.retry_deadline_s, why);
+		return fail(p, rc, where, off, msg);
+	}
+	wait = MIN(wait, left);		/* the last retry lands on the deadline, not past it */
+	if (p->deadline > 0 && now + wait > p->deadline) {
 		snprintf(msg, sizeof(msg), "the load's deadline passed while retrying: %.900s", why);
 		return fail(p, ST_ETIMEOUT, where, off, msg);
 	}
 	if (p->pr)
 		atomic_fetch_add(&p->pr->retries, 1);
-	log_warn("loader: %s at offset %" PRIu64 ": %s; retry %d/%d in %.2f s", where, off, why, attempt + 1,
-		 p->max_retries, wait);
+	log_warn("loader: %s at offset %" PRIu64 ": %s; retry %d in %.2f s (%.0f s of %g s retry budget left)", where,
+		 off, why, attempt + 1, wait, left, p->o.retry_deadline_s);
 	sleep_s(p, wait);
 	return atomic_load(&p->abort) ? ST_ECANCEL : 0;
 }
@@ -186,6 +256,7 @@ static int read_range(struct pipe *p, void *conn, struct rng *rg, const struct l
 		      size_t n, char *dst, uint32_t *crc)
 {
 	size_t done = 0;
+	double t_first = 0;
 	for (int attempt = 0;; attempt++) {
 		struct ld_rd_info info = { 0 };
 		char why[LD_ERR_MAX] = "";
@@ -204,7 +275,9 @@ static int read_range(struct pipe *p, void *conn, struct rng *rg, const struct l
 			snprintf(why, sizeof(why), "short read: %zu of %zu bytes", done, n);
 			rc = ST_ENET;
 		}
-		if ((rc = retry_or_fail(p, rg, rc, attempt, info.throttled, o->where, off + done, why)) < 0)
+		if (attempt == 0)
+			t_first = now_sec();
+		if ((rc = retry_or_fail(p, rg, rc, attempt, t_first, info.throttled, o->where, off + done, why)) < 0)
 			return rc;
 	}
 }
@@ -223,7 +296,13 @@ static void *worker_main(void *arg)
 		fail(p, rc, p->src->display, 0, "cannot create a connection");
 		return NULL;
 	}
-	while (!atomic_load(&p->abort) && w->id < atomic_load(&p->allowed)) {
+	while (!atomic_load(&p->abort)) {
+		if (w->id >= atomic_load(&p->allowed)) {	/* throttled: wait for the limit to grow back */
+			if (atomic_load(&p->next) >= p->n_chunks)
+				break;
+			sleep_s(p, 0.01);
+			continue;
+		}
 		int i = atomic_fetch_add(&p->next, 1), slot = -1;
 		if (i >= p->n_chunks)
 			break;
@@ -250,6 +329,7 @@ static void *worker_main(void *arg)
 			ld_ring_put(&p->ring.slots[slot]);
 		if (rc < 0)
 			break;
+		aimd_success(p);
 		if (p->pr)
 			atomic_fetch_add(&p->pr->bytes_done, ck->len);
 	}
@@ -318,6 +398,7 @@ static int fetch_opt(struct pipe *p, void *conn, struct rng *rg, const char *nam
 	size_t dl = strlen(p->src->display);
 	snprintf(where, sizeof(where), "%.*s/%s", (int)(dl && p->src->display[dl - 1] == '/' ? dl - 1 : dl),
 		 p->src->display, name);
+	double t_first = now_sec();
 	for (int attempt = 0;; attempt++) {
 		char why[LD_ERR_MAX] = "";
 		int rc = p->src->vt->fetch_whole(p->src, conn, name, max, out, len, why, sizeof(why));
@@ -325,7 +406,9 @@ static int fetch_opt(struct pipe *p, void *conn, struct rng *rg, const char *nam
 			return 0;
 		if (rc == ST_ENOENT)
 			snprintf(why, sizeof(why), "not found");
-		if ((rc = retry_or_fail(p, rg, rc, attempt, 0, where, 0, why)) < 0)
+		if (attempt == 0)
+			t_first = now_sec();
+		if ((rc = retry_or_fail(p, rg, rc, attempt, t_first, 0, where, 0, why)) < 0)
 			return rc;
 	}
 }
@@ -392,13 +475,16 @@ static int read_meta(struct pipe *p)
 		struct ld_obj *ob = &p->objs[s];
 		uint64_t hlen;
 		size_t got = 0;
+		double t_first = 0;
 		for (int attempt = 0;; attempt++) {
 			rc = p->src->vt->open_obj(p->src, conn, d->shard_names[s], ob, head, HEAD_WANT, &got, why,
 						  sizeof(why));
 			if (rc == 0)
 				break;
 			ld_obj_release(ob);
-			if ((rc = retry_or_fail(p, rg, rc, attempt, 0, ob->where[0] ? ob->where : d->shard_names[s],
+			if (attempt == 0)
+				t_first = now_sec();
+			if ((rc = retry_or_fail(p, rg, rc, attempt, t_first, 0, ob->where[0] ? ob->where : d->shard_names[s],
 						0, why)) < 0)
 				goto out;
 		}
@@ -529,6 +615,7 @@ static void pipe_init(struct pipe *p, const struct ld_opts *opts, struct be *be,
 		p->o.chunk_bytes = c;
 	}
 	pthread_mutex_init(&p->err_mu, NULL);
+	pthread_mutex_init(&p->aimd_mu, NULL);
 	p->be = be;
 	p->pr = pr;
 	p->max_retries = p->o.max_retries;
@@ -577,6 +664,11 @@ static int make_model(struct pipe *p, struct ld_model **out)
 	p->mt.tok = NULL;
 	if ((rc = ld_place_tensors(m, &p->d, p->base)) < 0)
 		return rc;
+	if (p->o.check) {	/* the caller's checks, before the arena and the first data byte */
+		char why[LD_ERR_MAX] = "";
+		if ((rc = p->o.check(p->o.check_user, &m->cfg, m->arena_bytes, why, sizeof(why))) < 0)
+			return fail(p, rc, p->src->display, 0, why[0] ? why : "refused by the caller's check");
+	}
 	if (!(m->arena = be->ops->alloc(be->ctx, m->arena_bytes)))
 		return log_err(ST_ENOMEM, "cannot allocate the %zu-byte weight arena", m->arena_bytes);
 	p->arena = m->arena;
@@ -631,9 +723,13 @@ static int run_workers(struct pipe *p)
 	double t2;
 
 	atomic_store(&p->first_byte_set, 0);	/* a long header read in the metadata stage does not count */
+	p->n_workers = nw;
 	atomic_store(&p->allowed, nw);
+	pthread_mutex_lock(&p->aimd_mu);
 	if (p->pr)
-		atomic_store(&p->pr->workers, nw);
+		p->pr->workers_max = p->pr->workers_min = nw;
+	aimd_record(p, nw);
+	pthread_mutex_unlock(&p->aimd_mu);
 	if (!ws)
 		return ST_ENOMEM;
 	for (int i = 0; i < nw; i++) {
@@ -680,6 +776,8 @@ static int finish(struct pipe *p, const char *uri, int rc)
 		if (p->err_rc)
 			rc = p->err_rc;
 		log_err(rc, "load of '%s' failed: %s", uri, p->err[0] ? p->err : st_str(rc));
+		if (p->pr)
+			snprintf(p->pr->err, sizeof(p->pr->err), "%.1000s", p->err[0] ? p->err : st_str(rc));
 	}
 	if (p->pr)
 		atomic_store(&p->pr->done, rc < 0 ? -1 : 1);
@@ -697,6 +795,7 @@ static int finish(struct pipe *p, const char *uri, int rc)
 	meta_release(&p->mt);
 	ld_desc_release(&p->d);
 	pthread_mutex_destroy(&p->err_mu);
+	pthread_mutex_destroy(&p->aimd_mu);
 	return rc;
 }
 

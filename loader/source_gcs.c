@@ -8,7 +8,9 @@
  * replaced mid-load answers 412 (or 404) instead of other bytes, and a
  * Range per chunk. Small objects are fetched whole and checked against
  * their crc32c here; shards are checked by the pipeline from combined
- * chunk CRCs. STORAGE_EMULATOR_HOST ("host:port" or a URL) replaces
+ * chunk CRCs. With STORAGE_EMULATOR_HOST set and neither a key
+ * (GOOGLE_APPLICATION_CREDENTIALS) nor GCE_METADATA_HOST, requests are
+ * anonymous. STORAGE_EMULATOR_HOST ("host:port" or a URL) replaces
  * https://storage.googleapis.com. A 401 refreshes the token once.
  */
 #include <cjson/cJSON.h>
@@ -343,5 +345,13 @@ int ld_src_gcs_init(struct ld_src *s, const char *uri, const struct ld_opts *o)
 	snprintf(s->base, strlen(uri) + 1, "gs://%s%s%s", g->bucket, g->prefix[0] ? "/" : "", g->prefix);
 	if ((rc = ld_http_create(s, o, &g->t)) < 0)
 		return rc;
-	return gcs_auth_create(o->gcs_anonymous, &g->auth);
+	/* an emulator with no key and no metadata host: no credentials (not minutes of retrying
+	 * metadata.google.internal, which an emulator's machine does not have) */
+	const char *key = getenv("GOOGLE_APPLICATION_CREDENTIALS"), *meta = getenv("GCE_METADATA_HOST");
+	int anon = o->gcs_anonymous;
+	if (!anon && emu && emu[0] && !(key && key[0]) && !(meta && meta[0])) {
+		log_info("gcs: STORAGE_EMULATOR_HOST is set and no credentials are given: anonymous requests");
+		anon = 1;
+	}
+	return gcs_auth_create(anon, &g->auth);
 }

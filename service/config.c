@@ -75,6 +75,8 @@ static const struct opt opts[] = {
 	{ "loader-workers", "LOADER_WORKERS", T_INT, O(loader_workers), "0", "parallel loader workers (0: default)" },
 	{ "loader-chunk-mb", "LOADER_CHUNK_MB", T_INT, O(loader_chunk_mb), "0", "loader chunk size in MiB (0: default)" },
 	{ "loader-pinned-mb", "LOADER_PINNED_MB", T_INT, O(loader_pinned_mb), "0", "pinned staging memory in MiB (0: default)" },
+	{ "loader-retry-deadline-s", "LOADER_RETRY_DEADLINE_S", T_DBL, O(loader_retry_deadline_s), "300",
+	  "no loader retry starts this long after a read first failed (inside the startup probe's 360 s)" },
 	{ "ca-bundle", "CA_BUNDLE", T_STR, O(ca_bundle), NULL, "CA bundle for https:// and gs:// (default: system)" },
 	{ "gcs-anonymous", "GCS_ANONYMOUS", T_BOOL, O(gcs_anonymous), "0", "read gs:// without credentials" },
 	{ "allow-unused-tensors", "ALLOW_UNUSED_TENSORS", T_BOOL, O(allow_unused_tensors), "0",

@@ -54,6 +54,7 @@ struct srv_config {
 	int loader_workers;
 	int loader_chunk_mb;
 	int loader_pinned_mb;
+	double loader_retry_deadline_s;
 	const char *ca_bundle;
 	int gcs_anonymous;
 	int allow_unused_tensors;	/* --allow-unused-tensors */

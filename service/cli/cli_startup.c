@@ -34,8 +34,16 @@ int cli_model_open(const struct cli_model_opts *o, struct cli_model *m, char *er
 	m->have_be = 1;
 	if (o->on_step)
 		o->on_step(o->user, CLI_STEP_BACKEND, m);
-	if ((rc = ld_load(o->uri, &o->lo, &m->be, o->progress, &m->model)) < 0) {
-		snprintf(err, errlen, "cannot load model '%s' (see the error above)", o->uri);
+	struct ld_progress own, *pr = o->progress;
+	if (!pr) {
+		memset(&own, 0, sizeof(own));
+		pr = &own;
+	}
+	if ((rc = ld_load(o->uri, &o->lo, &m->be, pr, &m->model)) < 0) {
+		if (pr->err[0])	/* the loader's one line: object, offset, reason */
+			snprintf(err, errlen, "cannot load model '%s': %s", o->uri, pr->err);
+		else
+			snprintf(err, errlen, "cannot load model '%s' (see the error above)", o->uri);
 		return rc;
 	}
 	if (o->on_step)

@@ -8,8 +8,9 @@
  * publishing to the HTTP service, the warm-up step.
  *
  * Errors: a failed step returns < 0 with one line in err that names the
- * step and the model ("cannot load model 'URI' (see the error above)"); the
- * layer below has logged the detail. What was built stays in the
+ * step and the model; for the load it carries the loader's reason ("cannot
+ * load model 'URI': OBJECT at offset N: REASON"), which the layer below
+ * has also logged. What was built stays in the
  * cli_model, so cli_model_close is the one cleanup on every path.
  */
 #ifndef GR_CLI_STARTUP_H

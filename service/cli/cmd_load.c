@@ -7,7 +7,7 @@
  * the load fails (the loader has logged the object, offset and reason).
  * --model, --ca-bundle, --gcs-anonymous and the --loader-* numbers have env
  * twins (MODEL, CA_BUNDLE, GCS_ANONYMOUS, LOADER_WORKERS, LOADER_CHUNK_MB,
- * LOADER_PINNED_MB, LOADER_RETRIES, LOADER_STALL_S, LOADER_DEADLINE_S);
+ * LOADER_PINNED_MB, LOADER_RETRIES, LOADER_RETRY_DEADLINE_S, LOADER_STALL_S, LOADER_DEADLINE_S);
  * flags win. Not here: the engine (load stops after the weights).
  */
 #include "service/cli/cmd_load.h"
@@ -25,7 +25,7 @@
 
 /* Number flags: -1 until given (every range starts at 0 or above). */
 struct load_nums {
-	double workers, chunk_mb, pinned_mb, retries, stall_s, deadline_s;
+	double workers, chunk_mb, pinned_mb, retries, retry_deadline_s, stall_s, deadline_s;
 };
 
 #define LOAD_NUM(n, p, a, h, l, u, e) { .name = (n), .type = CLI_DBL, .ptr = (p), .arg = (a), \
@@ -38,7 +38,7 @@ int cmd_load(int argc, char **argv)
 	struct ld_model *m = NULL;
 	struct be be;
 	struct be_opts bo = { 0 };
-	struct load_nums nv = { -1, -1, -1, -1, -1, -1 };
+	struct load_nums nv = { -1, -1, -1, -1, -1, -1, -1 };
 	const char *model = NULL, *backend = "auto";
 	int simple = 0, print_hash = 0, no_verify = 0, rc;
 	char hash[65] = "";
@@ -47,7 +47,8 @@ int cmd_load(int argc, char **argv)
 	const struct cli_flag flags[] = {
 		{ .name = "model", .type = CLI_STR, .ptr = &model, .arg = "URI", .env = "MODEL",
 		  .help = "directory, gs://bucket/prefix or http(s)://host/prefix" },
-		CLI_F_STR("backend", &backend, "cpu|cuda|auto", "(default auto)"),
+		CLI_F_STR("backend", &backend, "cpu|cuda|null|auto",
+			  "(default auto; null: the GPU path's staging ring, bytes dropped)"),
 		LOAD_NUM("loader-workers", &nv.workers, "N", "parallel readers (default 16)", 1, 1024,
 			 "LOADER_WORKERS"),
 		LOAD_NUM("loader-chunk-mb", &nv.chunk_mb, "X",
@@ -56,8 +57,11 @@ int cmd_load(int argc, char **argv)
 		LOAD_NUM("loader-pinned-mb", &nv.pinned_mb, "N",
 			 "staging ring for non-host-visible backends (default 512)", 1, 65536,
 			 "LOADER_PINNED_MB"),
-		LOAD_NUM("loader-retries", &nv.retries, "N", "retries per chunk (default 10)", 0, 1000,
+		LOAD_NUM("loader-retries", &nv.retries, "N", "retries per read at most (default 1000)", 0, 100000,
 			 "LOADER_RETRIES"),
+		LOAD_NUM("loader-retry-deadline-s", &nv.retry_deadline_s, "S",
+			 "no retry starts S seconds after a read first failed (default 300)", 0.1, 86400,
+			 "LOADER_RETRY_DEADLINE_S"),
 		LOAD_NUM("loader-stall-s", &nv.stall_s, "S",
 			 "a transfer below 1 KiB/s for S seconds is retried (default 20)", 0.5, 3600,
 			 "LOADER_STALL_S"),
@@ -86,6 +90,8 @@ int cmd_load(int argc, char **argv)
 		o.pinned_bytes = (size_t)nv.pinned_mb << 20;
 	if (nv.retries >= 0)
 		o.max_retries = (int)nv.retries;
+	if (nv.retry_deadline_s >= 0)
+		o.retry_deadline_s = nv.retry_deadline_s;
 	if (nv.stall_s >= 0)
 		o.stall_s = nv.stall_s;
 	if (nv.deadline_s >= 0)
@@ -133,7 +139,13 @@ int cmd_load(int argc, char **argv)
 	       (unsigned long long)atomic_load(&pr.retries), (unsigned long long)atomic_load(&pr.throttles));
 	for (int s = 0; s < LD_N_STAGES; s++)
 		printf("%s\"%s\":%.6f", s ? "," : "", ld_stage_name[s], pr.stage_s[s]);
-	printf("}%s%s%s}\n", hash[0] ? ",\"sha256\":\"" : "", hash, hash[0] ? "\"" : "");
+	/* concurrency over time (AIMD): the ceiling, the lowest, the changes and their timeline */
+	printf("},\"workers\":{\"max\":%d,\"min\":%d,\"final\":%d,\"decreases\":%llu,\"increases\":%llu,"
+	       "\"timeline\":[", pr.workers_max, pr.workers_min, atomic_load(&pr.workers),
+	       (unsigned long long)atomic_load(&pr.decreases), (unsigned long long)atomic_load(&pr.increases));
+	for (int i = 0; i < atomic_load(&pr.n_conc); i++)
+		printf("%s[%.3f,%d]", i ? "," : "", pr.conc[i].t, pr.conc[i].workers);
+	printf("]%s%s%s}\n", hash[0] ? "},\"sha256\":\"" : "}", hash, hash[0] ? "\"" : "");
 	fflush(stdout);
 	ld_model_destroy(m);
 	be_destroy(&be);

@@ -5,6 +5,8 @@
  * start the loader thread and serve at once; /health reports progress.
  * The loader thread runs the shared start-up (cli_startup.c: backend,
  * ld_load, tokenizer, memory plan, engine; this file logs and times each
+ * step; the memory plan and --max-model-len are first checked from the
+ * headers, before the weights stream: serve_check
  * step) and one warm-up step, then publishes them and flips the state to
  * READY. A failed load logs one clear line, /health answers 500 briefly,
  * and the process exits 1. SIGTERM/SIGINT drain (http_server.c), exit 0.
@@ -110,6 +112,38 @@ static void loader_step(void *user, enum cli_step done, const struct cli_model *
 	}
 }
 
+/*
+ * ld_opts.check: after the loader's metadata stage (config and tensor sizes
+ * known, no weight byte read), the memory plan from the headers, which also
+ * checks --max-model-len against max_position_embeddings. A bad flag or an
+ * impossible plan fails here, in milliseconds, not after the whole load.
+ */
+struct serve_check {
+	struct serve *sv;
+	const struct eng_opts *eo;
+};
+
+static int serve_check(void *user, const struct g2_config *cfg, size_t arena_bytes, char *err, size_t errlen)
+{
+	struct serve_check *c = user;
+	struct g2_weights w;
+	struct mem_plan plan;
+	char perr[512] = "";
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	w.be = &c->sv->cm.be;
+	w.cfg = *cfg;
+	w.bytes = arena_bytes;	/* no find: nothing is loaded yet */
+	if ((rc = eng_plan(c->eo, &w, &plan, perr, sizeof(perr))) < 0) {
+		snprintf(err, errlen, "memory plan (before the weights stream): %s", perr);
+		return rc;
+	}
+	log_info("memory plan checked before the weights stream: KV cache %d blocks, max_model_len %d",
+		 plan.kv_blocks, plan.max_model_len);
+	return 0;
+}
+
 static void *loader_main(void *arg)
 {
 	struct serve *sv = arg;
@@ -130,6 +164,8 @@ static void *loader_main(void *arg)
 		mo.lo.chunk_bytes = (size_t)cfg->loader_chunk_mb << 20;
 	if (cfg->loader_pinned_mb > 0)
 		mo.lo.pinned_bytes = (size_t)cfg->loader_pinned_mb << 20;
+	if (cfg->loader_retry_deadline_s > 0)
+		mo.lo.retry_deadline_s = cfg->loader_retry_deadline_s;
 	mo.lo.ca_bundle = cfg->ca_bundle;
 	mo.lo.gcs_anonymous = cfg->gcs_anonymous;
 	mo.lo.allow_unused_tensors = cfg->allow_unused_tensors;
@@ -137,11 +173,6 @@ static void *loader_main(void *arg)
 	mo.tokenizer = 1;
 	mo.on_step = loader_step;
 	mo.user = sv;
-	sv->t_step = now_sec();
-	if (cli_model_open(&mo, &sv->cm, err, sizeof(err)) < 0) {
-		load_failed(sv, "%s", err);
-		goto out;
-	}
 
 	eng_opts_default(&eo);
 	eo.max_num_seqs = cfg->max_num_seqs;
@@ -150,6 +181,15 @@ static void *loader_main(void *arg)
 	eo.max_queue = cfg->max_queue;
 	eo.gpu_memory_utilization = cfg->gpu_memory_utilization;
 	eng_sampler_parse(cfg->sampler, &eo.sampler);	/* checked by cfg_parse */
+	struct serve_check chk = { sv, &eo };
+	mo.lo.check = serve_check;
+	mo.lo.check_user = &chk;
+
+	sv->t_step = now_sec();
+	if (cli_model_open(&mo, &sv->cm, err, sizeof(err)) < 0) {
+		load_failed(sv, "%s", err);
+		goto out;
+	}
 	if (cli_model_engine(&sv->cm, &eo, http_on_output, &sv->eng, err, sizeof(err)) < 0) {
 		load_failed(sv, "%s", err);
 		goto out;

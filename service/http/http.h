@@ -126,7 +126,7 @@ struct srv {
 	struct ld_progress progress;
 	double t_start, t_ready, tokenizer_s, warmup_s;
 	const char *weights_verified;	/* ld_model.verified (static string), set once loaded */
-	char fail_msg[256];
+	char fail_msg[1024];
 
 	pthread_mutex_t q_mu;
 	struct choice *ready_head, *ready_tail;

@@ -108,6 +108,7 @@ static void h_metrics(struct srv *s, struct evhttp_request *req, const char *rou
 	snap.load = &s->progress;
 	snap.tokenizer_s = s->tokenizer_s;
 	snap.warmup_s = s->warmup_s;
+	snap.load_error = st == SRV_FAILED ? s->fail_msg : NULL;
 	sb_init(&sb);
 	met_render(&sb, &snap);
 	http_reply_sb(s, req, route, 200, "text/plain; version=0.0.4; charset=utf-8", &sb, t0, who, -1, 0);

@@ -266,6 +266,29 @@ void met_render(struct sbuf *sb, const struct met_snapshot *s)
 		gauge(sb, "gemma_run_kv_cache_tokens", "Tokens the KV cache holds (blocks x block size).",
 		      s->plan->kv_tokens);
 	}
+	if (s->load) {
+		head(sb, "gemma_run_load_workers", "gauge",
+		     "Loader workers allowed now (AIMD: halved on 429/503, grown back).");
+		sb_printf(sb, "gemma_run_load_workers{model_name=\"%s\"} %d\n", g.model, atomic_load(&s->load->workers));
+		head(sb, "gemma_run_load_throttles_total", "counter", "Loader reads answered 429 or 503.");
+		sb_printf(sb, "gemma_run_load_throttles_total{model_name=\"%s\"} %llu\n", g.model,
+			  (unsigned long long)atomic_load(&s->load->throttles));
+		head(sb, "gemma_run_load_retries_total", "counter", "Loader reads retried.");
+		sb_printf(sb, "gemma_run_load_retries_total{model_name=\"%s\"} %llu\n", g.model,
+			  (unsigned long long)atomic_load(&s->load->retries));
+	}
+	head(sb, "gemma_run_load_error", "gauge",
+	     "1 with the one-line reason as a label once start-up failed; 0 otherwise.");
+	sb_printf(sb, "gemma_run_load_error{model_name=\"%s\",reason=\"", g.model);
+	for (const char *c = s->load_error ? s->load_error : ""; *c; c++) {	/* label value escapes */
+		if (*c == '\\' || *c == '"')
+			sb_putc(sb, '\\');
+		if (*c == '\n')
+			sb_puts(sb, "\\n");
+		else
+			sb_putc(sb, *c);
+	}
+	sb_printf(sb, "\"} %d\n", s->load_error ? 1 : 0);
 	head(sb, "gemma_run_ready", "gauge", "1 when the model is resident and warmed up.");
 	sb_printf(sb, "gemma_run_ready{model_name=\"%s\"} %d\n", g.model, s->ready ? 1 : 0);
 }

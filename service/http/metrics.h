@@ -24,6 +24,7 @@ struct met_snapshot {
 	const struct ld_progress *load;	/* may be NULL */
 	double warmup_s, tokenizer_s;	/* extra stages (0: not yet) */
 	const struct mem_plan *plan;	/* the engine's memory plan (NULL: not yet) */
+	const char *load_error;		/* the one-line reason once start-up failed (NULL: none) */
 };
 
 void met_init(const char *model_name);

@@ -40,7 +40,7 @@ declare -A flags=(
 	[logits]="model ids backend threads"
 	[tokenize]="model text"
 	[detokenize]="model ids skip-special-tokens"
-	[load]="model backend loader-workers loader-chunk-mb loader-pinned-mb loader-retries loader-stall-s loader-deadline-s ca-bundle gcs-anonymous no-verify simple print-hash"
+	[load]="model backend loader-workers loader-chunk-mb loader-pinned-mb loader-retries loader-retry-deadline-s loader-stall-s loader-deadline-s ca-bundle gcs-anonymous no-verify simple print-hash"
 	[checksum]="model"
 	[inspect]="model"
 )
