@@ -14,7 +14,8 @@
 #      "# apt: debian runtime" block; the binary from 2 copied in must resolve every
 #      library it links (ldd: no "not found") and run `--version` there.
 # Chroots are cached under $BUILD/image-chroot/, keyed by suite and the RUN block's
-# text, so a changed package line rebuilds them. IMAGE_MIRROR overrides the archive.
+# text, so a changed package line rebuilds them. IMAGE_MIRROR overrides the archive,
+# IMAGE_SUITE the release (see below).
 # Prints PASS/FAIL lines like the other tests and the time each step took.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -22,6 +23,7 @@ BUILD=${BUILD:-build}
 root_dir=$PWD
 cache="$root_dir/$BUILD/image-chroot"
 mirror=${IMAGE_MIRROR:-http://deb.debian.org/debian}
+components=${IMAGE_COMPONENTS:-main}
 t_start=$SECONDS
 
 fail() { echo "FAIL $1: $2"; exit 1; }
@@ -32,6 +34,10 @@ suite=$(sed -n 's/^ARG DEBIAN=\([a-z0-9.]*\).*/\1/p' Dockerfile | head -1)
 grep -qE '^FROM debian:\$\{DEBIAN\}' Dockerfile \
 	|| fail image_rehearsal_base "the Dockerfile's stages are not FROM debian:\${DEBIAN}; this rehearsal replays Debian only"
 [ -n "$suite" ] || fail image_rehearsal_base "no ARG DEBIAN=<suite> in the Dockerfile"
+# IMAGE_SUITE replays the same steps on another release, e.g. the oldest libcurl we
+# support: IMAGE_SUITE=jammy IMAGE_MIRROR=http://archive.ubuntu.com/ubuntu
+# IMAGE_COMPONENTS=main,universe (Ubuntu 22.04, libcurl 7.81; cJSON is in universe).
+suite=${IMAGE_SUITE:-$suite}
 
 # The RUN command between "# apt: debian NAME" and "# apt: end", continuation lines joined.
 apt_block() {
@@ -45,76 +51,98 @@ run_cmd=$(apt_block runtime)
 [ -n "$build_cmd" ] || fail image_rehearsal_parse "no '# apt: debian build' RUN block in the Dockerfile"
 [ -n "$run_cmd" ] || fail image_rehearsal_parse "no '# apt: debian runtime' RUN block in the Dockerfile"
 
+# proc is mounted in the chroots only from this shell (never inside $(...), whose
+# bookkeeping would be lost) and unmounted on exit; nothing is removed while mounted.
 mounted=()
 cleanup() {
 	local m
 	for m in "${mounted[@]}"; do umount -l "$m" 2>/dev/null; done
 }
 trap cleanup EXIT
-in_chroot() {	# dir, command...
+enter() {	# dir: mount proc there once
+	mountpoint -q "$1/proc" && return 0
+	mount -t proc proc "$1/proc" && mounted+=("$1/proc")
+}
+in_chroot() {	# dir, command... (after enter dir)
 	local dir=$1; shift
-	if ! mountpoint -q "$dir/proc"; then
-		mount -t proc proc "$dir/proc" && mounted+=("$dir/proc")
-	fi
 	chroot "$dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 		DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 /bin/bash -c "$*"
 }
-
-# A cached chroot for SUITE with CMD applied: prints its path.
-make_chroot() {	# name, cmd
-	local name=$1 cmd=$2 key dir t0
-	key=$(printf '%s\n%s\n%s\n' "$suite" "$mirror" "$cmd" | sha256sum | cut -c1-12)
-	dir="$cache/$suite-$name-$key"
-	if [ -f "$dir/.ready" ]; then
-		echo "  $name chroot: cached ($dir)" >&2
-		echo "$dir"; return 0
-	fi
-	rm -rf "$cache/$suite-$name-"*
-	mkdir -p "$cache"
-	t0=$SECONDS
-	if ! debootstrap --variant=minbase "$suite" "$dir.tmp" "$mirror" >"$cache/$name-debootstrap.log" 2>&1; then
-		tail -5 "$cache/$name-debootstrap.log" >&2
+remove_tree() {	# dir: refuses while anything is mounted below it
+	local d=$1
+	[ -e "$d" ] || return 0
+	awk -v d="$d/" 'index($2, d) == 1 {print $2}' /proc/mounts | while read -r m; do umount -l "$m"; done
+	if awk -v d="$d/" 'index($2, d) == 1 {f = 1} END {exit !f}' /proc/mounts; then
+		echo "refusing to remove $d: still mounted below it" >&2
 		return 1
 	fi
-	echo "  $name chroot: debootstrap $suite $((SECONDS - t0))s" >&2
-	t0=$SECONDS
-	if ! in_chroot "$dir.tmp" "set -e; $cmd" >"$cache/$name-apt.log" 2>&1; then
-		tail -15 "$cache/$name-apt.log" >&2
-		umount -l "$dir.tmp/proc" 2>/dev/null
-		return 1
-	fi
-	umount -l "$dir.tmp/proc" 2>/dev/null
-	echo "  $name chroot: Dockerfile package step $((SECONDS - t0))s" >&2
-	mv "$dir.tmp" "$dir" && touch "$dir/.ready"
-	echo "$dir"
+	rm -rf --one-file-system "$d"
 }
 
-echo "# suite $suite from $mirror"
-broot=$(make_chroot build "$build_cmd") || fail image_rehearsal_build_packages "the build stage's package step failed in a $suite chroot (log: $cache/build-apt.log)"
+# A cached chroot for SUITE with CMD applied, in $chroot_dir.
+chroot_dir=""
+make_chroot() {	# name, cmd
+	local name=$1 cmd=$2 key dir t0 old
+	key=$(printf '%s\n%s\n%s\n%s\n' "$suite" "$mirror" "$components" "$cmd" | sha256sum | cut -c1-12)
+	dir="$cache/$suite-$name-$key"
+	chroot_dir=$dir
+	if [ -f "$dir/.ready" ]; then
+		echo "  $name chroot: cached ($dir)"
+		return 0
+	fi
+	for old in "$cache/$suite-$name-"*; do
+		remove_tree "$old" || return 1
+	done
+	mkdir -p "$cache"
+	t0=$SECONDS
+	if ! debootstrap --variant=minbase --components="$components" "$suite" "$dir.tmp" "$mirror" >"$cache/$name-debootstrap.log" 2>&1; then
+		tail -5 "$cache/$name-debootstrap.log"
+		return 1
+	fi
+	echo "  $name chroot: debootstrap $suite $((SECONDS - t0))s"
+	t0=$SECONDS
+	enter "$dir.tmp" || return 1
+	if ! in_chroot "$dir.tmp" "set -e; $cmd" >"$cache/$name-apt.log" 2>&1; then
+		tail -15 "$cache/$name-apt.log"
+		return 1
+	fi
+	umount -l "$dir.tmp/proc"
+	echo "  $name chroot: Dockerfile package step $((SECONDS - t0))s"
+	mv "$dir.tmp" "$dir" && touch "$dir/.ready"
+}
+
+echo "# suite $suite from $mirror ($components)"
+make_chroot build "$build_cmd" || fail image_rehearsal_build_packages "the build stage's package step failed in a $suite chroot (log: $cache/build-apt.log)"
+broot=$chroot_dir
+enter "$broot" || fail image_rehearsal_build_packages "cannot mount proc in $broot"
 echo "PASS image_rehearsal_build_packages"
 
 # The source as the build context sees it: tracked + untracked-not-ignored files.
 t0=$SECONDS
-rm -rf "$broot/src" && mkdir -p "$broot/src"
+rm -rf --one-file-system "$broot/src" && mkdir -p "$broot/src"
 git ls-files -z --cached --others --exclude-standard \
 	| grep -zv '^tools/node/node_modules' \
 	| tar --null -T - -cf - 2>/dev/null | tar -xf - -C "$broot/src" \
 	|| fail image_rehearsal_copy "copying the source into the chroot failed"
 if in_chroot "$broot" "cd /src && make -j$(nproc) CUDA=0 BUILD=build all && build/gemma-run --version && build/gemma-run serve --help | grep -q -- --max-num-seqs" \
 	>"$cache/make.log" 2>&1; then
-	echo "PASS image_rehearsal_make_all_cuda0 ($((SECONDS - t0))s; $(in_chroot "$broot" "dpkg-query -W -f='\${Version}' libcurl4-openssl-dev") libcurl, $(in_chroot "$broot" "gcc -dumpversion") gcc)"
+	curlv=$(in_chroot "$broot" "dpkg-query -W -f='\${Version}' libcurl4-openssl-dev")
+	gccv=$(in_chroot "$broot" "gcc -dumpversion")
+	echo "PASS image_rehearsal_make_all_cuda0 ($((SECONDS - t0))s; libcurl $curlv, gcc $gccv)"
 else
 	grep -E 'error|Error' "$cache/make.log" | head -20
 	tail -5 "$cache/make.log"
 	fail image_rehearsal_make_all_cuda0 "make all with CUDA=0 failed in the $suite build chroot (log: $cache/make.log)"
 fi
 
-rroot=$(make_chroot runtime "$run_cmd") || fail image_rehearsal_runtime_packages "the runtime stage's package step failed in a $suite chroot (log: $cache/runtime-apt.log)"
+make_chroot runtime "$run_cmd" || fail image_rehearsal_runtime_packages "the runtime stage's package step failed in a $suite chroot (log: $cache/runtime-apt.log)"
+rroot=$chroot_dir
+enter "$rroot" || fail image_rehearsal_runtime_packages "cannot mount proc in $rroot"
 echo "PASS image_rehearsal_runtime_packages"
 cp "$broot/src/build/gemma-run" "$rroot/usr/local/bin/gemma-run"
-missing=$(in_chroot "$rroot" "ldd /usr/local/bin/gemma-run" | grep 'not found')
-if [ -n "$missing" ]; then
-	fail image_rehearsal_runtime_libs "the runtime stage lacks libraries the binary links: $missing"
+in_chroot "$rroot" "ldd /usr/local/bin/gemma-run" >"$cache/ldd.txt" 2>&1
+if grep -q 'not found' "$cache/ldd.txt"; then
+	fail image_rehearsal_runtime_libs "the runtime stage lacks libraries the binary links: $(grep 'not found' "$cache/ldd.txt" | tr '\n' ' ')"
 elif ! in_chroot "$rroot" "id -u gemma >/dev/null && /usr/local/bin/gemma-run --version" >/dev/null 2>&1; then
 	fail image_rehearsal_runtime_libs "gemma-run --version does not run in the runtime chroot (or no gemma user)"
 fi
