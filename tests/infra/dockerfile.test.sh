@@ -225,3 +225,21 @@ res("dockerfile_no_weights", not weights and "**/*.safetensors" in di and ".git"
     and any(x in di for x in ("build", "build*", "build/")),
     "runtime copies weights (%r) or .dockerignore lacks **/*.safetensors, .git, build" % (weights and weights.group(0)))
 EOF
+
+# gcloud builds submit uploads what .gcloudignore allows (it does not read .dockerignore):
+# every .dockerignore pattern must be in .gcloudignore too, weights above all.
+"$PY" - <<'EOF'
+import os
+def pats(p):
+    try:
+        return [l.strip() for l in open(p) if l.strip() and not l.startswith("#")]
+    except OSError:
+        return None
+d, g = pats(".dockerignore"), pats(".gcloudignore")
+if g is None:
+    print("FAIL gcloudignore_exists: no .gcloudignore: gcloud builds submit would upload model weights in the checkout")
+else:
+    missing = [x for x in d or [] if x not in g]
+    print("PASS gcloudignore_matches_dockerignore" if not missing and "**/*.safetensors" in g
+          else "FAIL gcloudignore_matches_dockerignore: .gcloudignore lacks %s" % missing)
+EOF
