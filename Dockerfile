@@ -16,8 +16,8 @@
 # CUDA 12.2) and on newer drivers by backward compatibility (RTX PRO 6000: 580, CUDA
 # 13.0). Every GPU gets SASS, so no PTX has to be JIT-compiled by the older driver.
 #
-# Size (estimated from the packages' installed sizes, docs/DEPLOY.md): ~1.1 GB
-# uncompressed, cuBLAS + cuBLASLt ~0.9 GB of it.
+# Size (estimated from the packages' installed sizes, docs/DEPLOY.md "The image"):
+# ~0.7-1.0 GB uncompressed, cuBLAS + cuBLASLt 0.6-0.9 GB of it.
 #
 # The lines between "# apt: debian" markers are replayed in a Debian 12 chroot by
 # `make test-image` (tests/infra/image_rehearsal.sh), which then builds with CUDA=0.

@@ -163,7 +163,8 @@ if [ "$skip_build" -eq 0 ]; then
 		run gcloud artifacts repositories create "$REPO" --repository-format docker \
 			--location "$REGION" --project "$PROJECT_ID"
 	fi
-	run gcloud builds submit --project "$PROJECT_ID" --region "$REGION" \
+	# Global pool (no --region): regional builds are refused in some regions.
+	run gcloud builds submit --project "$PROJECT_ID" \
 		--config infra/cloudbuild.yaml --substitutions "_REGION=$REGION,_TAG=$TAG" .
 fi
 
