@@ -45,10 +45,15 @@ RUN dpkg -i /tmp/cuda-keyring.deb \
       cuda-nvcc-${CUDA_MAJOR}-${CUDA_MINOR} cuda-cuobjdump-${CUDA_MAJOR}-${CUDA_MINOR} \
       cuda-cudart-dev-${CUDA_MAJOR}-${CUDA_MINOR} \
       libcublas-dev-${CUDA_MAJOR}-${CUDA_MINOR} \
- && rm -rf /var/lib/apt/lists/* /tmp/cuda-keyring.deb
+ && rm -rf /var/lib/apt/lists/* /tmp/cuda-keyring.deb \
+ && cd /usr/local/cuda-${CUDA_MAJOR}.${CUDA_MINOR} \
+ && { [ -e lib64 ] || ln -s targets/x86_64-linux/lib lib64; } \
+ && { [ -e include ] || ln -s targets/x86_64-linux/include include; }
 WORKDIR /src
 COPY . .
 # Fail the image build if the CUDA backend was not linked in or lacks an architecture.
+# (The Makefile links with -L$CUDA_HOME/lib64 and includes $CUDA_HOME/include: the
+# symlinks above exist in NVIDIA's images; made here in case the packages lack them.)
 RUN make -j"$(nproc)" NVCC=/usr/local/cuda-${CUDA_MAJOR}.${CUDA_MINOR}/bin/nvcc BUILD=build all \
  && ldd build/gemma-run | grep -q libcublas \
  && elf="$(/usr/local/cuda-${CUDA_MAJOR}.${CUDA_MINOR}/bin/cuobjdump --list-elf build/gemma-run)" \
