@@ -53,9 +53,17 @@ endif
 ifeq ($(HAVE_CUDA),1)
 CFLAGS  += -DGR_HAVE_CUDA=1 -I$(CUDA_HOME)/include
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+# SASS for every Cloud Run GPU: sm_89 (L4), sm_90 (H100-class), sm_120 (RTX PRO 6000
+# Blackwell); PTX for the newest of them. Only the ones this nvcc can build (it lists
+# them with --list-gpu-code; CUDA >= 12.8 has sm_120): an older local nvcc still builds,
+# and the image build checks with cuobjdump that all three are in (Dockerfile).
+GR_SM   ?= 89 90 120
+NV_CODES := $(shell $(NVCC) --list-gpu-code 2>/dev/null)
+NV_SM   := $(if $(NV_CODES),$(foreach s,$(GR_SM),$(if $(filter sm_$(s),$(NV_CODES)),$(s))),$(GR_SM))
+NV_PTX  := $(lastword $(NV_SM))
 NVFLAGS := -std=c++17 -O3 -I$(BUILD)/inc/kernels -Xcompiler -fPIC,-Wall,-Werror \
-           -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
-           -gencode arch=compute_90,code=compute_90
+           $(foreach s,$(NV_SM),-gencode arch=compute_$(s),code=sm_$(s)) \
+           -gencode arch=compute_$(NV_PTX),code=compute_$(NV_PTX)
 endif
 
 LAYERS  := common kernels tokenizer loader engine service
@@ -71,7 +79,7 @@ BENCH_SRC := $(filter-out bench/loadgen.c,$(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOOLS   := $(if $(wildcard tools/mkmodel.c),$(BUILD)/mkmodel) $(if $(wildcard bench/loadgen.c),$(BUILD)/loadgen)
 
-.PHONY: all deps run test test-gpu asan fuzz bench clean tests
+.PHONY: test-image all deps run test test-gpu asan fuzz bench clean tests
 .SECONDARY:
 all: $(BUILD)/gemma-run $(TOOLS)
 
@@ -155,6 +163,12 @@ FUZZ_TIME ?= 20
 # Each libFuzzer target for FUZZ_TIME seconds (clang, ASan + UBSan).
 fuzz: deps
 	@tools/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_SRC)
+
+# Replays the Dockerfile's build-stage package steps in a debootstrapped chroot of its
+# distribution and builds the C part there with CUDA=0 (chroot cached under
+# $(BUILD)/image-chroot; needs root and debootstrap). See docs/DEPLOY.md.
+test-image:
+	@BUILD=$(BUILD) tests/infra/image_rehearsal.sh
 
 bench: deps all $(BENCH_BIN)
 	@BUILD=$(BUILD) bench/run.sh

@@ -9,7 +9,12 @@
 # request reaches the container. The token comes from the active gcloud account:
 # `gcloud auth print-identity-token` (a user account), or with
 # IMPERSONATE=caller@PROJECT_ID.iam.gserviceaccount.com a service account's token
-# for the service URL as audience.
+# for the service URL as audience. IMPERSONATE needs the IAM Service Account
+# Credentials API enabled in the service account's project
+# (gcloud services enable iamcredentials.googleapis.com) and, for the account
+# running this script, roles/iam.serviceAccountTokenCreator on that service account:
+#   gcloud iam service-accounts add-iam-policy-binding caller@PROJECT_ID.iam.gserviceaccount.com \
+#     --member user:YOU@example.com --role roles/iam.serviceAccountTokenCreator
 #
 # Environment: URL (else looked up from SERVICE/REGION/PROJECT_ID), SERVICE
 # (default gemma-run), REGION, PROJECT_ID (optional), MODEL (default
@@ -25,7 +30,7 @@ case "${1:-}" in
 --health) mode=health; shift ;;
 --models) mode=models; shift ;;
 --stream) stream=true; shift ;;
--h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+-h|--help) sed -n '2,/^set -euo pipefail/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 esac
 prompt=${1:-Why is the sky blue?}
 

@@ -392,8 +392,13 @@ int ld_http_perform(void *conn, struct ld_http_req *r, char *err, size_t errlen)
 	curl_easy_setopt(c->h, CURLOPT_BUFFERSIZE, 512L << 10);	/* fewer, larger body callbacks */
 	curl_easy_setopt(c->h, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(c->h, CURLOPT_MAXREDIRS, 3L);
+#if LIBCURL_VERSION_NUM < 0x075500	/* 7.85.0 added the _STR forms (Ubuntu 22.04 has 7.81) */
+	curl_easy_setopt(c->h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	curl_easy_setopt(c->h, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#else
 	curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c->h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
 	if (t->share)
 		curl_easy_setopt(c->h, CURLOPT_SHARE, t->share);
 	if (t->ca_bundle)

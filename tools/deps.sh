@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(build-essential pkg-config libevent-dev libcjson-dev libcurl4-openssl-dev libssl-dev
 	  nginx-light aria2 prometheus python3 python3-yaml openssl curl clang
-	  libclang-rt-14-dev shellcheck wrk nodejs npm ca-certificates)
+	  libclang-rt-14-dev shellcheck wrk nodejs npm ca-certificates libcurl4-doc debootstrap)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

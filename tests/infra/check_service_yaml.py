@@ -122,10 +122,15 @@ def check_file(path, text, doc, help_info, ref):
         cpu = float(lim.get("cpu", 0))
     except (TypeError, ValueError):
         cpu = 0
+    # Cloud Run's GPUs and their minimum vCPU / GiB (docs/DEPLOY.md "GPUs").
+    gpus = {"nvidia-l4": (4, 16), "nvidia-rtx-pro-6000": (20, 80)}
+    acc = spec.get("nodeSelector", {}).get("run.googleapis.com/accelerator")
+    mcpu, mgib = gpus.get(acc, (None, None))
     result(n + "_gpu_resources",
-           spec.get("nodeSelector", {}).get("run.googleapis.com/accelerator") == "nvidia-l4"
-           and str(lim.get("nvidia.com/gpu")) == "1" and cpu >= 4 and gib is not None and gib >= 16,
-           "nodeSelector %r limits %r (L4 needs >= 4 vCPU, >= 16 GiB)" % (spec.get("nodeSelector"), lim))
+           mcpu is not None and str(lim.get("nvidia.com/gpu")) == "1" and cpu >= mcpu
+           and gib is not None and gib >= mgib,
+           "nodeSelector %r limits %r (minimums: %s)" % (spec.get("nodeSelector"), lim,
+           ", ".join("%s >= %d vCPU, >= %d GiB" % (k, v[0], v[1]) for k, v in gpus.items())))
 
     # port and probes
     ports = c.get("ports", [])
@@ -215,7 +220,7 @@ def check_file(path, text, doc, help_info, ref):
     missing = sorted(p for p in ph if p not in ref["deploy_md"])
     result(n + "_placeholders_documented", ref["deploy_md"] and not missing,
            "placeholders not listed in docs/DEPLOY.md: %s" % (missing or "(docs/DEPLOY.md missing)"))
-    return {"image": c.get("image"), "cc": cc, "env": set(env) - {"MODEL"}, "seqs": seqs}
+    return {"image": c.get("image"), "cc": cc, "env": set(env) - {"MODEL"}, "seqs": seqs, "gpu": acc}
 
 
 def main():
@@ -247,8 +252,11 @@ def main():
         if not s or not base or os.path.basename(p) == "service.yaml":
             continue
         b = base[0]
+        # Another GPU (service-rtx6000.yaml) sizes its own batch: same image and env
+        # names, its own containerConcurrency (checked above against its MAX_NUM_SEQS).
+        other_gpu = s.get("gpu") != b.get("gpu")
         result(os.path.basename(p).replace(".yaml", "") + "_same_engine_as_service_yaml",
-               s["image"] == b["image"] and s["cc"] == b["cc"] and s["env"] == b["env"],
+               s["image"] == b["image"] and (other_gpu or s["cc"] == b["cc"]) and s["env"] == b["env"],
                "image/containerConcurrency/env names differ from service.yaml: %r vs %r" % (s, b))
     return 0
 

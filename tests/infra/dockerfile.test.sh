@@ -2,8 +2,10 @@
 # tests/infra/dockerfile.test.sh - static checks of the Dockerfile (Docker is not
 # available on the build machine, so the image itself is not built here).
 #
-# Asserts: a CUDA 12.2-12.4 devel build stage and a runtime stage of the same
-# version and OS; the build stage runs a make target that, with nvcc present,
+# Asserts: a Debian 12 build stage with NVIDIA's CUDA 12.x (x >= 8) nvcc, cudart and
+# cuBLAS packages and a debian:12-slim runtime stage with the same CUDA version's
+# cudart and cuBLAS, the driver's mount point on LD_LIBRARY_PATH, a cuobjdump check of
+# the SASS, an ldd check of the final binary; the build stage runs a make target that, with nvcc present,
 # links $BUILD/gemma-run against cuBLAS/cudart from the same objects as CI's
 # `make test` (both dry-run with `make -n`), and fails the image build if cuBLAS
 # is not linked; the build stage installs the -dev packages tools/deps.sh lists;
@@ -142,14 +144,41 @@ def res(name, ok, why):
 
 ok = len(stages) >= 2
 b, r = (stages[0], stages[-1]) if ok else ({}, {})
-mb = re.fullmatch(r"nvidia/cuda:(12\.([2-4])\.\d+)-devel-(ubuntu\d+\.\d+)", b.get("image", ""))
-mr = re.fullmatch(r"nvidia/cuda:(12\.\d+\.\d+)-runtime-(ubuntu\d+\.\d+)", r.get("image", ""))
-res("dockerfile_stages", ok and mb and mr and mb.group(1) == mr.group(1) and mb.group(3) == mr.group(2),
-    "want nvidia/cuda:12.2-12.4 -devel build stage and the same -runtime final stage, got %s"
+# Both stages on the release CI builds on (Debian 12, /etc/os-release here when run on
+# CI), the runtime one -slim; CUDA 12 (driver 535 on the L4 runs 12.x by minor-version
+# compatibility, driver 580 by backward compatibility), minor >= 8 (first with sm_120).
+codename = ""
+try:
+    codename = re.search(r"(?m)^VERSION_CODENAME=(\w+)", open("/etc/os-release").read()).group(1)
+except (OSError, AttributeError):
+    pass
+deb = args.get("DEBIAN", "")
+res("dockerfile_stages", ok and b.get("image") == "debian:" + deb and r.get("image") == "debian:%s-slim" % deb
+    and deb == "bookworm",
+    "want FROM debian:${DEBIAN} AS build and FROM debian:${DEBIAN}-slim with DEBIAN=bookworm (CI's Debian 12), got %s"
     % [s["image"] for s in stages])
-
+res("dockerfile_same_release_as_ci", not codename or codename == deb,
+    "this machine (CI) runs Debian %s, the image %s" % (codename, deb))
+cmaj, cmin = args.get("CUDA_MAJOR", ""), args.get("CUDA_MINOR", "")
+res("dockerfile_cuda_version", cmaj == "12" and cmin.isdigit() and int(cmin) >= 8,
+    "want CUDA_MAJOR=12 (runs on driver 535) and CUDA_MINOR >= 8 (sm_120), got %s.%s" % (cmaj, cmin))
 blines = "\n".join(b.get("lines", []))
 rlines = "\n".join(r.get("lines", []))
+bl = "\n".join(b.get("lines", []))
+rl = "\n".join(r.get("lines", []))
+cv = "${CUDA_MAJOR}-${CUDA_MINOR}"
+res("dockerfile_cuda_packages",
+    all(("%s-%s" % (p, cv)) in bl for p in ("cuda-nvcc", "cuda-cudart-dev", "libcublas-dev"))
+    and all(("%s-%s" % (p, cv)) in rl for p in ("cuda-cudart", "libcublas")),
+    "build stage needs cuda-nvcc, cuda-cudart-dev, libcublas-dev and the runtime stage cuda-cudart, libcublas, all -%s" % cv)
+res("dockerfile_checks_sass", all(sm in bl for sm in ("sm_89", "sm_90", "sm_120")) and "cuobjdump --list-elf" in bl,
+    "the build stage must fail without sm_89, sm_90, sm_120 SASS (cuobjdump --list-elf)")
+ldp = re.search(r"LD_LIBRARY_PATH=(\S+)", rl)
+res("dockerfile_driver_libs", ldp and "/usr/local/nvidia/lib64" in ldp.group(1).split(":")
+    and re.search(r"ldconfig", rl),
+    "runtime stage must put /usr/local/nvidia/lib64 (where the driver's libcuda is mounted) on LD_LIBRARY_PATH and ldconfig the CUDA libraries")
+res("dockerfile_runtime_resolves_libs", re.search(r"ldd\s+\S*gemma-run\s*\|\s*grep\s+'not found'", rl),
+    "runtime stage must fail when ldd finds a library missing")
 res("dockerfile_fails_without_cublas", re.search(r"ldd\s+\S*gemma-run\s*\|\s*grep\s+-q\s+libcublas", blines),
     "the build stage must check `ldd build/gemma-run | grep -q libcublas`")
 
@@ -185,7 +214,9 @@ cp = re.search(r"(?m)^\s*COPY\s+--from=%s\s+(\S+)\s+(\S+)" % re.escape(b.get("na
 res("dockerfile_copies_built_binary", cp and cp.group(1) == src and cp.group(2).rstrip("/").endswith(("/usr/local/bin/gemma-run", "/usr/local/bin", "/usr/bin/gemma-run")),
     "want COPY --from=%s %s /usr/local/bin/gemma-run, got %r" % (b.get("name"), src, cp and cp.groups()))
 
-weights = re.search(r"(?im)^\s*(COPY|ADD)\b.*(safetensors|\.gguf|models?/|gs://|https?://)", rlines)
+# (an ADD of NVIDIA's cuda-keyring .deb is the one URL allowed)
+weights = re.search(r"(?im)^\s*(COPY|ADD)\b(?!\s+https://developer\.download\.nvidia\.com/\S+/cuda-keyring_[\w.-]+\.deb\s)"
+                    r".*(safetensors|\.gguf|models?/|gs://|https?://)", rlines)
 try:
     di = open(".dockerignore").read().split()
 except OSError:
@@ -193,4 +224,22 @@ except OSError:
 res("dockerfile_no_weights", not weights and "**/*.safetensors" in di and ".git" in di
     and any(x in di for x in ("build", "build*", "build/")),
     "runtime copies weights (%r) or .dockerignore lacks **/*.safetensors, .git, build" % (weights and weights.group(0)))
+EOF
+
+# gcloud builds submit uploads what .gcloudignore allows (it does not read .dockerignore):
+# every .dockerignore pattern must be in .gcloudignore too, weights above all.
+"$PY" - <<'EOF'
+import os
+def pats(p):
+    try:
+        return [l.strip() for l in open(p) if l.strip() and not l.startswith("#")]
+    except OSError:
+        return None
+d, g = pats(".dockerignore"), pats(".gcloudignore")
+if g is None:
+    print("FAIL gcloudignore_exists: no .gcloudignore: gcloud builds submit would upload model weights in the checkout")
+else:
+    missing = [x for x in d or [] if x not in g]
+    print("PASS gcloudignore_matches_dockerignore" if not missing and "**/*.safetensors" in g
+          else "FAIL gcloudignore_matches_dockerignore: .gcloudignore lacks %s" % missing)
 EOF

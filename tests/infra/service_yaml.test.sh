@@ -40,15 +40,17 @@ else
 fi
 
 "$PY" tests/infra/check_service_yaml.py "$tmp/help.txt" \
-	service.yaml infra/service-nfs.yaml infra/service-gcsfuse.yaml
+	service.yaml infra/service-nfs.yaml infra/service-gcsfuse.yaml infra/service-rtx6000.yaml
 
 # deploy.sh --dry-run: render every variant, check the plan.
-for variant in gcs gcsfuse nfs; do
+for variant in gcs gcsfuse nfs rtx6000; do
 	out="$tmp/rendered-$variant.yaml"
+	vargs=(--variant "$variant")
+	[ "$variant" = rtx6000 ] && vargs=(--gpu rtx6000)
 	PROJECT_ID=test-proj-1 REGION=europe-west4 MODEL_BUCKET=test-proj-1-models TAG=v1 \
 	INVOKERS=user:alice@example.com,serviceAccount:caller@test-proj-1.iam.gserviceaccount.com \
 	FILESTORE_IP=10.0.0.2 VPC_NETWORK=default VPC_SUBNET=default RENDER_OUT="$out" \
-		bash infra/deploy.sh --dry-run --variant "$variant" --model-dir /nonexistent/gemma-2-9b-it \
+		bash infra/deploy.sh --dry-run "${vargs[@]}" --model-dir /nonexistent/gemma-2-9b-it \
 		>"$tmp/plan-$variant.txt" 2>&1
 	rc=$?
 	"$PY" - "$out" "$tmp/plan-$variant.txt" "$variant" "$rc" <<'EOF'
@@ -73,12 +75,15 @@ checks = [
     (env.get("ALLOWED_INVOKERS") == "alice@example.com,caller@test-proj-1.iam.gserviceaccount.com",
      "ALLOWED_INVOKERS %r" % env.get("ALLOWED_INVOKERS")),
     (variant != "gcs" or env.get("MODEL") == "gs://test-proj-1-models/gemma-2-9b-it", "MODEL %r" % env.get("MODEL")),
+    (variant != "rtx6000" or (env.get("MODEL") == "gs://test-proj-1-models/gemma-2-27b-it"
+     and doc["spec"]["template"]["spec"]["nodeSelector"]["run.googleapis.com/accelerator"] == "nvidia-rtx-pro-6000"),
+     "rtx6000: MODEL %r, nodeSelector %r" % (env.get("MODEL"), doc["spec"]["template"]["spec"].get("nodeSelector"))),
     ("roles/storage.objectViewer" in plan and "add-iam-policy-binding gs://test-proj-1-models" in plan,
      "no bucket-scoped objectViewer grant in the plan"),
     ("projects add-iam-policy-binding" not in plan, "grants a project-wide role"),
     (plan.count("--role roles/run.invoker") == 2, "expected 2 run.invoker grants"),
     ("gcloud run services replace " + out in plan, "no `gcloud run services replace` of the rendered file"),
-    ("gcloud storage cp" in plan and "gs://test-proj-1-models/gemma-2-9b-it/" in plan, "no model upload"),
+    ("gcloud storage cp" in plan and ("gs://test-proj-1-models/%s/" % ("gemma-2-27b-it" if variant == "rtx6000" else "gemma-2-9b-it")) in plan, "no model upload"),
     ("--config infra/cloudbuild.yaml" in plan, "no Cloud Build step"),
 ]
 bad = [why for ok, why in checks if not ok]
@@ -92,4 +97,67 @@ if PROJECT_ID='x|y' REGION=us-central1 MODEL_BUCKET=b-b-b RENDER_OUT="$tmp/bad.y
 	echo "FAIL deploy_rejects_bad_values: accepted PROJECT_ID 'x|y'"
 else
 	echo "PASS deploy_rejects_bad_values"
+fi
+
+# group: members: granted roles/run.invoker by IAM, kept out of ALLOWED_INVOKERS (an ID
+# token names no groups: gemma-run would refuse every member of the group).
+PROJECT_ID=test-proj-1 REGION=europe-west4 MODEL_BUCKET=test-proj-1-models \
+INVOKERS=user:alice@example.com,group:team@example.com RENDER_OUT="$tmp/groups.yaml" \
+	bash infra/deploy.sh --dry-run >"$tmp/plan-groups.txt" 2>&1
+"$PY" - "$tmp/groups.yaml" "$tmp/plan-groups.txt" <<'EOF'
+import sys, yaml
+try:
+    doc = yaml.safe_load(open(sys.argv[1]))
+    env = {e["name"]: e.get("value") for e in doc["spec"]["template"]["spec"]["containers"][0]["env"]}
+except Exception as e:
+    print("FAIL deploy_groups_iam_only: no rendered YAML: %s" % e); sys.exit(0)
+plan = open(sys.argv[2]).read()
+bad = []
+if "ALLOWED_INVOKERS" in env:
+    bad.append("ALLOWED_INVOKERS=%r with a group: invoker" % env["ALLOWED_INVOKERS"])
+if "--member group:team@example.com --role roles/run.invoker" not in plan:
+    bad.append("no roles/run.invoker grant for the group")
+if "team@example.com" in yaml.safe_dump(doc):
+    bad.append("the group's address is in the service YAML")
+print("PASS deploy_groups_iam_only" if not bad else "FAIL deploy_groups_iam_only: " + "; ".join(bad))
+EOF
+
+# --render-only: renders, runs no gcloud step, and says what to run next.
+PROJECT_ID=test-proj-1 REGION=europe-west4 MODEL_BUCKET=test-proj-1-models INVOKERS=user:a@example.com \
+RENDER_OUT="$tmp/ro.yaml" bash infra/deploy.sh --render-only --gpu rtx6000 >"$tmp/ro.txt" 2>&1
+rc=$?
+if [ "$rc" -eq 0 ] && [ -s "$tmp/ro.yaml" ] && ! grep -q '^+ gcloud\|^== ' "$tmp/ro.txt" \
+	&& grep -q "gcloud run services replace $tmp/ro.yaml" "$tmp/ro.txt" \
+	&& ! grep -qE '\b(PROJECT_ID|MODEL_BUCKET|INVOKER_EMAIL|REGION)\b' "$tmp/ro.yaml"; then
+	echo "PASS deploy_render_only"
+else
+	echo "FAIL deploy_render_only: rc $rc: $(head -c 400 "$tmp/ro.txt")"
+fi
+
+# --help of both scripts: their header comment, no code, no '#' left.
+for s in infra/deploy.sh infra/invoke.sh; do
+	h="$tmp/help-$(basename "$s").txt"
+	bash "$s" --help >"$h" 2>&1
+	rc=$?
+	if [ "$rc" -eq 0 ] && [ "$(wc -l <"$h")" -ge 5 ] && ! grep -qE '^#|^set -|^cd |^\[|\$\(dirname' "$h"; then
+		echo "PASS help_clean_$(basename "$s" .sh)"
+	else
+		echo "FAIL help_clean_$(basename "$s" .sh): rc $rc, stray lines: $(grep -E '^#|^set -|^cd |^\[|\$\(dirname' "$h" | head -3 | tr '\n' '|')"
+	fi
+done
+
+# Every place that tells the user to `gcloud run services replace` says to render first
+# (the committed YAML files keep placeholders).
+bad=""
+for f in README.md docs/*.md service.yaml infra/*.yaml infra/*.md; do
+	[ -f "$f" ] || continue
+	while IFS=: read -r no _; do
+		lo=$((no > 8 ? no - 8 : 1))
+		sed -n "${lo},$((no + 3))p" "$f" | grep -qiE 'render|deploy\.sh' || bad="$bad $f:$no"
+	done < <(grep -n 'services replace' "$f")
+done
+if [ -z "$bad" ]; then
+	echo "PASS replace_says_render_first"
+else
+	echo "FAIL replace_says_render_first: no render step next to \`services replace\` at$bad"
 fi

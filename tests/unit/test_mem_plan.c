@@ -300,6 +300,93 @@ static void test_json(void)
 	CHECK(mem_plan_json(&p, buf, 40) == ST_ERANGE, "short buffer");
 }
 
+/*
+ * NVIDIA RTX PRO 6000 Blackwell (Cloud Run's second GPU, 96 GB GDDR7): total taken
+ * as 97,887 MiB, the figure nvidia-smi prints for a 96 GB RTX PRO 6000 Blackwell
+ * (not measured on Cloud Run's board: none here; a few hundred MiB either way move
+ * the KV cache by ~1k tokens, so the checks below use the formula plus ranges).
+ * infra/service-rtx6000.yaml serves 27B bf16 at 0.92 with max_num_seqs 16; the
+ * alternative is 9B bf16 with the rest as KV cache. Both plans are printed.
+ */
+#define RTX6000_TOTAL ((size_t)97887 * MIB)
+
+static struct mem_plan_in rtx6000_in(const struct g2_config *c, double util, int max_seqs)
+{
+	struct mem_plan_in in = l4_in(c, util, max_seqs, 0);
+
+	in.total_bytes = RTX6000_TOTAL;
+	in.free_bytes = RTX6000_TOTAL - 500 * MIB;
+	return in;
+}
+
+static void print_plan(const char *what, const struct mem_plan *p)
+{
+	printf("# %s: budget %.1f GiB, weights %.1f GiB, activations %.0f MiB, KV %d blocks = "
+	       "%d tokens (%zu B/token, limit %s), max_model_len %d, %d full-length sequences\n",
+	       what, p->budget_bytes / 1073741824.0, p->weight_bytes / 1073741824.0,
+	       p->activation_bytes / 1048576.0, p->kv_blocks, p->kv_tokens, p->kv_token_bytes,
+	       p->kv_limit, p->max_model_len, p->max_concurrent_seqs);
+}
+
+/* The KV blocks the budget leaves, computed here from the plan's own parts. */
+static int blocks_by_hand(const struct mem_plan *p)
+{
+	size_t fixed = p->weight_bytes + p->activation_bytes + p->reserve_bytes;
+
+	return (int)((p->budget_bytes - fixed) / (p->kv_token_bytes * (size_t)p->block_size));
+}
+
+static void test_27b_rtx6000(void)
+{
+	struct g2_config c = preset("27b");
+	struct mem_plan_in in = rtx6000_in(&c, 0.92, 16);
+	struct mem_plan p;
+	char err[512];
+
+	CHECK(mem_plan_compute(&c, &in, &p, err, sizeof(err)) == 0, "27B on RTX PRO 6000: %s", err);
+	print_plan("27B bf16, RTX PRO 6000 96 GB, 0.92, 16 seqs", &p);
+	/* 2 (K,V) x 46 layers x 16 KV heads x 128 dims x 2 B */
+	CHECK(p.kv_token_bytes == 376832, "27B per token %zu, want 376,832", p.kv_token_bytes);
+	CHECK(p.weight_bytes > (size_t)50 << 30 && p.weight_bytes < (size_t)52 << 30,
+	      "27B weights %zu outside 50-52 GiB", p.weight_bytes);
+	CHECK(p.kv_blocks == blocks_by_hand(&p), "blocks %d, by hand %d", p.kv_blocks,
+	      blocks_by_hand(&p));
+	CHECK(p.kv_tokens >= 90000 && p.kv_tokens <= 110000, "27B KV tokens %d outside 90k-110k",
+	      p.kv_tokens);
+	/* the full 8192-token context, not lowered, and >= 11 such sequences at once */
+	CHECK(p.max_model_len == 8192 && p.warning[0] == 0, "mml %d warning '%s'", p.max_model_len,
+	      p.warning);
+	CHECK(p.max_concurrent_seqs >= 11, "full-length sequences %d", p.max_concurrent_seqs);
+	CHECK(strcmp(p.kv_limit, "budget") == 0, "limit %s", p.kv_limit);
+	/* and the same 27B does not fit the L4 (test_27b_l4_does_not_fit): the 96 GB
+	 * device is what makes it servable at all */
+}
+
+static void test_9b_rtx6000_large_kv(void)
+{
+	struct g2_config c = preset("9b");
+	struct mem_plan_in in = rtx6000_in(&c, 0.92, 64);
+	struct mem_plan p;
+	char err[512];
+
+	CHECK(mem_plan_compute(&c, &in, &p, err, sizeof(err)) == 0, "9B on RTX PRO 6000: %s", err);
+	print_plan("9B bf16, RTX PRO 6000 96 GB, 0.92, 64 seqs", &p);
+	CHECK(p.kv_token_bytes == 344064, "9B per token %zu", p.kv_token_bytes);
+	CHECK(p.kv_blocks == blocks_by_hand(&p), "blocks %d, by hand %d", p.kv_blocks,
+	      blocks_by_hand(&p));
+	/* ~70 GiB of KV: ~217k tokens, ~28x the L4's 7,840 at the same utilization */
+	CHECK(p.kv_tokens >= 205000 && p.kv_tokens <= 225000, "9B KV tokens %d outside 205k-225k",
+	      p.kv_tokens);
+	CHECK(p.max_model_len == 8192 && p.max_concurrent_seqs >= 23, "mml %d, full-length %d",
+	      p.max_model_len, p.max_concurrent_seqs);
+	/* the L4 at the same utilization, for the ratio SCALING.md quotes */
+	in = l4_in(&c, 0.92, 8, 0);
+	struct mem_plan l4;
+	CHECK(mem_plan_compute(&c, &in, &l4, err, sizeof(err)) == 0 && l4.kv_tokens == 7840,
+	      "9B on L4 at 0.92: %d tokens (SCALING.md: 7,840) %s", l4.kv_tokens, err);
+	print_plan("9B bf16, L4 24 GB, 0.92, 8 seqs", &l4);
+}
+
 int main(void)
 {
 	RUN(test_9b_l4_fits);
@@ -311,5 +398,7 @@ int main(void)
 	RUN(test_other_processes);
 	RUN(test_host_ram);
 	RUN(test_json);
+	RUN(test_27b_rtx6000);
+	RUN(test_9b_rtx6000_large_kv);
 	return th_done();
 }
