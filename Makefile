@@ -110,7 +110,7 @@ $(BUILD)/obj/kernels/cpu/%.o: kernels/cpu/%.c | $(INC_STAMP)
 $(BUILD)/obj/%.o: %.c | $(INC_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(call inc_flags,$<) -c $< -o $@
-$(BUILD)/obj/%.o: %.cu | $(INC_STAMP)
+$(BUILD)/obj/%.o: %.cu Makefile | $(INC_STAMP)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
