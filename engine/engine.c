@@ -20,6 +20,7 @@
  * beyond the running slots that are free (so max_queue 0 still admits a
  * request when a slot is free, and refuses it when none is).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,10 +55,15 @@ int eng_sampler_parse(const char *s, enum eng_sampler *out)
 	return 0;
 }
 
-/* Pairs per step: every row's whole history plus its masked ids. */
+/*
+ * Pairs per step: every row's whole history plus its masked ids. Saturates
+ * at INT_MAX for absurd options, so that the memory plan refuses them
+ * instead of the product overflowing.
+ */
 static int eng_pairs_cap(const struct eng_opts *o, int max_model_len)
 {
-	return o->max_num_seqs * smp_pairs_max(max_model_len, ENG_MAX_EOS + ENG_MAX_STOP);
+	int64_t n = (int64_t)o->max_num_seqs * smp_pairs_max(max_model_len, ENG_MAX_EOS + ENG_MAX_STOP);
+	return n > INT_MAX ? INT_MAX : (int)n;
 }
 
 const char *eng_finish_name(enum eng_finish f)
