@@ -34,6 +34,7 @@ struct eng_output {
 	enum eng_finish finish;
 	const char *error;		/* message when finish == ENG_FINISH_ERROR */
 	int n_prompt_tokens;
+	int n_cached_tokens;		/* of n_prompt_tokens, how many came from the prefix cache (0 without one) */
 	int n_generated;
 	double t_queued, t_first_token, t_done;	/* now_sec() stamps */
 };
