@@ -118,7 +118,7 @@ static int plan_wanted_len(const struct g2_config *cfg, const struct mem_plan_in
 	return 0;
 }
 
-/* Step 3, host RAM (CPU backend): a share of the free RAM left after the activations. */
+/* Step 3, host RAM (CPU backend): a share of the free RAM left after the activations, capped. */
 static int plan_kv_host(const struct mem_plan_in *in, size_t fixed, struct mem_plan *out,
 			size_t *kv, char *err, size_t errlen)
 {
@@ -134,6 +134,8 @@ static int plan_kv_host(const struct mem_plan_in *in, size_t fixed, struct mem_p
 	avail = free_eff > in->activation_bytes + in->reserve_bytes
 			? free_eff - in->activation_bytes - in->reserve_bytes : 0;
 	*kv = (size_t)(MEM_PLAN_HOST_FRACTION * (double)avail);
+	if (*kv > MEM_PLAN_HOST_KV_MAX)
+		*kv = MEM_PLAN_HOST_KV_MAX;
 	out->kv_limit = "host_ram";
 	out->budget_bytes = fixed + *kv;
 	if (*kv < per_block) {

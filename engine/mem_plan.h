@@ -17,7 +17,9 @@
  *                could never be used), rounded down to whole blocks.
  *   host RAM   (CPU backend): the utilization does not apply; the cache
  *                takes at most MEM_PLAN_HOST_FRACTION of the free RAM that
- *                is left after the activations.
+ *                is left after the activations, and never more than
+ *                MEM_PLAN_HOST_KV_MAX (so that on any large machine the
+ *                default is the same size, whatever else is running).
  *   kv_bytes   (explicit override, used by tests): the cache gets exactly
  *                that, no budget check.
  * max_model_len: an explicit value longer than max_position_embeddings, or
@@ -39,6 +41,7 @@
 
 #define MEM_PLAN_MAX_MODEL_LEN_CAP 8192	/* default context when max_model_len is 0 */
 #define MEM_PLAN_HOST_FRACTION 0.25	/* CPU: share of free RAM the KV cache may take */
+#define MEM_PLAN_HOST_KV_MAX ((size_t)8 << 30)	/* CPU: the KV cache's default at most (8 GiB) */
 /*
  * The fixed reserve on a CUDA device: memory this process uses that no
  * plan line accounts for: the CUDA context and the module images of our

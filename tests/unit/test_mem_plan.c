@@ -268,6 +268,15 @@ static void test_host_ram(void)
 	      p.kv_bytes <= (((size_t)1 << 30) - in.activation_bytes) / 4 &&
 	      p.kv_bytes + p.kv_block_bytes > (((size_t)1 << 30) - in.activation_bytes) / 4,
 	      "kv %zu limit %s", p.kv_bytes, p.kv_limit);
+	/* a large machine: 25 % of 200 GiB would be 50 GiB; the default stops at
+	 * MEM_PLAN_HOST_KV_MAX (1024 sequences of 8192 tokens would need 16 GiB) */
+	in.free_bytes = (size_t)200 << 30;
+	in.max_num_seqs = 1024;
+	CHECK(mem_plan_compute(&c, &in, &p, err, sizeof(err)) == 0, "host 200 GiB: %s", err);
+	CHECK(strcmp(p.kv_limit, "host_ram") == 0 && p.kv_bytes <= MEM_PLAN_HOST_KV_MAX &&
+	      p.kv_bytes + p.kv_block_bytes > MEM_PLAN_HOST_KV_MAX && MEM_PLAN_HOST_KV_MAX == (size_t)8 << 30,
+	      "kv %zu limit %s", p.kv_bytes, p.kv_limit);
+	in.max_num_seqs = 64;
 	/* the utilization does not apply to host RAM, an explicit kv_bytes wins */
 	in.gpu_memory_utilization = 0.01;
 	in.kv_bytes = 10 * p.kv_block_bytes + 5;
