@@ -8,8 +8,7 @@
  * libevent 2.1.12 has no per-phase timeouts nor a connection cap, and no
  * hook when evhttp frees a connection. So: evhttp's bufferevent callback
  * (evhttp_set_bevcb) creates each connection's bufferevent here; we keep
- * one reference to it, watch its input buffer (bytes in: the first byte, the
- * blank line that ends the headers, a raw NUL byte among them), and learn
+ * one reference to it, watch its input buffer, and learn
  * that evhttp freed it when its callbacks are all cleared (bufferevent_free
  * does that); the sweep then drops our reference, which closes the socket.
  * To close a connection we raise a read timeout on its bufferevent, which is
@@ -19,6 +18,20 @@
  * BODY (to the request handed over: on_request), BUSY (until the reply is
  * sent: no deadline, a generation may take minutes), IDLE (reply sent, no
  * byte yet). Loop thread only.
+ *
+ * The head is screened before evhttp sees it (libevent 2.1.12 answers what
+ * it cannot parse with an HTML page, and accepts some ambiguous framings):
+ * in HEAD the watch moves every byte that arrives out of the input buffer
+ * into the connection's own buffer (evhttp, whose read callback runs after
+ * the watch, finds nothing to parse). http_screen_head judges it as lines
+ * complete; once the blank line is in, the bytes go back into the input
+ * buffer unchanged and evhttp parses them as if just read. A refused head
+ * is replaced by a small synthetic request (REFUSED_HEAD): evhttp hands it
+ * to the server, whose http_conn_busy() call learns the status and message
+ * to answer with (JSON, then the connection closes). A head that begins
+ * while bytes evhttp has not parsed wait in the buffer (pipelined behind
+ * a body) cannot be held back whole: it goes to evhttp unscreened, checked
+ * only for raw NUL bytes and by http_server.c's own checks.
  */
 #include "service/http/http_conn.h"
 
@@ -29,11 +42,13 @@
 #include <event2/buffer.h>
 
 #include "common/log.h"
+#include "service/http/http_screen.h"
 #include "common/status.h"
 #include "common/util.h"
 
 #define SWEEP_US 100000
 #define CLOSE_SOON_S 0.3	/* a connection to close after its (small) reply */
+#define REFUSED_HEAD "GET / HTTP/1.1\r\nHost: refused\r\n\r\n"
 
 enum phase { P_HEAD, P_BODY, P_BUSY, P_IDLE };
 
@@ -43,8 +58,13 @@ struct conn {
 	struct evbuffer_cb_entry *watch;
 	enum phase phase;
 	double t_phase;			/* when the phase began */
-	unsigned tail;			/* the last bytes seen, for the blank line */
-	int nul;			/* a raw NUL byte in the request line or headers */
+	char *head;			/* HEAD: the bytes held back from evhttp */
+	size_t head_len, head_cap;
+	int replaying;			/* putting bytes back: the watch ignores them */
+	int unscreened;			/* this head went to evhttp directly */
+	unsigned tail;			/* unscreened: the last bytes seen, for the blank line */
+	int refuse;			/* the status to answer this request with (0: none) */
+	const char *refuse_why;
 	int closing;			/* a timeout was raised: evhttp frees it */
 	int close_soon;			/* closed CLOSE_SOON_S after its request */
 };
@@ -72,40 +92,117 @@ static void set_phase(struct conn *c, enum phase p)
 	c->phase = p;
 	c->t_phase = now_sec();
 	c->tail = 0;
-	if (p == P_HEAD || p == P_IDLE)
-		c->nul = 0;
+	if (p == P_HEAD || p == P_IDLE) {
+		c->refuse = 0;
+		c->refuse_why = NULL;
+		c->unscreened = 0;
+		c->head_len = 0;
+	}
 }
 
-/* Bytes arrived (or were consumed): find the first byte, the end of the
- * headers and raw NUL bytes among them. */
-static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* An unscreened head (see the top): find its end and raw NUL bytes. */
+static void watch_unscreened(struct conn *c, struct evbuffer *buf, size_t n_added)
 {
-	struct conn *c = arg;
 	struct evbuffer_ptr pos;
 	struct evbuffer_iovec vec[8];
 	size_t len = evbuffer_get_length(buf);
 	int nv;
 
-	if (!info->n_added || c->closing || (c->phase != P_HEAD && c->phase != P_IDLE))
+	if (n_added > len || evbuffer_ptr_set(buf, &pos, len - n_added, EVBUFFER_PTR_SET) < 0)
 		return;
-	if (c->phase == P_IDLE)
-		set_phase(c, P_HEAD);
-	if (info->n_added > len || evbuffer_ptr_set(buf, &pos, len - info->n_added, EVBUFFER_PTR_SET) < 0)
-		return;
-	nv = evbuffer_peek(buf, (ev_ssize_t)info->n_added, &pos, vec, ARRAY_SIZE(vec));
+	nv = evbuffer_peek(buf, (ev_ssize_t)n_added, &pos, vec, ARRAY_SIZE(vec));
 	for (int i = 0; i < nv && i < (int)ARRAY_SIZE(vec); i++) {
 		const unsigned char *p = vec[i].iov_base;
 		for (size_t k = 0; k < vec[i].iov_len; k++) {
-			if (!p[k])
-				c->nul = 1;
+			if (!p[k] && !c->refuse) {
+				c->refuse = 400;
+				c->refuse_why = "the request line or a header contains a NUL byte";
+			}
 			c->tail = (c->tail << 8) | p[k];
 			if ((c->tail & 0xffff) == 0x0a0a || (c->tail & 0xffffff) == 0x0a0d0a) {
-				c->phase = P_BODY;	/* headers complete; keep nul */
+				c->phase = P_BODY;	/* headers complete; keep refuse */
 				c->t_phase = now_sec();
 				return;
 			}
 		}
 	}
+}
+
+/* The end of the head held (just past its blank line), or 0. */
+static size_t head_end(const char *p, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (p[i] == '\n' && (p[i - 1] == '\n' || (i >= 2 && p[i - 1] == '\r' && p[i - 2] == '\n')))
+			return i + 1;
+	return 0;
+}
+
+/* Hands bytes to evhttp as if they had just been read. */
+static void replay(struct conn *c, struct evbuffer *buf, const void *p, size_t n)
+{
+	c->replaying = 1;
+	evbuffer_add(buf, p, n);
+	c->replaying = 0;
+	c->head_len = 0;
+	c->phase = P_BODY;
+	c->t_phase = now_sec();
+}
+
+/* HEAD: moves what arrived into c->head and judges it (see the top). */
+static void hold(struct conn *c, struct evbuffer *buf)
+{
+	size_t n = evbuffer_get_length(buf), skip = 0, end;
+	const char *why;
+	int status;
+
+	if (c->head_len + n > c->head_cap) {
+		size_t cap = MAX(c->head_cap * 2, MAX(c->head_len + n, (size_t)1024));
+		char *p = realloc(c->head, cap);
+		if (!p) {
+			c->refuse = 503;
+			c->refuse_why = "out of memory";
+			evbuffer_drain(buf, n);
+			replay(c, buf, REFUSED_HEAD, sizeof(REFUSED_HEAD) - 1);
+			return;
+		}
+		c->head = p;
+		c->head_cap = cap;
+	}
+	evbuffer_remove(buf, c->head + c->head_len, n);
+	c->head_len += n;
+	/* empty lines before the request line are ignored (RFC 9112 2.2) */
+	while (skip < c->head_len && (c->head[skip] == '\r' || c->head[skip] == '\n'))
+		skip++;
+	if (skip) {
+		memmove(c->head, c->head + skip, c->head_len - skip);
+		c->head_len -= skip;
+	}
+	end = head_end(c->head, c->head_len);
+	status = http_screen_head(c->head, end ? end : c->head_len, &c->cs->lim.screen, &why);
+	if (status) {
+		c->refuse = status;
+		c->refuse_why = why;
+		replay(c, buf, REFUSED_HEAD, sizeof(REFUSED_HEAD) - 1);
+	} else if (end) {
+		replay(c, buf, c->head, c->head_len);
+	}
+}
+
+/* Bytes arrived (or were consumed). */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->replaying || !info->n_added || c->closing || (c->phase != P_HEAD && c->phase != P_IDLE))
+		return;
+	if (c->phase == P_IDLE)
+		set_phase(c, P_HEAD);
+	if (!c->head_len && evbuffer_get_length(buf) > info->n_added)
+		c->unscreened = 1;
+	if (c->unscreened)
+		watch_unscreened(c, buf, info->n_added);
+	else
+		hold(c, buf);
 }
 
 static int conn_dead(const struct conn *c)
@@ -124,6 +221,7 @@ static void conn_drop(struct http_conns *cs, int i)
 
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
 	bufferevent_decref(c->bev);
+	free(c->head);
 	free(c);
 	cs->v[i] = cs->v[--cs->n];
 }
@@ -255,16 +353,18 @@ static struct conn *conn_of(struct http_conns *cs, struct evhttp_connection *evc
 	return NULL;
 }
 
-int http_conn_busy(struct http_conns *cs, struct evhttp_connection *evcon)
+int http_conn_busy(struct http_conns *cs, struct evhttp_connection *evcon, const char **why)
 {
 	struct conn *c = conn_of(cs, evcon);
-	int nul;
+	int status;
 
+	*why = NULL;
 	if (!c)
 		return 0;
-	nul = c->nul;
+	status = c->refuse;
+	*why = c->refuse_why;
 	set_phase(c, P_BUSY);
-	return nul;
+	return status;
 }
 
 void http_conn_idle(struct http_conns *cs, struct evhttp_connection *evcon)

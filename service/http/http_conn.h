@@ -9,6 +9,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "service/http/http_screen.h"
+
 struct http_conns;
 
 struct http_conn_limits {
@@ -16,6 +18,7 @@ struct http_conn_limits {
 	double body_s;		/* end of headers to the request handed to us */
 	double idle_s;		/* a reply sent to the next request's first byte */
 	int max_conns;		/* at the cap a new connection closes the oldest not busy */
+	struct http_screen_limits screen;	/* what a request head may hold */
 };
 
 /* Installs the bufferevent callback on http and a sweep timer on base;
@@ -25,9 +28,10 @@ int http_conns_create(struct event_base *base, struct evhttp *http, const struct
 void http_conns_destroy(struct http_conns *cs);
 
 /* The request has been handed to us: no read deadline until its reply is
- * sent. Returns 1 when its line or headers held a raw NUL byte (evhttp cuts
- * the value there, so it must be refused), else 0. */
-int http_conn_busy(struct http_conns *cs, struct evhttp_connection *evcon);
+ * sent. Returns 0, or the status to refuse it with (its head failed
+ * http_screen_head, or held a raw NUL byte, which evhttp would cut the value
+ * at) and *why, the message; the caller answers and closes the connection. */
+int http_conn_busy(struct http_conns *cs, struct evhttp_connection *evcon, const char **why);
 
 /* The reply on evcon has been written: the idle deadline starts. */
 void http_conn_idle(struct http_conns *cs, struct evhttp_connection *evcon);

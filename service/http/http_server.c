@@ -44,6 +44,7 @@
 #define FD_RESERVE 64		/* descriptors kept from the connection cap: model files, logs, ... */
 #define URI_MAX 8192		/* a longer request line is answered 414 */
 #define HEADERS_MAX (64 * 1024)	/* larger headers are answered 431 */
+#define HEADERS_MAX_LINES 1000	/* more header lines are answered 431 */
 #define HEADERS_HARD_MAX (1024 * 1024)	/* evhttp's own limit: beyond it, its HTML 413 */
 
 enum route_flags { R_AUTH = 1, R_READY = 2 };
@@ -306,10 +307,11 @@ static int refuse_request(struct srv *s, struct evhttp_request *req, double t0)
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	struct evkeyval *kv;
 	size_t hbytes = 0;
-	int te = 0;
+	int te = 0, status;
+	const char *why;
 
-	if (http_conn_busy(s->conns, evhttp_request_get_connection(req))) {
-		refuse_close(s, req, 400, "the request line or a header contains a NUL byte", t0);
+	if ((status = http_conn_busy(s->conns, evhttp_request_get_connection(req), &why))) {
+		refuse_close(s, req, status, why, t0);
 		return 1;
 	}
 	for (kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
@@ -583,6 +585,7 @@ int http_srv_init(struct srv *s, const struct srv_config *cfg, const char *model
 		.body_s = cfg->body_timeout,
 		.idle_s = cfg->idle_timeout,
 		.max_conns = cfg->max_connections,
+		.screen = { .uri_max = URI_MAX, .head_max = HEADERS_MAX, .max_headers = HEADERS_MAX_LINES },
 	};
 	if (!cl.max_conns)
 		cl.max_conns = nofile > 2 * FD_RESERVE ? (int)MIN(nofile - FD_RESERVE, 1 << 30) : FD_RESERVE;

@@ -50,6 +50,7 @@ static const char *reason(int status)
 	case 414: return "URI Too Long";
 	case 431: return "Request Header Fields Too Large";
 	case 501: return "Not Implemented";
+	case 505: return "HTTP Version Not Supported";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";

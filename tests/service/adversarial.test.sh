@@ -170,10 +170,13 @@ def raw_req(data):
         out += d
     s.close()
     return out
-r1 = raw_req(b"GET /\xff\xfe\x01 HTTP/1.1\r\nHost: x\r\nUser-Agent: \xc3(\x7f\r\nConnection: close\r\n\r\n")
+r1 = raw_req(b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nUser-Agent: \xc3(\x7f\r\nConnection: close\r\n\r\n")
 r2 = raw_req(b"GET /nope?" + ("\u00e9" * 20000).encode() + b" HTTP/1.1\r\nHost: x\r\nUser-Agent: " +
              b'\\"' * 3000 + b"\r\nConnection: close\r\n\r\n")
 ok("odd_urls_404", r1.startswith(b"HTTP/1.1 404") and r2.startswith(b"HTTP/1.1 414"), (r1[:40], r2[:40]))
+# a control byte in the request target is malformed (RFC 9112 3.2): a JSON 400
+r3 = raw_req(b"GET /\x01 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+ok("ctl_in_target_400", r3.startswith(b"HTTP/1.1 400") and b'"code":400' in r3, r3[:200])
 # HEAD used to send the body without Content-Length: on a kept-alive
 # connection it was read as the start of the next response
 for path in ["/health", "/v1/completions", "/nope", "/metrics"]:

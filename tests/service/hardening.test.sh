@@ -6,7 +6,9 @@
 # once while the running one finishes; a 429 for an n=3 request that was
 # partly queued is not counted as an abort; framing and size errors are the
 # documented JSON (conflicting Content-Length 400, CONNECT 501 and closed,
-# headers 431, URI 414, a raw NUL in a header 400); body and idle deadlines
+# headers 431, URI 414, a raw NUL in a header 400, and what libevent used to
+# answer with HTML: HTTP/0.9, the HTTP/2 preface, unknown methods, bad
+# Content-Length, CL with TE, folded or colon-less headers); body and idle deadlines
 # close slow or idle connections; the listen backlog is over 128; the soft
 # fd limit is raised; 1100 slowloris connections under an fd limit of 1024
 # leave /health answering within 100 ms (median of 5) and are all closed at
@@ -107,6 +109,65 @@ st, j = status_json(r)
 ok("nul_in_authorization_refused", st == 400 and j["error"]["code"] == 400, r[:200])
 r, t = raw(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekrit\r\nConnection: close\r\n\r\n")
 ok("clean_authorization_200", r.startswith(b"HTTP/1.1 200"), r[:200])
+# heads libevent 2.1.12 used to answer with its HTML page (or accept): each is
+# now the JSON error with its status, and the connection closes at once
+def json_refusal(name, data, want, wait=5.0):
+    r, t = raw(data, wait=wait)
+    st, j = status_json(r)
+    good = st == want and j is not None and j["error"]["code"] == want and b"application/json" in r and t < 2
+    ok(name, good, (r[:240], t))
+G = b"GET /health HTTP/1.1\r\nHost: x\r\n"
+P = b"POST /tokenize HTTP/1.1\r\nHost: x\r\n" + AUTH
+json_refusal("http09_400", b"GET /health\r\n\r\n", 400)
+json_refusal("h2_preface_505", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505)
+json_refusal("http3_version_505", b"GET /health HTTP/3.0\r\n\r\n", 505)
+json_refusal("unknown_method_501", b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n", 501)
+json_refusal("bad_content_length_400", P + b"Content-Length: 1x\r\n\r\n" + B, 400)
+json_refusal("negative_content_length_400", P + b"Content-Length: -1\r\n\r\n" + B, 400)
+json_refusal("cl_then_te_400", P + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(B) + B, 400)
+json_refusal("te_then_cl_400", P + b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n" % len(B) + B, 400)
+json_refusal("te_gzip_501", P + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501)
+json_refusal("space_before_colon_400", P + b"Content-Length : %d\r\n\r\n" % len(B) + B, 400)
+json_refusal("header_without_colon_400", G + b"NoColonHere\r\n\r\n", 400)
+json_refusal("folded_header_400", G + b"X-A: 1\r\n  continued\r\n\r\n", 400)
+json_refusal("1001_headers_431", G + b"".join(b"X-%d: 1\r\n" % i for i in range(1001)) + b"\r\n", 431)
+# the over-long head is refused as it arrives, not at its end (which never comes)
+json_refusal("unending_headers_431_early", G + b"X-Big: " + b"a" * 70000, 431)
+json_refusal("unending_uri_414_early", b"GET /" + b"a" * 9000, 414)
+# what must still work through the screen: a head in single bytes, a body
+# in the same packet, two pipelined requests, a chunked body, stray CRLFs
+s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+for ch in b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n":
+    s.sendall(bytes([ch]))
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+s.close()
+ok("head_byte_by_byte_200", got.startswith(b"HTTP/1.1 200"), got[:200])
+r, t = raw(P + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(B) + B)
+ok("body_with_head_200", r.startswith(b"HTTP/1.1 200") and b'"tokens"' in r, r[:200])
+r, t = raw(b"\r\n" + G + b"\r\n" + G + b"Connection: close\r\n\r\n")
+ok("pipelined_two_200", r.count(b"HTTP/1.1 200") == 2, r[:400])
+r, t = raw(P + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(B), B))
+ok("chunked_body_200", r.startswith(b"HTTP/1.1 200") and b'"tokens"' in r, r[:200])
+# keep-alive: the second head on a connection is screened too
+s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+s.sendall(G + b"\r\n")
+got = b""
+while b'{"status"' not in got:
+    got += s.recv(4096)
+s.sendall(b"GET /health\r\n\r\n")
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+s.close()
+ok("second_head_screened_400", got.startswith(b"HTTP/1.1 400") and b'"code":400' in got, got[:200])
 # a body sent one byte every 0.5 s: closed at the 2 s body deadline, unanswered
 r, t = raw(b"POST /tokenize HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Content-Length: 100\r\n\r\n", wait=15,
            trickle=b"x" * 12)
