@@ -25,7 +25,10 @@
  * into the connection's own buffer (evhttp, whose read callback runs after
  * the watch, finds nothing to parse). http_screen_head judges it as lines
  * complete; once the blank line is in, the bytes go back into the input
- * buffer unchanged and evhttp parses them as if just read. A refused head
+ * buffer unchanged and evhttp parses them as if just read. A chunked body
+ * is held too, until its last chunk: evhttp then gets the same request with
+ * a Content-Length body (libevent's chunk parser answers a malformed size
+ * with an HTML 413, and refuses chunk extensions). A refused head
  * is replaced by a small synthetic request (REFUSED_HEAD): evhttp hands it
  * to the server, whose http_conn_busy() call learns the status and message
  * to answer with (JSON, then the connection closes). A head that begins
@@ -61,6 +64,9 @@ struct conn {
 	char *head;			/* HEAD: the bytes held back from evhttp */
 	size_t head_len, head_cap;
 	int replaying;			/* putting bytes back: the watch ignores them */
+	int body_hold;			/* a chunked body is held too, after head_end bytes */
+	size_t head_end;
+	struct http_chunks chunks;
 	int unscreened;			/* this head went to evhttp directly */
 	unsigned tail;			/* unscreened: the last bytes seen, for the blank line */
 	int refuse;			/* the status to answer this request with (0: none) */
@@ -97,6 +103,7 @@ static void set_phase(struct conn *c, enum phase p)
 		c->refuse_why = NULL;
 		c->unscreened = 0;
 		c->head_len = 0;
+		c->body_hold = 0;
 	}
 }
 
@@ -144,13 +151,45 @@ static void replay(struct conn *c, struct evbuffer *buf, const void *p, size_t n
 	evbuffer_add(buf, p, n);
 	c->replaying = 0;
 	c->head_len = 0;
+	c->body_hold = 0;
 	c->phase = P_BODY;
 	c->t_phase = now_sec();
 }
 
-/* HEAD: moves what arrived into c->head and judges it (see the top). */
+static void refuse(struct conn *c, struct evbuffer *buf, int status, const char *why)
+{
+	c->refuse = status;
+	c->refuse_why = why;
+	replay(c, buf, REFUSED_HEAD, sizeof(REFUSED_HEAD) - 1);
+}
+
+/* The whole chunked request held: hand evhttp the same request with a
+ * plain Content-Length body (so evhttp never parses chunked framing),
+ * followed by whatever came after it. */
+static void replay_unchunked(struct conn *c, struct evbuffer *buf)
+{
+	const char *body = c->head + c->head_end;
+	size_t rest = c->head_len - c->head_end - c->chunks.end;
+	size_t hl = http_screen_unchunk_head(c->head, c->head_end, c->chunks.body_len, NULL, 0);
+	size_t n = hl + c->chunks.body_len + rest;
+	char *out = malloc(n ? n : 1);
+
+	if (!out) {
+		refuse(c, buf, 503, "out of memory");
+		return;
+	}
+	http_screen_unchunk_head(c->head, c->head_end, c->chunks.body_len, out, hl);
+	http_screen_dechunk(body, &c->chunks, out + hl);
+	memcpy(out + hl + c->chunks.body_len, body + c->chunks.end, rest);
+	replay(c, buf, out, n);
+	free(out);
+}
+
+/* HEAD (and a chunked BODY): moves what arrived into c->head and judges it
+ * (see the top). */
 static void hold(struct conn *c, struct evbuffer *buf)
 {
+	const struct http_screen_limits *lim = &c->cs->lim.screen;
 	size_t n = evbuffer_get_length(buf), skip = 0, end;
 	const char *why;
 	int status;
@@ -159,10 +198,8 @@ static void hold(struct conn *c, struct evbuffer *buf)
 		size_t cap = MAX(c->head_cap * 2, MAX(c->head_len + n, (size_t)1024));
 		char *p = realloc(c->head, cap);
 		if (!p) {
-			c->refuse = 503;
-			c->refuse_why = "out of memory";
 			evbuffer_drain(buf, n);
-			replay(c, buf, REFUSED_HEAD, sizeof(REFUSED_HEAD) - 1);
+			refuse(c, buf, 503, "out of memory");
 			return;
 		}
 		c->head = p;
@@ -170,22 +207,38 @@ static void hold(struct conn *c, struct evbuffer *buf)
 	}
 	evbuffer_remove(buf, c->head + c->head_len, n);
 	c->head_len += n;
-	/* empty lines before the request line are ignored (RFC 9112 2.2) */
-	while (skip < c->head_len && (c->head[skip] == '\r' || c->head[skip] == '\n'))
-		skip++;
-	if (skip) {
-		memmove(c->head, c->head + skip, c->head_len - skip);
-		c->head_len -= skip;
+	if (!c->body_hold) {
+		/* empty lines before the request line are ignored (RFC 9112 2.2) */
+		while (skip < c->head_len && (c->head[skip] == '\r' || c->head[skip] == '\n'))
+			skip++;
+		if (skip) {
+			memmove(c->head, c->head + skip, c->head_len - skip);
+			c->head_len -= skip;
+		}
+		end = head_end(c->head, c->head_len);
+		if ((status = http_screen_head(c->head, end ? end : c->head_len, lim, &why))) {
+			refuse(c, buf, status, why);
+			return;
+		}
+		if (!end)
+			return;
+		if (!http_screen_is_chunked(c->head, end)) {
+			replay(c, buf, c->head, c->head_len);
+			return;
+		}
+		c->body_hold = 1;
+		c->head_end = end;
+		memset(&c->chunks, 0, sizeof(c->chunks));
+		c->phase = P_BODY;
+		c->t_phase = now_sec();
 	}
-	end = head_end(c->head, c->head_len);
-	status = http_screen_head(c->head, end ? end : c->head_len, &c->cs->lim.screen, &why);
-	if (status) {
-		c->refuse = status;
-		c->refuse_why = why;
-		replay(c, buf, REFUSED_HEAD, sizeof(REFUSED_HEAD) - 1);
-	} else if (end) {
-		replay(c, buf, c->head, c->head_len);
+	if ((status = http_screen_chunked(c->head + c->head_end, c->head_len - c->head_end, lim, &c->chunks,
+					  &why))) {
+		refuse(c, buf, status, why);
+		return;
 	}
+	if (c->chunks.done)
+		replay_unchunked(c, buf);
 }
 
 /* Bytes arrived (or were consumed). */
@@ -193,7 +246,8 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 {
 	struct conn *c = arg;
 
-	if (c->replaying || !info->n_added || c->closing || (c->phase != P_HEAD && c->phase != P_IDLE))
+	if (c->replaying || !info->n_added || c->closing ||
+	    (c->phase != P_HEAD && c->phase != P_IDLE && !c->body_hold))
 		return;
 	if (c->phase == P_IDLE)
 		set_phase(c, P_HEAD);

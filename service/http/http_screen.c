@@ -20,6 +20,7 @@
  */
 #include "service/http/http_screen.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -163,4 +164,138 @@ int http_screen_head(const char *p, size_t n, const struct http_screen_limits *l
 	if (te && http10)
 		FAIL(400, "Transfer-Encoding in an HTTP/1.0 request");
 	return 0;
+}
+
+/* Is the header line l (len bytes) named name (case-insensitive)? */
+static int header_is(const char *l, size_t len, const char *name)
+{
+	size_t k = strlen(name);
+
+	return len > k && l[k] == ':' && !strncasecmp(l, name, k);
+}
+
+int http_screen_is_chunked(const char *p, size_t n)
+{
+	const char *l;
+	size_t at = 0, len;
+
+	if (!next_line(p, n, &at, &l, &len))
+		return 0;
+	while (next_line(p, n, &at, &l, &len) && len)
+		if (header_is(l, len, "Transfer-Encoding"))
+			return 1;	/* the screen let only "chunked" through */
+	return 0;
+}
+
+#define CHUNK_LINE_MAX 4096	/* a size line with its extensions, or a trailer line */
+
+/* The size of the chunk whose size line is l (len bytes), or -1. */
+static long long chunk_size(const char *l, size_t len)
+{
+	long long v = 0;
+	size_t i = 0;
+
+	for (; i < len; i++) {
+		char ch = l[i];
+		int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+		if (d < 0)
+			break;
+		if (v > (1LL << 40))
+			return -1;
+		v = v * 16 + d;
+	}
+	if (!i)
+		return -1;
+	while (i < len && (l[i] == ' ' || l[i] == '\t'))
+		i++;
+	return i == len || l[i] == ';' ? v : -1;	/* extensions are ignored */
+}
+
+int http_screen_chunked(const char *p, size_t n, const struct http_screen_limits *lim, struct http_chunks *st,
+			const char **why)
+{
+	*why = NULL;
+	if (n > 2 * lim->body_max + 65536)
+		FAIL(413, "the request body is too large");
+	while (!st->done) {
+		const char *l;
+		size_t at = st->pos, len;
+		long long size;
+		if (!next_line(p, n, &at, &l, &len)) {
+			if (n - st->pos > CHUNK_LINE_MAX)
+				FAIL(400, "malformed chunked body (a line too long)");
+			return 0;
+		}
+		if (len > CHUNK_LINE_MAX)
+			FAIL(400, "malformed chunked body (a line too long)");
+		if (st->in_trailers) {
+			st->pos = at;
+			if (!len) {
+				st->end = at;
+				st->done = 1;
+			}
+			continue;
+		}
+		if ((size = chunk_size(l, len)) < 0)
+			FAIL(400, "malformed chunk size in the chunked body");
+		if (!size) {
+			st->in_trailers = 1;
+			st->pos = at;
+			continue;
+		}
+		if (st->body_len + (size_t)size > lim->body_max)
+			FAIL(413, "the request body is too large");
+		if (n - at < (size_t)size + 1)
+			return 0;
+		if (p[at + size] == '\n') {
+			at += (size_t)size + 1;
+		} else if (p[at + size] == '\r') {
+			if (n - at < (size_t)size + 2)
+				return 0;
+			if (p[at + size + 1] != '\n')
+				FAIL(400, "malformed chunked body (no line end after a chunk)");
+			at += (size_t)size + 2;
+		} else {
+			FAIL(400, "malformed chunked body (no line end after a chunk)");
+		}
+		st->body_len += (size_t)size;
+		st->pos = at;
+	}
+	return 0;
+}
+
+void http_screen_dechunk(const char *p, const struct http_chunks *st, char *out)
+{
+	const char *l;
+	size_t at = 0, len, o = 0;
+	long long size;
+
+	while (at < st->end && next_line(p, st->end, &at, &l, &len) && (size = chunk_size(l, len)) > 0) {
+		memcpy(out + o, p + at, (size_t)size);
+		o += (size_t)size;
+		at += (size_t)size + (p[at + size] == '\r' ? 2 : 1);
+	}
+}
+
+size_t http_screen_unchunk_head(const char *p, size_t n, size_t body_len, char *out, size_t cap)
+{
+	const char *l;
+	size_t at = 0, len, start = 0, o = 0;
+	char cl[48];
+	int k = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", body_len);
+
+#define PUT(src, m) do { if (o + (m) <= cap) memcpy(out + o, (src), (m)); o += (m); } while (0)
+	while (next_line(p, n, &at, &l, &len)) {
+		if (!len && start) {
+			PUT(cl, (size_t)k);
+			PUT(p + start, at - start);
+			break;
+		}
+		if (!start || !header_is(l, len, "Transfer-Encoding"))
+			PUT(p + start, at - start);
+		start = at;
+	}
+#undef PUT
+	return o;
 }

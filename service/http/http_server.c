@@ -585,7 +585,8 @@ int http_srv_init(struct srv *s, const struct srv_config *cfg, const char *model
 		.body_s = cfg->body_timeout,
 		.idle_s = cfg->idle_timeout,
 		.max_conns = cfg->max_connections,
-		.screen = { .uri_max = URI_MAX, .head_max = HEADERS_MAX, .max_headers = HEADERS_MAX_LINES },
+		.screen = { .uri_max = URI_MAX, .head_max = HEADERS_MAX, .max_headers = HEADERS_MAX_LINES,
+			    .body_max = MIN((uint64_t)cfg->max_body_bytes * 4 + 65536, (uint64_t)1 << 40) },
 	};
 	if (!cl.max_conns)
 		cl.max_conns = nofile > 2 * FD_RESERVE ? (int)MIN(nofile - FD_RESERVE, 1 << 30) : FD_RESERVE;

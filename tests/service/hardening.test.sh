@@ -8,7 +8,8 @@
 # documented JSON (conflicting Content-Length 400, CONNECT 501 and closed,
 # headers 431, URI 414, a raw NUL in a header 400, and what libevent used to
 # answer with HTML: HTTP/0.9, the HTTP/2 preface, unknown methods, bad
-# Content-Length, CL with TE, folded or colon-less headers); body and idle deadlines
+# Content-Length, CL with TE, folded or colon-less headers, a malformed chunk
+# size); chunk extensions and trailers are accepted; body and idle deadlines
 # close slow or idle connections; the listen backlog is over 128; the soft
 # fd limit is raised; 1100 slowloris connections under an fd limit of 1024
 # leave /health answering within 100 ms (median of 5) and are all closed at
@@ -153,6 +154,17 @@ r, t = raw(b"\r\n" + G + b"\r\n" + G + b"Connection: close\r\n\r\n")
 ok("pipelined_two_200", r.count(b"HTTP/1.1 200") == 2, r[:400])
 r, t = raw(P + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(B), B))
 ok("chunked_body_200", r.startswith(b"HTTP/1.1 200") and b'"tokens"' in r, r[:200])
+# chunked bodies: held and checked, then handed on with a Content-Length
+CH = b"POST /tokenize HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Transfer-Encoding: chunked\r\n"
+json_refusal("bad_chunk_size_400", CH + b"\r\nzz\r\n" + B + b"\r\n0\r\n\r\n", 400)
+json_refusal("chunk_without_line_end_400", CH + b"\r\n3\r\n" + B[:5] + b"\r\n0\r\n\r\n", 400)
+json_refusal("chunked_over_limit_413", CH + b"\r\n" + (b"%x\r\n" % 65536 + b"a" * 65536 + b"\r\n") * 70, 413,
+             wait=15)
+r, t = raw(CH + b"Connection: close\r\n\r\n%x;name=value\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n" % (len(B), B))
+ok("chunk_extension_and_trailer_200", r.startswith(b"HTTP/1.1 200") and b'"tokens"' in r, r[:200])
+pieces = b"".join(b"1\r\n%s\r\n" % B[i:i + 1] for i in range(len(B))) + b"0\r\n\r\n"
+r, t = raw(CH + b"\r\n" + pieces + CH + b"Connection: close\r\n\r\n" + pieces)
+ok("pipelined_one_byte_chunks_200", r.count(b"HTTP/1.1 200") == 2 and r.count(b'"tokens"') == 2, r[:300])
 # keep-alive: the second head on a connection is screened too
 s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
 s.sendall(G + b"\r\n")

@@ -121,11 +121,75 @@ static void test_partial_then_whole(void)
 	CHECK(http_screen_head(h, at + 2, &LIM, &why) == 400, "not refused once whole");
 }
 
+static const struct http_screen_limits CLIM = { .uri_max = 64, .head_max = 512, .max_headers = 8,
+					       .body_max = 100 };
+
+/* Scans body in pieces of step bytes, as it would arrive; returns the last status. */
+static int scan_in_pieces(const char *body, size_t n, size_t step, struct http_chunks *st)
+{
+	const char *why;
+	int rc = 0;
+
+	memset(st, 0, sizeof(*st));
+	for (size_t have = step < n ? step : n;; have = have + step < n ? have + step : n) {
+		rc = http_screen_chunked(body, have, &CLIM, st, &why);
+		if (rc || have == n)
+			break;
+	}
+	return rc;
+}
+
+static void test_chunked(void)
+{
+	static const char ok_body[] = "5;ext=1\r\nhello\r\n1\n \n6\r\nworld!\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+	struct http_chunks st;
+	char out[64];
+
+	for (size_t step = 1; step <= sizeof(ok_body); step++) {
+		CHECK(scan_in_pieces(ok_body, sizeof(ok_body) - 1, step, &st) == 0 && st.done,
+		      "step %zu: not done", step);
+		CHECK(st.body_len == 12 && st.end == sizeof(ok_body) - 1 - 4, "step %zu: len %zu end %zu", step,
+		      st.body_len, st.end);
+	}
+	http_screen_dechunk(ok_body, &st, out);
+	CHECK(!memcmp(out, "hello world!", 12), "dechunked '%.12s'", out);
+	static const struct { const char *body; int want; } bad[] = {
+		{ "zz\r\nhello\r\n0\r\n\r\n", 400 },
+		{ "\r\nhello\r\n0\r\n\r\n", 400 },
+		{ "5 x\r\nhello\r\n0\r\n\r\n", 400 },
+		{ "3\r\nhello\r\n0\r\n\r\n", 400 },		/* data longer than its size */
+		{ "-1\r\nhello\r\n0\r\n\r\n", 400 },
+		{ "fffffffffffffffffff\r\n", 400 },
+		{ "65\r\n", 413 },					/* 101 > body_max 100 */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int rc = scan_in_pieces(bad[i].body, strlen(bad[i].body), 1, &st);
+		CHECK(rc == bad[i].want, "bad %zu (%s): %d, want %d", i, bad[i].body, rc, bad[i].want);
+	}
+	/* incomplete is not an error */
+	CHECK(scan_in_pieces("5\r\nhel", 8, 3, &st) == 0 && !st.done, "incomplete");
+}
+
+static void test_unchunk_head(void)
+{
+	static const char head[] = "POST /x HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\nX-B: 2\r\n\r\n";
+	char out[256];
+	size_t n = http_screen_unchunk_head(head, sizeof(head) - 1, 12, NULL, 0);
+
+	CHECK(n < sizeof(out), "length %zu", n);
+	CHECK(http_screen_unchunk_head(head, sizeof(head) - 1, 12, out, sizeof(out)) == n, "two lengths");
+	out[n] = '\0';
+	CHECK(!strcmp(out, "POST /x HTTP/1.1\r\nHost: a\r\nX-B: 2\r\nContent-Length: 12\r\n\r\n"), "got '%s'", out);
+	CHECK(http_screen_is_chunked(head, sizeof(head) - 1) && !http_screen_is_chunked(out, n), "is_chunked");
+}
+
 int main(void)
 {
 	RUN(test_refused);
 	RUN(test_sizes);
 	RUN(test_accepted);
 	RUN(test_partial_then_whole);
+	RUN(test_chunked);
+	RUN(test_unchunk_head);
 	return th_done();
 }
