@@ -78,7 +78,7 @@ struct api_out {
 	const struct eng_logprob *top;	/* [n_tokens][n_top] */
 	int n_top;
 	const char *finish;		/* "stop", "length", or NULL (not done) */
-	size_t text_offset;		/* completions logprobs: offset of the first token */
+	size_t text_offset;		/* completions logprobs: offset of the first token, in characters */
 };
 
 struct api_meta {
@@ -87,6 +87,7 @@ struct api_meta {
 	long created;
 	const char *model;
 	const struct tokenizer *tok;	/* for logprobs token text */
+	int cached_tokens;		/* usage.prompt_tokens_details.cached_tokens */
 };
 
 #endif

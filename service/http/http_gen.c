@@ -120,6 +120,7 @@ void http_on_output(const struct eng_output *o)
 			snprintf(c->error, sizeof(c->error), "%s", o->error);
 		c->n_prompt = o->n_prompt_tokens;
 		c->n_gen = o->n_generated;
+		c->n_cached = o->n_cached_tokens;
 		c->t_queued = o->t_queued;
 		c->t_first = o->t_first_token;
 		c->t_done = o->t_done;
@@ -255,6 +256,7 @@ static void meta_of(struct hreq *r, struct api_meta *m)
 	m->created = r->created;
 	m->model = r->srv->model_name;
 	m->tok = r->srv->tok;
+	m->cached_tokens = r->cached_tokens;
 }
 
 static void out_of(struct hreq *r, struct choice *c, const struct outbuf *b, struct api_out *o)
@@ -373,7 +375,7 @@ static void finish_reply(struct hreq *r)
 				if (r->api.echo) {
 					o[i].prefix = r->api.prompts[c->prompt].text;
 					o[i].prefix_len = r->api.prompts[c->prompt].text_len;
-					o[i].text_offset = o[i].prefix_len;
+					o[i].text_offset = api_utf8_chars(o[i].prefix, o[i].prefix_len);
 				}
 			}
 			api_response_json(sb, &m, o, r->n_choices, r->prompt_tokens, r->completion_tokens);
@@ -473,7 +475,7 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 	if (r->stream)
 		stream_out(r, c, final);
 	if (r->api.kind == API_COMPLETION && r->api.logprobs >= 0)
-		c->text_off += c->work.text.len;
+		c->text_off += api_utf8_chars(c->work.text.buf ? c->work.text.buf : "", c->work.text.len);
 	outbuf_reset(&c->work);
 	if (final) {
 		c->final = 1;
@@ -488,8 +490,10 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 		if (!r->refused)	/* a refused request (429 after part of n was queued) never ran */
 			met_request_done(fn ? fn : "error", c->n_prompt, c->n_gen, r->t_start, c->t_queued, c->t_first,
 					 c->t_done);
-		if (c->index % r->api.n == 0)
+		if (c->index % r->api.n == 0) {
 			r->prompt_tokens += c->n_prompt;
+			r->cached_tokens += c->n_cached;
+		}
 		r->completion_tokens += c->n_gen;
 		if (r->n_final == r->n_submitted && r->req && !r->replied)
 			finish_reply(r);
@@ -664,7 +668,7 @@ static void prepared(struct hreq *r, int rc, const struct api_err *e)
 		c->prompt = i / r->api.n;
 		p = &r->api.prompts[c->prompt];
 		if (r->api.echo)
-			c->text_off = p->text_len;	/* streaming offsets count the echo */
+			c->text_off = api_utf8_chars(p->text, p->text_len);	/* streaming offsets count the echo */
 		if (smp.has_seed)
 			smp.seed += (uint64_t)(i % r->api.n);
 		rc = eng_submit(s->eng, p->ids, p->n_ids, &smp, c, &c->eng_id, err, sizeof(err));
