@@ -78,6 +78,7 @@ void api_req_release(struct api_req *r)
 	}
 	for (int i = 0; i < r->smp.n_stop; i++)
 		free(r->smp.stop[i]);
+	free(r->instructions);
 	memset(r, 0, sizeof(*r));
 }
 

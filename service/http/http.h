@@ -96,6 +96,7 @@ struct hreq {
 	struct choice *ch;
 	char who[160];
 	int prompt_tokens, completion_tokens, cached_tokens;
+	int seq;			/* /v1/responses stream: the next event's sequence_number */
 	enum api_kind kind;
 	int prepping;			/* a prep worker owns r->api (http_prep.c); not freed */
 	int oom;			/* a reply could not be built: ends as a 500 error */
