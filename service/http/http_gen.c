@@ -5,8 +5,8 @@
  * drain. A /v1/responses stream is named events (event: + data:, each
  * with a sequence_number, no [DONE]): created, in_progress, output item
  * and content part added, text deltas, then text / part / item done and
- * response.completed (whatever the status, as vLLM); its text is kept whole (ch.all)
- * for the done events.
+ * response.completed (whatever the status, as vLLM); its text is kept
+ * whole (ch.all) for the done events.
  *
  * The engine thread calls http_on_output(); everything else runs on the
  * loop thread. Pending output is double-buffered per choice (pend, filled
@@ -370,8 +370,8 @@ static void generate_json(struct sbuf *sb, struct hreq *r)
 	sb_puts(sb, "]}");
 }
 
-/* /v1/responses stream: the done events and response.completed (the
- * .incomplete), or an "error" event when the reply cannot finish. */
+/* /v1/responses stream: the done events and response.completed, or an
+ * "error" event when the reply cannot finish. */
 static void stream_end_responses(struct hreq *r, const char *err, int aborted)
 {
 	struct sbuf *sb = &r->srv->scratch;
