@@ -127,6 +127,14 @@ await test('responses_message_items_and_instructions', async () => {
 	assert(r.instructions === 'Be brief.', JSON.stringify(r.instructions));
 });
 
+// a body over 16 KiB is parsed on a prep worker (http_prep.c): same answer
+await test('responses_large_body_prep_worker', async () => {
+	const r = await post('/v1/responses', { model: M, input: PROMPT, max_output_tokens: 8, temperature: 0, metadata: { pad: 'x'.repeat(20000) } });
+	assert(r.status === 200 && r.json.output[0].content[0].text === ref.text, `${r.status} ${JSON.stringify(r.json).slice(0, 300)}`);
+	const bad = await post('/v1/responses', { model: M, input: PROMPT, tools: [{ type: 'function', name: 'f' }], metadata: { pad: 'x'.repeat(20000) } });
+	assert(bad.status === 400 && bad.json.error.param === 'tools', JSON.stringify(bad.json));
+});
+
 // the AI SDK's default provider call (openai('model')) is the Responses API
 const urls = [];
 const provider = createOpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-test',
