@@ -258,6 +258,31 @@ await test('usage_prompt_tokens_details', async () => {
 	assert(u && u.prompt_tokens_details && u.prompt_tokens_details.cached_tokens === 0, JSON.stringify(u));
 });
 
+// completions logprobs.text_offset counts characters (code points), as vLLM:
+// with non-ASCII tokens, text sliced by character at the offsets gives each
+// token back; the stream's offsets are the same
+await test('text_offset_in_characters', async () => {
+	const body = { model: M, prompt: 'Hello', max_tokens: 8, temperature: 0, logprobs: 0 };
+	const r = await post('/v1/completions', body);
+	const ch = r.json.choices[0], lp = ch.logprobs;
+	assert(/[^\x00-\x7f]/.test(ch.text), `greedy text has no non-ASCII character to test with: ${JSON.stringify(ch.text)}`);
+	assert(lp.tokens.join('') === ch.text, `tokens ${JSON.stringify(lp.tokens)} do not make ${JSON.stringify(ch.text)}`);
+	const cps = Array.from(ch.text);
+	lp.tokens.forEach((t, i) => {
+		const end = i + 1 < lp.tokens.length ? lp.text_offset[i + 1] : cps.length;
+		assert(cps.slice(lp.text_offset[i], end).join('') === t, `token ${i} ${JSON.stringify(t)} at ${lp.text_offset[i]}..${end}: ${JSON.stringify(lp.text_offset)}`);
+	});
+	const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer sk-test' },
+		body: JSON.stringify({ ...body, stream: true }) });
+	const offs = [];
+	for (const line of (await res.text()).split('\n'))
+		if (line.startsWith('data: {')) { const c = JSON.parse(line.slice(6)); if (c.choices[0].logprobs) offs.push(...c.choices[0].logprobs.text_offset); }
+	assert(JSON.stringify(offs) === JSON.stringify(lp.text_offset), `stream ${JSON.stringify(offs)} vs ${JSON.stringify(lp.text_offset)}`);
+	// echo: offsets start after the prompt's characters
+	const e = await post('/v1/completions', { ...body, prompt: 'Grüße', echo: true, max_tokens: 2 });
+	assert(e.json.choices[0].logprobs.text_offset[0] === 5, JSON.stringify(e.json.choices[0].logprobs));
+});
+
 srv.kill('SIGTERM');
 const code = await new Promise((r) => srv.on('exit', (c) => r(c)));
 if (code === 0) pass('responses_server_exit_0'); else fail('responses_server_exit_0', `exit ${code}`);
