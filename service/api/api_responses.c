@@ -294,7 +294,7 @@ static void event_head(struct sbuf *sb, const char *type, int seq)
 	sb_printf(sb, "{\"type\":\"%s\",\"sequence_number\":%d", type, seq);
 }
 
-void api_rsp_event_response(struct sbuf *sb, const char *type, int seq, const struct api_rsp *p)
+static void api_rsp_event_response(struct sbuf *sb, const char *type, int seq, const struct api_rsp *p)
 {
 	event_head(sb, type, seq);
 	sb_puts(sb, ",\"response\":");
@@ -302,7 +302,7 @@ void api_rsp_event_response(struct sbuf *sb, const char *type, int seq, const st
 	sb_putc(sb, '}');
 }
 
-void api_rsp_event_item(struct sbuf *sb, int done, int seq, const struct api_rsp *p)
+static void api_rsp_event_item(struct sbuf *sb, int done, int seq, const struct api_rsp *p)
 {
 	event_head(sb, done ? "response.output_item.done" : "response.output_item.added", seq);
 	sb_puts(sb, ",\"output_index\":0,\"item\":");
@@ -318,7 +318,7 @@ static void text_head(struct sbuf *sb, const char *type, int seq, const struct a
 	sb_puts(sb, ",\"output_index\":0,\"content_index\":0");
 }
 
-void api_rsp_event_part(struct sbuf *sb, int done, int seq, const struct api_rsp *p)
+static void api_rsp_event_part(struct sbuf *sb, int done, int seq, const struct api_rsp *p)
 {
 	text_head(sb, done ? "response.content_part.done" : "response.content_part.added", seq, p);
 	sb_puts(sb, ",\"part\":");
@@ -334,12 +334,31 @@ void api_rsp_event_delta(struct sbuf *sb, int seq, const struct api_rsp *p, cons
 	sb_puts(sb, ",\"logprobs\":[]}");
 }
 
-void api_rsp_event_text_done(struct sbuf *sb, int seq, const struct api_rsp *p)
+static void api_rsp_event_text_done(struct sbuf *sb, int seq, const struct api_rsp *p)
 {
 	text_head(sb, "response.output_text.done", seq, p);
 	sb_puts(sb, ",\"text\":");
 	sb_json_strn(sb, p->text ? p->text : "", p->text_len);
 	sb_puts(sb, ",\"logprobs\":[]}");
+}
+
+const char *api_rsp_edge_event(struct sbuf *sb, int closing, int k, int seq, const struct api_rsp *p)
+{
+	static const char *const open_t[] = { "response.created", "response.in_progress",
+					      "response.output_item.added", "response.content_part.added" };
+	static const char *const close_t[] = { "response.output_text.done", "response.content_part.done",
+					       "response.output_item.done", "response.completed" };
+	const char *type = closing ? close_t[k] : open_t[k];
+
+	if (k == 2)
+		api_rsp_event_item(sb, closing, seq, p);
+	else if (closing && k == 0)
+		api_rsp_event_text_done(sb, seq, p);
+	else if (closing ? k == 1 : k == 3)
+		api_rsp_event_part(sb, closing, seq, p);
+	else
+		api_rsp_event_response(sb, type, seq, p);
+	return type;
 }
 
 void api_rsp_event_error(struct sbuf *sb, int seq, int status, const char *msg)

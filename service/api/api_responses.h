@@ -45,16 +45,19 @@ struct api_rsp {
 
 /* The response object {"id","object":"response",...}. */
 void api_rsp_object_json(struct sbuf *sb, const struct api_rsp *p);
-/* Events; seq is the event's sequence_number. */
-void api_rsp_event_response(struct sbuf *sb, const char *type, int seq, const struct api_rsp *p);
-/* response.output_item.added (done 0: in progress, no content) / .done */
-void api_rsp_event_item(struct sbuf *sb, int done, int seq, const struct api_rsp *p);
-/* response.content_part.added (text "") / .done (the whole text) */
-void api_rsp_event_part(struct sbuf *sb, int done, int seq, const struct api_rsp *p);
+
+/*
+ * The events around a stream's text deltas, k = 0 .. API_RSP_EDGE_EVENTS-1:
+ * opening (closing 0): response.created, response.in_progress,
+ * response.output_item.added, response.content_part.added; closing:
+ * response.output_text.done, response.content_part.done,
+ * response.output_item.done, response.completed (whatever p->status, as
+ * vLLM). Builds event k (sequence_number seq) and returns its type.
+ */
+#define API_RSP_EDGE_EVENTS 4
+const char *api_rsp_edge_event(struct sbuf *sb, int closing, int k, int seq, const struct api_rsp *p);
 /* response.output_text.delta */
 void api_rsp_event_delta(struct sbuf *sb, int seq, const struct api_rsp *p, const char *delta, size_t len);
-/* response.output_text.done */
-void api_rsp_event_text_done(struct sbuf *sb, int seq, const struct api_rsp *p);
 /* "error" event of a stream that cannot finish */
 void api_rsp_event_error(struct sbuf *sb, int seq, int status, const char *msg);
 

@@ -290,25 +290,20 @@ static void rsp_of(struct hreq *r, struct api_rsp *p, char *msg_id, size_t n, in
 	}
 }
 
-/* /v1/responses stream: one event of each of types[0..n) as built by
- * api_rsp_*; 0, or -1 when one could not be built (out of memory). */
-enum rsp_ev { RSP_RESPONSE, RSP_ITEM, RSP_PART, RSP_TEXT_DONE };
-
-static int rsp_send(struct hreq *r, enum rsp_ev ev, const char *type, const struct api_rsp *p, int done)
+/* /v1/responses stream: the events before (closing 0) or after the text
+ * deltas; 0, or -1 when one could not be built (out of memory). */
+static int rsp_edge(struct hreq *r, int closing, const struct api_rsp *p)
 {
 	struct sbuf *sb = &r->srv->scratch;
 
-	sb_reset(sb);
-	switch (ev) {
-	case RSP_RESPONSE: api_rsp_event_response(sb, type, r->seq, p); break;
-	case RSP_ITEM: api_rsp_event_item(sb, done, r->seq, p); break;
-	case RSP_PART: api_rsp_event_part(sb, done, r->seq, p); break;
-	case RSP_TEXT_DONE: api_rsp_event_text_done(sb, r->seq, p); break;
+	for (int k = 0; k < API_RSP_EDGE_EVENTS; k++) {
+		sb_reset(sb);
+		const char *type = api_rsp_edge_event(sb, closing, k, r->seq, p);
+		if (sb->oom)
+			return -1;
+		r->seq++;
+		send_named(r, type, sb_cstr(sb), sb->len);
 	}
-	if (sb->oom)
-		return -1;
-	r->seq++;
-	send_named(r, type, sb_cstr(sb), sb->len);
 	return 0;
 }
 
@@ -381,16 +376,8 @@ static void stream_end_responses(struct hreq *r, const char *err, int aborted)
 	size_t len;
 
 	rsp_of(r, &p, msg_id, sizeof(msg_id), 1);
-	if (!err && !aborted) {
-		/* response.completed even when the status is incomplete, as vLLM
-		 * (OpenAI sends response.incomplete; clients read both) */
-		const char *type = "response.completed";
-		if (rsp_send(r, RSP_TEXT_DONE, "response.output_text.done", &p, 1) < 0 ||
-		    rsp_send(r, RSP_PART, "response.content_part.done", &p, 1) < 0 ||
-		    rsp_send(r, RSP_ITEM, "response.output_item.done", &p, 1) < 0 ||
-		    rsp_send(r, RSP_RESPONSE, type, &p, 1) < 0)
-			err = "out of memory";
-	}
+	if (!err && !aborted && rsp_edge(r, 1, &p) < 0)
+		err = "out of memory";
 	if (err || aborted) {
 		sb_reset(sb);
 		api_rsp_event_error(sb, r->seq++, err ? 500 : 503, err ? err : "the server is shutting down");
@@ -812,10 +799,7 @@ static void prepared(struct hreq *r, int rc, const struct api_err *e)
 			struct api_rsp p;
 			char msg_id[48];
 			rsp_of(r, &p, msg_id, sizeof(msg_id), 0);
-			if (rsp_send(r, RSP_RESPONSE, "response.created", &p, 0) < 0 ||
-			    rsp_send(r, RSP_RESPONSE, "response.in_progress", &p, 0) < 0 ||
-			    rsp_send(r, RSP_ITEM, "response.output_item.added", &p, 0) < 0 ||
-			    rsp_send(r, RSP_PART, "response.content_part.added", &p, 0) < 0)
+			if (rsp_edge(r, 0, &p) < 0)
 				stream_oom(r);
 		} else if (kind == API_CHAT) {
 			struct api_meta m;
