@@ -104,6 +104,17 @@ int eng_sampling_check(const struct eng_sampling *s, int vocab_size, const char 
 		if (s->stop_ids[i] < 0 || s->stop_ids[i] >= vocab_size)
 			CHECK_FAIL("stop_token_ids", "stop_token_ids: id %d is out of range [0, %d)",
 				   s->stop_ids[i], vocab_size);
+	if (s->n_logit_bias < 0 || s->n_logit_bias > ENG_MAX_LOGIT_BIAS)
+		CHECK_FAIL("logit_bias", "logit_bias: at most %d entries, got %d", ENG_MAX_LOGIT_BIAS,
+			   s->n_logit_bias);
+	for (int i = 0; i < s->n_logit_bias; i++) {
+		if (s->bias_ids[i] < 0 || s->bias_ids[i] >= vocab_size)
+			CHECK_FAIL("logit_bias", "logit_bias: token id %d is out of range [0, %d)",
+				   s->bias_ids[i], vocab_size);
+		if (!isfinite(s->bias[i]) || fabsf(s->bias[i]) > ENG_LOGIT_BIAS_MAX)
+			CHECK_FAIL("logit_bias", "logit_bias: the bias of token %d must be in [-100, 100], "
+				   "got %g", s->bias_ids[i], s->bias[i]);
+	}
 	return 0;
 }
 
@@ -168,12 +179,17 @@ int smp_row_build(struct smp *s, const struct eng_sampling *p, struct rng *rng,
 	int n = 0, rep = p->repetition_penalty != 1.0;
 	int fp = p->frequency_penalty != 0.0 || p->presence_penalty != 0.0;
 
-	if (cap < smp_pairs_max((rep || fp) ? n_tokens : 0, n_mask))
-		return log_err(ST_EFULL, "sampler: %d pairs do not fit in %d", n_tokens + n_mask, cap);
+	int need = ((rep || fp) ? n_tokens : 0) + n_mask + p->n_logit_bias;
+
+	if (cap < need)
+		return log_err(ST_EFULL, "sampler: %d pairs do not fit in %d", need, cap);
 	smp_next_gen(s);
 	for (int i = 0; i < n_mask; i++)
 		if (mask_ids[i] >= 0 && mask_ids[i] < V)
 			pair_of(s, pairs, &n, mask_ids[i])->flags |= BE_PAIR_MASK;
+	for (int i = 0; i < p->n_logit_bias; i++)	/* a repeated id: the last bias wins */
+		if (p->bias_ids[i] >= 0 && p->bias_ids[i] < V)
+			pair_of(s, pairs, &n, p->bias_ids[i])->bias = p->bias[i];
 	for (int i = 0; rep && i < n_tokens; i++)
 		if (tokens[i] >= 0 && tokens[i] < V)
 			pair_of(s, pairs, &n, tokens[i])->flags |= BE_PAIR_SEEN;

@@ -7,7 +7,7 @@
  *
  * Not here: choosing the token. Every token is chosen by be_ops.sample
  * inside g2_forward (kernels/sample.h holds the pipeline and its order:
- * raw logprobs -> mask -> repetition / frequency / presence penalties ->
+ * raw logprobs -> mask -> logit_bias -> repetition / frequency / presence penalties ->
  * greedy argmax | temperature, min_p, top_k, top_p, one draw with u;
  * kernels/cpu/cpu_sample.c is the reference, the CUDA op its twin).
  *
@@ -25,6 +25,8 @@
 /* The sampling parameters of one request (checked by eng_sampling_check). */
 #define ENG_MAX_STOP 16
 #define ENG_MAX_LOGPROBS 20
+#define ENG_MAX_LOGIT_BIAS 300		/* OpenAI's limit on logit_bias entries */
+#define ENG_LOGIT_BIAS_MAX 100.0	/* |bias| at most this (OpenAI: [-100, 100]) */
 
 struct eng_sampling {
 	double temperature;		/* 0 = greedy */
@@ -44,6 +46,9 @@ struct eng_sampling {
 	char *stop[ENG_MAX_STOP];	/* stop strings (owned by the request after submit) */
 	int n_stop_ids;
 	int stop_ids[ENG_MAX_STOP];	/* extra stop token ids */
+	int n_logit_bias;		/* logit_bias: bias_ids[i] gets + bias[i] */
+	int bias_ids[ENG_MAX_LOGIT_BIAS];
+	float bias[ENG_MAX_LOGIT_BIAS];
 };
 
 /* Fills the defaults above (temperature 1, top_p 1, max_tokens 16, ...). */
@@ -75,7 +80,7 @@ void smp_destroy(struct smp *s);
 
 /*
  * Builds the sample op's input for one request: fills *row and writes the
- * row's distinct masked / penalised ids into pairs[0, cap) (row->pair_off
+ * row's distinct masked / biased / penalised ids into pairs[0, cap) (row->pair_off
  * = pair_off, the caller's offset of pairs in its array). tokens[0,
  * n_prompt) is the prompt and tokens[n_prompt, n_tokens) the tokens
  * generated so far (penalty history); mask_ids (n_mask, may be 0) are
@@ -88,10 +93,11 @@ int smp_row_build(struct smp *s, const struct eng_sampling *p, struct rng *rng,
 		  const int *tokens, int n_prompt, int n_tokens, const int *mask_ids, int n_mask,
 		  struct be_sample_row *row, int pair_off, struct be_sample_pair *pairs, int cap);
 
-/* Pairs smp_row_build may need for a history of n_tokens and n_mask masked ids. */
+/* Pairs smp_row_build may need for a history of n_tokens, n_mask masked ids
+ * and the most logit_bias entries a request may have. */
 static inline int smp_pairs_max(int n_tokens, int n_mask)
 {
-	return n_tokens + n_mask;
+	return n_tokens + n_mask + ENG_MAX_LOGIT_BIAS;
 }
 
 /*

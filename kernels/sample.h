@@ -8,6 +8,8 @@
  *   1. raw logprobs (when asked): log-softmax of the row as the forward
  *      returns it (after Gemma's final soft-cap, before anything below);
  *   2. mask: masked ids get -inf (EOS / stop ids before min_tokens);
+ *      then logit_bias: l + bias (OpenAI's, in [-100, 100]; vLLM applies
+ *      its logit-bias logits processor before the penalties too);
  *   3. penalties: repetition (HF/vLLM: each distinct id of prompt+output,
  *      l > 0 ? l / r : l * r), then frequency and presence (OpenAI: over
  *      output ids, l - f * count - p);
@@ -60,6 +62,7 @@ struct be_sample_pair {
 	int32_t count;		/* occurrences in the output (frequency / presence) */
 	int32_t flags;		/* BE_PAIR_MASK: -inf this step; BE_PAIR_SEEN: in prompt+output */
 	float orig;		/* written by the op: the raw logit, for the chosen logprob */
+	float bias;		/* logit_bias: added after the mask, before the penalties (0: none) */
 };
 
 struct be_sample_row {
@@ -157,6 +160,7 @@ SMP_HD float smp_pair_apply(float l, const struct be_sample_pair *pr, const stru
 {
 	if (pr->flags & BE_PAIR_MASK)
 		l = -INFINITY;
+	l += pr->bias;
 	if (r->rep != 1.0f && (pr->flags & BE_PAIR_SEEN))
 		l = l > 0 ? l / r->rep : l * r->rep;
 	if ((r->freq != 0.0 || r->pres != 0.0) && pr->count > 0)

@@ -7,8 +7,10 @@
  *   api_parse.h  JSON body -> struct api_req (validation, tokenization)
  *   api_chat.h   "messages" -> the Gemma chat prompt (tokenizer/chat_template)
  *   api_resp.h   responses, SSE chunks and error bodies into an sbuf
- * Calls go one way: api_parse -> api_chat -> chat_template; api_resp stands
- * alone. The tokenizer is always borrowed.
+ *   api_responses.h  the Responses API: request -> chat request, its
+ *                objects and stream events
+ * Calls go one way: api_responses -> api_parse -> api_chat -> chat_template;
+ * api_resp stands alone. The tokenizer is always borrowed.
  */
 #ifndef GR_SERVICE_API_H
 #define GR_SERVICE_API_H
@@ -19,7 +21,7 @@
 
 struct tokenizer;
 
-enum api_kind { API_COMPLETION, API_CHAT, API_GENERATE };
+enum api_kind { API_COMPLETION, API_CHAT, API_GENERATE, API_RESPONSES };
 
 #define API_MAX_PROMPTS 64
 #define API_MAX_N 16
@@ -42,6 +44,7 @@ struct api_req {
 	int include_usage;
 	int logprobs;		/* -1 none, else top-N (chat: top_logprobs) */
 	int max_tokens_set;
+	char *instructions;	/* responses: echoed in the response object, malloc'd or NULL */
 	struct eng_sampling smp;	/* stop strings malloc'd here until submitted */
 };
 
@@ -78,7 +81,7 @@ struct api_out {
 	const struct eng_logprob *top;	/* [n_tokens][n_top] */
 	int n_top;
 	const char *finish;		/* "stop", "length", or NULL (not done) */
-	size_t text_offset;		/* completions logprobs: offset of the first token */
+	size_t text_offset;		/* completions logprobs: offset of the first token, in characters */
 };
 
 struct api_meta {
@@ -87,6 +90,7 @@ struct api_meta {
 	long created;
 	const char *model;
 	const struct tokenizer *tok;	/* for logprobs token text */
+	int cached_tokens;		/* usage.prompt_tokens_details.cached_tokens */
 };
 
 #endif

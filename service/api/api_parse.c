@@ -4,8 +4,9 @@
  * Every field is type- and range-checked; an error names the parameter
  * (OpenAI's "param") and never echoes more than a short excerpt of input.
  * Unknown fields are ignored (clients send many), unsupported ones that
- * would change the result (suffix, logit_bias, best_of != n, beam search)
- * are refused rather than silently dropped. Chat messages become the
+ * would change the result (suffix, best_of != n, beam search,
+ * response_format other than text) are refused rather than silently
+ * dropped. Chat messages become the
  * prompt text through api_chat_render (api_chat.c), then tok_encode.
  */
 #include "service/api/api_parse.h"
@@ -77,6 +78,7 @@ void api_req_release(struct api_req *r)
 	}
 	for (int i = 0; i < r->smp.n_stop; i++)
 		free(r->smp.stop[i]);
+	free(r->instructions);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -234,6 +236,59 @@ out:
 	return rc;
 }
 
+/* logit_bias: {"token id": bias in [-100, 100]}, at most ENG_MAX_LOGIT_BIAS
+ * entries (OpenAI's limit); an id outside the vocabulary is refused (vLLM). */
+static int parse_logit_bias(const cJSON *body, const struct api_limits *lim, struct api_req *r,
+			    struct api_err *e)
+{
+	const cJSON *v = get(body, "logit_bias"), *x;
+	int rc = 0;
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsObject(v))
+		FAIL(400, "logit_bias", "logit_bias must be an object mapping token ids to biases");
+	if (cJSON_GetArraySize(v) > ENG_MAX_LOGIT_BIAS)
+		FAIL(400, "logit_bias", "logit_bias has at most %d entries", ENG_MAX_LOGIT_BIAS);
+	cJSON_ArrayForEach(x, v) {
+		char *end = NULL;
+		const char *k = x->string ? x->string : "";
+		long id = strtol(k, &end, 10);
+		if (!*k || *end || id < 0 || id >= lim->vocab_size)
+			FAIL(400, "logit_bias", "logit_bias: key '%.40s' is not a token id in [0, %d)", k,
+			     lim->vocab_size);
+		if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || fabs(x->valuedouble) > ENG_LOGIT_BIAS_MAX)
+			FAIL(400, "logit_bias", "logit_bias: the bias of token %ld must be a number in [-100, 100]",
+			     id);
+		r->smp.bias_ids[r->smp.n_logit_bias] = (int)id;
+		r->smp.bias[r->smp.n_logit_bias++] = (float)x->valuedouble;
+	}
+out:
+	return rc;
+}
+
+/*
+ * response_format: only {"type": "text"} (the default) until structured
+ * outputs exist; anything else would silently come back as free text.
+ * Structured outputs replace this one function.
+ */
+static int refuse_response_format(const cJSON *body, struct api_err *e)
+{
+	const cJSON *v = get(body, "response_format"), *t;
+	int rc = 0;
+
+	if (!v)
+		return 0;
+	t = cJSON_IsObject(v) ? get(v, "type") : NULL;
+	if (!t || !cJSON_IsString(t))
+		FAIL(400, "response_format", "response_format must be an object with a string \"type\"");
+	if (strcmp(t->valuestring, "text") != 0)
+		FAIL(400, "response_format", "response_format type '%.40s' is not supported (only \"text\"): "
+		     "this server has no structured outputs", t->valuestring);
+out:
+	return rc;
+}
+
 static int parse_sampling(const cJSON *body, const struct api_limits *lim, struct api_req *r,
 			  struct api_err *e)
 {
@@ -298,10 +353,9 @@ static int parse_sampling(const cJSON *body, const struct api_limits *lim, struc
 		r->n = (int)i64;
 	if ((k = int_field(body, "best_of", 1, API_MAX_N, &i64)) < 0 || (k && i64 != r->n))
 		FAIL(400, "best_of", "best_of must equal n");
-	const cJSON *v = get(body, "logit_bias");
-	if (v && (!cJSON_IsObject(v) || v->child))
-		FAIL(400, "logit_bias", "logit_bias is not supported");
-	v = get(body, "suffix");
+	if ((rc = parse_logit_bias(body, lim, r, e)) < 0 || (rc = refuse_response_format(body, e)) < 0)
+		goto out;
+	const cJSON *v = get(body, "suffix");
 	if (v && (!cJSON_IsString(v) || *v->valuestring))
 		FAIL(400, "suffix", "suffix is not supported");
 	if (get(body, "use_beam_search") && cJSON_IsTrue(get(body, "use_beam_search")))

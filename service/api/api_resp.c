@@ -7,6 +7,10 @@
  * text_offset}; chat "chat.completion" with logprobs {content: [{token,
  * logprob, bytes, top_logprobs}]}. Token text for logprobs is the decoded
  * single token (U+2581 -> space; a lone byte token decodes to U+FFFD).
+ * Completions text_offset counts characters (code points), as vLLM does:
+ * each token advances it by the characters of its decoded text.
+ * usage always carries prompt_tokens_details.cached_tokens (vLLM only with
+ * --enable-prompt-tokens-details; clients ignore what they do not read).
  */
 #include "service/api/api_resp.h"
 
@@ -53,6 +57,14 @@ const char *api_json_or_oom(struct sbuf *sb, size_t *len)
 	}
 	*len = sb->len;
 	return sb_cstr(sb);
+}
+
+size_t api_utf8_chars(const char *s, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return k;
 }
 
 /* ---- responses ---- */
@@ -116,7 +128,7 @@ static void completion_logprobs(struct sbuf *sb, const struct api_meta *m, const
 		size_t n = 0;
 		sb_printf(sb, "%s%zu", i ? "," : "", off);
 		if (m->tok && tok_decode(m->tok, &c->tokens[i], 1, 0, &t, &n) == 0) {
-			off += n;
+			off += api_utf8_chars(t, n);
 			free(t);
 		}
 	}
@@ -166,10 +178,10 @@ static void finish_field(struct sbuf *sb, const char *finish)
 		sb_puts(sb, "null");
 }
 
-static void usage(struct sbuf *sb, int p, int c)
+static void usage(struct sbuf *sb, const struct api_meta *m, int p, int c)
 {
-	sb_printf(sb, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}", p, c,
-		  p + c);
+	sb_printf(sb, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
+		  "\"prompt_tokens_details\":{\"cached_tokens\":%d}}", p, c, p + c, m->cached_tokens);
 }
 
 static void choice_text(struct sbuf *sb, const struct api_out *c)
@@ -217,7 +229,7 @@ void api_response_json(struct sbuf *sb, const struct api_meta *m, const struct a
 		sb_puts(sb, ",\"stop_reason\":null}");
 	}
 	sb_puts(sb, "],");
-	usage(sb, prompt_tokens, completion_tokens);
+	usage(sb, m, prompt_tokens, completion_tokens);
 	sb_putc(sb, '}');
 }
 
@@ -257,6 +269,6 @@ void api_usage_chunk_json(struct sbuf *sb, const struct api_meta *m, int prompt_
 {
 	head(sb, m, m->kind == API_CHAT ? "chat.completion.chunk" : "text_completion");
 	sb_puts(sb, ",\"choices\":[],");
-	usage(sb, prompt_tokens, completion_tokens);
+	usage(sb, m, prompt_tokens, completion_tokens);
 	sb_putc(sb, '}');
 }

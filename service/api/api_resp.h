@@ -22,6 +22,9 @@ void api_chunk_json(struct sbuf *sb, const struct api_meta *m, const struct api_
 /* The final usage chunk (choices []). */
 void api_usage_chunk_json(struct sbuf *sb, const struct api_meta *m, int prompt_tokens,
 			  int completion_tokens);
+/* Characters (UTF-8 code points: bytes that are not continuation bytes) in
+ * s[0..n): the unit of completions' logprobs.text_offset. */
+size_t api_utf8_chars(const char *s, size_t n);
 /*
  * The JSON built in sb (NUL-terminated, *len bytes), or, when building it
  * ran out of memory (sb->oom), API_OOM_JSON: the OpenAI 500 error body. A

@@ -67,7 +67,7 @@ struct choice {
 	int pend_final;
 	enum eng_finish finish;
 	char error[200];
-	int n_prompt, n_gen;
+	int n_prompt, n_gen, n_cached;
 	double t_queued, t_first, t_done;
 	int on_ready;
 	struct choice *next_ready;
@@ -95,7 +95,8 @@ struct hreq {
 	int n_choices, n_final, n_submitted;
 	struct choice *ch;
 	char who[160];
-	int prompt_tokens, completion_tokens;
+	int prompt_tokens, completion_tokens, cached_tokens;
+	int seq;			/* /v1/responses stream: the next event's sequence_number */
 	enum api_kind kind;
 	int prepping;			/* a prep worker owns r->api (http_prep.c); not freed */
 	int oom;			/* a reply could not be built: ends as a 500 error */

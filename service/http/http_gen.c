@@ -1,7 +1,12 @@
 /*
- * http_gen.c - generation requests: /v1/completions, /v1/chat/completions
- * and /generate, from submission to the engine to the last byte of the
- * response (JSON or SSE), including client disconnects and drain.
+ * http_gen.c - generation requests: /v1/completions, /v1/chat/completions,
+ * /v1/responses and /generate, from submission to the engine to the last
+ * byte of the response (JSON or SSE), including client disconnects and
+ * drain. A /v1/responses stream is named events (event: + data:, each
+ * with a sequence_number, no [DONE]): created, in_progress, output item
+ * and content part added, text deltas, then text / part / item done and
+ * response.completed (whatever the status, as vLLM); its text is kept
+ * whole (ch.all) for the done events.
  *
  * The engine thread calls http_on_output(); everything else runs on the
  * loop thread. Pending output is double-buffered per choice (pend, filled
@@ -32,6 +37,7 @@
 #include "common/util.h"
 #include "service/api/api_parse.h"
 #include "service/api/api_resp.h"
+#include "service/api/api_responses.h"
 #include "service/http/http_prep.h"
 #include "service/http/http_util.h"
 #include "service/http/metrics.h"
@@ -120,6 +126,7 @@ void http_on_output(const struct eng_output *o)
 			snprintf(c->error, sizeof(c->error), "%s", o->error);
 		c->n_prompt = o->n_prompt_tokens;
 		c->n_gen = o->n_generated;
+		c->n_cached = o->n_cached_tokens;
 		c->t_queued = o->t_queued;
 		c->t_first = o->t_first_token;
 		c->t_done = o->t_done;
@@ -232,20 +239,72 @@ static void on_eof(evutil_socket_t fd, short what, void *arg)
 		evhttp_connection_free(r->conn);	/* calls on_close */
 }
 
-/* One event of a stream: an SSE "data:" event, or for /generate (vLLM's
- * legacy stream) one NDJSON line. */
-static void send_event(struct hreq *r, const char *json, size_t len)
+/* One event of a stream: an SSE "data:" event (named "event: name" when
+ * name is not NULL), or for /generate (vLLM's legacy stream) one NDJSON line. */
+static void send_named(struct hreq *r, const char *name, const char *json, size_t len)
 {
 	int ndjson = r->api.kind == API_GENERATE;
 	struct evbuffer *b = evbuffer_new();
 	if (!b)
 		return;
+	if (name)
+		evbuffer_add_printf(b, "event: %s\n", name);
 	if (!ndjson)
 		evbuffer_add(b, "data: ", 6);
 	evbuffer_add(b, json, len);
 	evbuffer_add(b, "\n\n", ndjson ? 1 : 2);
 	evhttp_send_reply_chunk(r->req, b);
 	evbuffer_free(b);
+}
+
+static void send_event(struct hreq *r, const char *json, size_t len)
+{
+	send_named(r, NULL, json, len);
+}
+
+/* /v1/responses: the response as it stands (ch[0]; n is 1); msg_id holds
+ * the output item's id ("msg_" + the request id's digits). */
+static void rsp_of(struct hreq *r, struct api_rsp *p, char *msg_id, size_t n, int final)
+{
+	const struct choice *c = &r->ch[0];
+
+	memset(p, 0, sizeof(*p));
+	snprintf(msg_id, n, "msg_%s", r->id + 5);
+	p->id = r->id;
+	p->msg_id = msg_id;
+	p->created_at = r->created;
+	p->model = r->srv->model_name;
+	p->req = &r->api;
+	p->status = "in_progress";
+	p->text = c->all.text.buf ? c->all.text.buf : "";
+	p->text_len = c->all.text.len;
+	if (final) {
+		int len = c->finish == ENG_FINISH_LENGTH;
+		p->has_output = 1;
+		p->status = len ? "incomplete" : "completed";
+		p->incomplete_reason = len ? "max_output_tokens" : NULL;
+		p->has_usage = 1;
+		p->input_tokens = r->prompt_tokens;
+		p->output_tokens = r->completion_tokens;
+		p->cached_tokens = r->cached_tokens;
+	}
+}
+
+/* /v1/responses stream: the events before (closing 0) or after the text
+ * deltas; 0, or -1 when one could not be built (out of memory). */
+static int rsp_edge(struct hreq *r, int closing, const struct api_rsp *p)
+{
+	struct sbuf *sb = &r->srv->scratch;
+
+	for (int k = 0; k < API_RSP_EDGE_EVENTS; k++) {
+		sb_reset(sb);
+		const char *type = api_rsp_edge_event(sb, closing, k, r->seq, p);
+		if (sb->oom)
+			return -1;
+		r->seq++;
+		send_named(r, type, sb_cstr(sb), sb->len);
+	}
+	return 0;
 }
 
 static void meta_of(struct hreq *r, struct api_meta *m)
@@ -255,6 +314,7 @@ static void meta_of(struct hreq *r, struct api_meta *m)
 	m->created = r->created;
 	m->model = r->srv->model_name;
 	m->tok = r->srv->tok;
+	m->cached_tokens = r->cached_tokens;
 }
 
 static void out_of(struct hreq *r, struct choice *c, const struct outbuf *b, struct api_out *o)
@@ -305,6 +365,27 @@ static void generate_json(struct sbuf *sb, struct hreq *r)
 	sb_puts(sb, "]}");
 }
 
+/* /v1/responses stream: the done events and response.completed, or an
+ * "error" event when the reply cannot finish. */
+static void stream_end_responses(struct hreq *r, const char *err, int aborted)
+{
+	struct sbuf *sb = &r->srv->scratch;
+	struct api_rsp p;
+	char msg_id[48];
+	const char *body;
+	size_t len;
+
+	rsp_of(r, &p, msg_id, sizeof(msg_id), 1);
+	if (!err && !aborted && rsp_edge(r, 1, &p) < 0)
+		err = "out of memory";
+	if (err || aborted) {
+		sb_reset(sb);
+		api_rsp_event_error(sb, r->seq++, err ? 500 : 503, err ? err : "the server is shutting down");
+		body = api_json_or_oom(sb, &len);
+		send_named(r, "error", body, len);
+	}
+}
+
 static void finish_reply(struct hreq *r)
 {
 	struct srv *s = r->srv;
@@ -327,14 +408,16 @@ static void finish_reply(struct hreq *r)
 	r->replied = 1;
 	sb_reset(sb);
 	if (r->stream) {
-		if (err || aborted) {
+		if (r->api.kind == API_RESPONSES) {
+			stream_end_responses(r, err, aborted);
+		} else if (err || aborted) {
 			int st = err ? 500 : 503;
 			api_error_json(sb, st, err ? err : "the server is shutting down", NULL);
 			body = api_json_or_oom(sb, &len);
 			send_event(r, body, len);
 			sb_reset(sb);
 		}
-		if (r->api.kind != API_GENERATE) {
+		if (r->api.kind != API_GENERATE && r->api.kind != API_RESPONSES) {
 			if (r->api.include_usage) {
 				api_usage_chunk_json(sb, &m, r->prompt_tokens, r->completion_tokens);
 				body = api_json_or_oom(sb, &len);	/* no usage: the error event */
@@ -358,6 +441,11 @@ static void finish_reply(struct hreq *r)
 		api_error_json(sb, 503, "the server is shutting down", NULL);
 	} else if (r->api.kind == API_GENERATE) {
 		generate_json(sb, r);
+	} else if (r->api.kind == API_RESPONSES) {
+		struct api_rsp p;
+		char msg_id[48];
+		rsp_of(r, &p, msg_id, sizeof(msg_id), 1);
+		api_rsp_object_json(sb, &p);
 	} else {
 		struct api_out *o = calloc((size_t)r->n_choices, sizeof(*o));
 		if (!o) {
@@ -373,7 +461,7 @@ static void finish_reply(struct hreq *r)
 				if (r->api.echo) {
 					o[i].prefix = r->api.prompts[c->prompt].text;
 					o[i].prefix_len = r->api.prompts[c->prompt].text_len;
-					o[i].text_offset = o[i].prefix_len;
+					o[i].text_offset = api_utf8_chars(o[i].prefix, o[i].prefix_len);
 				}
 			}
 			api_response_json(sb, &m, o, r->n_choices, r->prompt_tokens, r->completion_tokens);
@@ -421,7 +509,21 @@ static void stream_out(struct hreq *r, struct choice *c, int final)
 		return;
 	}
 	sb_reset(sb);
-	if (r->api.kind == API_GENERATE) {
+	if (r->api.kind == API_RESPONSES) {
+		struct api_rsp p;
+		char msg_id[48];
+		if (!c->work.text.len)
+			return;		/* the end is finish_reply's */
+		rsp_of(r, &p, msg_id, sizeof(msg_id), 0);
+		api_rsp_event_delta(sb, r->seq, &p, c->work.text.buf, c->work.text.len);
+		if (sb->oom) {
+			stream_oom(r);
+			return;
+		}
+		r->seq++;
+		send_named(r, "response.output_text.delta", sb_cstr(sb), sb->len);
+		return;
+	} else if (r->api.kind == API_GENERATE) {
 		if (!c->work.text.len && !final)
 			return;
 		/* vLLM's legacy stream: cumulative text per line, all choices */
@@ -465,7 +567,7 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 			met_inter_token(gap);
 		c->t_last_tok = now;
 	}
-	if (!r->stream || r->api.kind == API_GENERATE)
+	if (!r->stream || r->api.kind == API_GENERATE || r->api.kind == API_RESPONSES)
 		outbuf_append(&c->all, c->work.tokens, n, c->work.text.buf, c->work.text.len, c->work.lp,
 			      c->work.top, c->work.n_top);
 	if (c->work.oom || c->all.oom)
@@ -473,7 +575,7 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 	if (r->stream)
 		stream_out(r, c, final);
 	if (r->api.kind == API_COMPLETION && r->api.logprobs >= 0)
-		c->text_off += c->work.text.len;
+		c->text_off += api_utf8_chars(c->work.text.buf ? c->work.text.buf : "", c->work.text.len);
 	outbuf_reset(&c->work);
 	if (final) {
 		c->final = 1;
@@ -488,8 +590,10 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 		if (!r->refused)	/* a refused request (429 after part of n was queued) never ran */
 			met_request_done(fn ? fn : "error", c->n_prompt, c->n_gen, r->t_start, c->t_queued, c->t_first,
 					 c->t_done);
-		if (c->index % r->api.n == 0)
+		if (c->index % r->api.n == 0) {
 			r->prompt_tokens += c->n_prompt;
+			r->cached_tokens += c->n_cached;
+		}
 		r->completion_tokens += c->n_gen;
 		if (r->n_final == r->n_submitted && r->req && !r->replied)
 			finish_reply(r);
@@ -602,7 +706,8 @@ void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_ki
 	r->kind = kind;
 	r->t_start = t0;
 	r->created = (long)wall_sec();
-	snprintf(r->id, sizeof(r->id), "%s-%016llx%08llx", kind == API_CHAT ? "chatcmpl" : "cmpl",
+	snprintf(r->id, sizeof(r->id), "%s%016llx%08llx",
+		 kind == API_CHAT ? "chatcmpl-" : kind == API_RESPONSES ? "resp_" : "cmpl-",
 		 (unsigned long long)(wall_sec() * 1e6), (unsigned long long)++s->n_req);
 	snprintf(r->who, sizeof(r->who), "%s", who ? who : "");
 	r->next = s->active;
@@ -614,7 +719,8 @@ void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_ki
 	if (len <= HTTP_PREP_INLINE_BYTES) {
 		/* a few ms at most: done here, and not queued behind big prompts */
 		struct api_err e;
-		int rc = api_parse(kind, j, s->tok, &s->lim, &r->api, &e);
+		int rc = kind == API_RESPONSES ? api_responses_parse(j, s->tok, &s->lim, &r->api, &e)
+					       : api_parse(kind, j, s->tok, &s->lim, &r->api, &e);
 		cJSON_Delete(j);
 		prepared(r, rc, &e);
 	} else if (http_prep_submit(s, r, j, kind, prepared) < 0) {
@@ -664,7 +770,7 @@ static void prepared(struct hreq *r, int rc, const struct api_err *e)
 		c->prompt = i / r->api.n;
 		p = &r->api.prompts[c->prompt];
 		if (r->api.echo)
-			c->text_off = p->text_len;	/* streaming offsets count the echo */
+			c->text_off = api_utf8_chars(p->text, p->text_len);	/* streaming offsets count the echo */
 		if (smp.has_seed)
 			smp.seed += (uint64_t)(i % r->api.n);
 		rc = eng_submit(s->eng, p->ids, p->n_ids, &smp, c, &c->eng_id, err, sizeof(err));
@@ -673,7 +779,7 @@ static void prepared(struct hreq *r, int rc, const struct api_err *e)
 				gen_fail(r, 429, "the server is busy: the waiting queue is full", NULL);
 			else if (rc == ST_EINVAL)
 				gen_fail(r, 400, err[0] ? err : "invalid request",
-					 kind == API_CHAT ? "messages" : "prompt");
+					 kind == API_CHAT ? "messages" : kind == API_RESPONSES ? "input" : "prompt");
 			else
 				gen_fail(r, 500, "the request could not be queued", NULL);
 			return;
@@ -689,7 +795,13 @@ static void prepared(struct hreq *r, int rc, const struct api_err *e)
 		evhttp_add_header(oh, "X-Request-Id", r->id);
 		evhttp_send_reply_start(req, 200, "OK");
 		r->started = 1;
-		if (kind == API_CHAT) {
+		if (kind == API_RESPONSES) {
+			struct api_rsp p;
+			char msg_id[48];
+			rsp_of(r, &p, msg_id, sizeof(msg_id), 0);
+			if (rsp_edge(r, 0, &p) < 0)
+				stream_oom(r);
+		} else if (kind == API_CHAT) {
 			struct api_meta m;
 			struct api_out o;
 			meta_of(r, &m);

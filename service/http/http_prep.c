@@ -1,5 +1,6 @@
 /*
- * http_prep.c - request preparation off the loop thread: api_parse() of a
+ * http_prep.c - request preparation off the loop thread: api_parse() (or
+ * api_responses_parse() for /v1/responses) of a
  * generation request (validation, chat template, tokenization) with a body
  * over HTTP_PREP_INLINE_BYTES runs on HTTP_PREP_THREADS worker threads, so
  * a 1 MiB prompt (~0.3 s to tokenize) never stalls /health, streaming
@@ -21,6 +22,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "service/api/api_parse.h"
+#include "service/api/api_responses.h"
 #include "service/http/http_prep.h"
 
 struct prep_job {
@@ -60,7 +62,8 @@ static void *prep_main(void *arg)
 			s->prep_in_tail = NULL;
 		pthread_mutex_unlock(&s->prep_mu);
 
-		j->rc = api_parse(j->kind, j->body, s->tok, &s->lim, &j->r->api, &j->e);
+		j->rc = j->kind == API_RESPONSES ? api_responses_parse(j->body, s->tok, &s->lim, &j->r->api, &j->e)
+						 : api_parse(j->kind, j->body, s->tok, &s->lim, &j->r->api, &j->e);
 		cJSON_Delete(j->body);
 		j->body = NULL;
 

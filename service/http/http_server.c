@@ -267,6 +267,11 @@ static void h_chat(struct srv *s, struct evhttp_request *req, const char *route,
 	http_handle_generate(s, req, API_CHAT, route, t0, who);
 }
 
+static void h_responses(struct srv *s, struct evhttp_request *req, const char *route, double t0, const char *who)
+{
+	http_handle_generate(s, req, API_RESPONSES, route, t0, who);
+}
+
 static void h_generate(struct srv *s, struct evhttp_request *req, const char *route, double t0, const char *who)
 {
 	http_handle_generate(s, req, API_GENERATE, route, t0, who);
@@ -279,6 +284,7 @@ static const struct route routes[] = {
 	{ "/v1/models", EVHTTP_REQ_GET, R_AUTH | R_READY, h_models },
 	{ "/v1/completions", EVHTTP_REQ_POST, R_AUTH | R_READY, h_completions },
 	{ "/v1/chat/completions", EVHTTP_REQ_POST, R_AUTH | R_READY, h_chat },
+	{ "/v1/responses", EVHTTP_REQ_POST, R_AUTH | R_READY, h_responses },
 	{ "/generate", EVHTTP_REQ_POST, R_AUTH | R_READY, h_generate },
 	{ "/tokenize", EVHTTP_REQ_POST, R_AUTH | R_READY, h_tokenize },
 	{ "/detokenize", EVHTTP_REQ_POST, R_AUTH | R_READY, h_detokenize },

@@ -1,7 +1,8 @@
 /*
  * fuzz_request_json.c - libFuzzer target for the OpenAI / vLLM request
- * parser (service/api/api_parse.c) and the chat prompt (api_chat.c). The first input
- * byte picks the route (completions, chat, generate); the rest is the body
+ * parser (service/api/api_parse.c), the chat prompt (api_chat.c) and the
+ * Responses API request (api_responses.c). The first input byte picks the
+ * route (completions, chat, generate, responses); the rest is the body
  * as the HTTP layer would hand it over (UTF-8 checked, then cJSON).
  * Must never crash or leak; an accepted request must be self-consistent.
  * The tokenizer is the real Gemma one (GR_TOKENIZER or the tools/node copy).
@@ -16,6 +17,7 @@
 #include "service/api/api.h"
 #include "service/api/api_parse.h"
 #include "service/api/api_resp.h"
+#include "service/api/api_responses.h"
 #include "tokenizer/tokenizer.h"
 
 static struct tokenizer *g_tok;
@@ -45,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1 || size > 65536)
 		return 0;
-	enum api_kind kind = (enum api_kind)(data[0] % 3);
+	enum api_kind kind = (enum api_kind)(data[0] % 4);	/* API_RESPONSES is 3 */
 	const char *body = (const char *)data + 1;
 	size_t n = size - 1;
 	if (!utf8_valid(body, n))
@@ -53,7 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	j = cJSON_ParseWithLength(body, n);
 	if (!j)
 		return 0;
-	if (api_parse(kind, j, g_tok, &lim, &r, &e) == 0) {
+	int rc = kind == API_RESPONSES ? api_responses_parse(j, g_tok, &lim, &r, &e)
+				       : api_parse(kind, j, g_tok, &lim, &r, &e);
+	if (rc == 0) {
 		if (r.n_prompts < 1 || r.n < 1 || r.n_prompts * r.n > API_MAX_CHOICES || r.smp.max_tokens < 1 ||
 		    r.smp.n_stop > ENG_MAX_STOP || r.smp.n_stop_ids > ENG_MAX_STOP)
 			abort();

@@ -3,7 +3,7 @@
  * (CPU op vs its in-test reference) and test_cuda_sample.c (CUDA op vs CPU op):
  * a row of logits (normal, quantised into ties, with -inf / NaN holes),
  * request parameters over the whole grid (greedy, temperature, min_p,
- * top_k, top_p, penalties, logprobs), a history and masked ids, and the
+ * top_k, top_p, penalties, logprobs, logit_bias), a history and masked ids, and the
  * sample-op inputs smp_row_build() makes from them.
  * Tests only; everything static.
  */
@@ -21,6 +21,8 @@
 
 #define SC_MAX_HIST 64
 #define SC_MAX_MASK 4
+#define SC_MAX_BIAS 4
+#define SC_MAX_PAIRS (SC_MAX_HIST + SC_MAX_MASK + SC_MAX_BIAS)	/* smp_row_build's need */
 
 struct sample_case {
 	int vocab;
@@ -87,6 +89,15 @@ static inline void sc_make(struct sample_case *c, int v, uint64_t seed, int i)
 	c->n_mask = sc_pick(&r, SC_MAX_MASK + 1);
 	for (int k = 0; k < c->n_mask; k++)
 		c->mask[k] = sc_pick(&r, v);
+	if (sc_pick(&r, 3) == 0) {	/* logit_bias: bans, forces, nudges (drawn last: the
+					 * fields above are what they were before it) */
+		static const float biases[] = { -100, 100, 0.5f, -3, 7.25f };
+		c->p.n_logit_bias = 1 + sc_pick(&r, SC_MAX_BIAS);
+		for (int k = 0; k < c->p.n_logit_bias; k++) {
+			c->p.bias_ids[k] = sc_pick(&r, v < 60 ? v : 60);	/* meets the history */
+			c->p.bias[k] = biases[sc_pick(&r, 5)];
+		}
+	}
 }
 
 static inline void sc_free(struct sample_case *c)

@@ -20,8 +20,8 @@
 static void family(int v, uint64_t seed, int n_batches)
 {
 	struct be_sample_row rows[ROWS];
-	struct be_sample_pair *pairs = malloc(ROWS * (SC_MAX_HIST + SC_MAX_MASK) * sizeof(*pairs));
-	struct be_sample_pair *pairs_cu = malloc(ROWS * (SC_MAX_HIST + SC_MAX_MASK) * sizeof(*pairs));
+	struct be_sample_pair *pairs = malloc(ROWS * (SC_MAX_PAIRS) * sizeof(*pairs));
+	struct be_sample_pair *pairs_cu = malloc(ROWS * (SC_MAX_PAIRS) * sizeof(*pairs));
 	struct be_sample_out ref[ROWS], got[ROWS] = { { 0 } };
 	float *l = malloc((size_t)ROWS * v * sizeof(float));
 	struct smp *s = NULL;
@@ -42,7 +42,7 @@ static void family(int v, uint64_t seed, int n_batches)
 			rng_seed(&r, c.seed);
 			n_pairs += smp_row_build(s, &c.p, &r, c.tokens, c.n_prompt, c.n_tokens, c.mask,
 						  c.n_mask, &rows[i], n_pairs, pairs + n_pairs,
-						  SC_MAX_HIST + SC_MAX_MASK);
+						  SC_MAX_PAIRS);
 			sc_free(&c);
 		}
 		memcpy(pairs_cu, pairs, (size_t)n_pairs * sizeof(*pairs));

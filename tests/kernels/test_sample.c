@@ -30,7 +30,7 @@ static struct be g_cpu;
 static int op_sample(const struct sample_case *c, struct smp *s, struct be_sample_out *o)
 {
 	struct be_sample_row row;
-	struct be_sample_pair pairs[SC_MAX_HIST + SC_MAX_MASK];
+	struct be_sample_pair pairs[SC_MAX_PAIRS];
 	struct rng r;
 	float *l = malloc((size_t)c->vocab * sizeof(float));
 	int n, rc;
@@ -38,7 +38,7 @@ static int op_sample(const struct sample_case *c, struct smp *s, struct be_sampl
 	memcpy(l, c->logits, (size_t)c->vocab * sizeof(float));
 	rng_seed(&r, c->seed);
 	n = smp_row_build(s, &c->p, &r, c->tokens, c->n_prompt, c->n_tokens, c->mask, c->n_mask,
-			   &row, 0, pairs, SC_MAX_HIST + SC_MAX_MASK);
+			   &row, 0, pairs, SC_MAX_PAIRS);
 	if (n < 0) {
 		free(l);
 		return n;
@@ -79,7 +79,8 @@ static int ref_near(double a, double b, double scale)
 
 /*
  * The pipeline as kernels/sample.h states it: raw logprobs; mask (-inf);
- * repetition (each distinct id of prompt + output: l > 0 ? l / r : l * r);
+ * logit_bias (l + bias, after the mask, before the penalties); repetition
+ * (each distinct id of prompt + output: l > 0 ? l / r : l * r);
  * frequency / presence (output ids: l - f * count - p); greedy: the best
  * (ties to the lower id); else weights exp((l - max) / T) (below 2^-40
  * count as 0), kept if l >= max + T ln(min_p), the best top_k of those,
@@ -130,6 +131,14 @@ static void ref_sample(const struct sample_case *c, struct smp_result *res, int 
 	}
 	for (int k = 0; k < c->n_mask; k++)
 		e[c->mask[k]].l = -INFINITY;
+	for (int t = 0; t < V; t++) {	/* logit_bias: the last entry for t counts */
+		int last = -1;
+		for (int k = 0; k < p->n_logit_bias; k++)
+			if (p->bias_ids[k] == t)
+				last = k;
+		if (last >= 0)	/* float, as the op adds it */
+			e[t].l = (float)e[t].l + p->bias[last];
+	}
 	if (p->repetition_penalty != 1.0) {
 		float rp = (float)p->repetition_penalty;
 		for (int t = 0; t < V; t++) {
@@ -387,6 +396,34 @@ static void sample_by_hand(void)
 	r.rep = 0.1f;		/* a "penalty" < 1 boosts: 1 / 0.1 = 10 */
 	o = run1(l, 6, r, pr);
 	CHECK(o.token == 0, "repetition penalty < 1 raises a seen token: %d", o.token);
+
+	/* logit_bias: after the mask, before the penalties; raw logprobs unchanged */
+	r = row_default();
+	r.temperature = 0;
+	r.n_logprobs = 1;
+	pr[0] = (struct be_sample_pair){ .token = 5, .bias = 1.5f };	/* 2 + 1.5 > 3 */
+	r.n_pairs = 1;
+	o = run1(l, 6, r, pr);
+	CHECK(o.token == 5, "bias +1.5 lifts id 5 over the 3s: %d", o.token);
+	CHECK_NEAR(o.logprob, 2 - log(exp(1) + 2 * exp(3) + exp(2)), 1e-5);
+	CHECK(o.n_top == 1 && o.top_id[0] == 1, "top logprobs stay raw: %d", o.top_id[0]);
+	pr[0] = (struct be_sample_pair){ .token = 1, .bias = -100 };
+	pr[1] = (struct be_sample_pair){ .token = 2, .bias = -100 };
+	r.n_pairs = 2;
+	CHECK(run1(l, 6, r, pr).token == 5, "bias -100 bans both maxima");
+	pr[0] = (struct be_sample_pair){ .token = 5, .bias = 2, .count = 1 };
+	r.n_pairs = 1;
+	r.pres = 1.5;		/* 2 + 2 - 1.5 = 2.5 < 3 */
+	CHECK(run1(l, 6, r, pr).token == 1, "the penalty applies to the biased logit");
+	pr[0] = (struct be_sample_pair){ .token = 1, .bias = 100, .flags = BE_PAIR_MASK };
+	r.pres = 0;
+	CHECK(run1(l, 6, r, pr).token == 2, "a masked id stays masked whatever its bias");
+	r = row_default();
+	r.top_k = 1;
+	r.u = 0.5;
+	pr[0] = (struct be_sample_pair){ .token = 0, .bias = 100 };
+	r.n_pairs = 1;
+	CHECK(run1(l, 6, r, pr).token == 0, "sampling: bias +100 forces id 0");
 }
 
 /* Draw frequencies against exact probabilities (chi-square, 5 sigma-ish bound). */
@@ -743,7 +780,7 @@ static void old_family(int v, uint64_t seed, int n_cases)
 	enum { R = 8 };
 	struct smp *s = NULL;
 	struct be_sample_row rows[R];
-	struct be_sample_pair *pairs = malloc(R * (SC_MAX_HIST + SC_MAX_MASK) * sizeof(*pairs));
+	struct be_sample_pair *pairs = malloc(R * (SC_MAX_PAIRS) * sizeof(*pairs));
 	float *l = malloc((size_t)v * R * sizeof(float));
 	int bad = 0, np = 0, nr = 0, n_random = 0;
 
@@ -756,7 +793,7 @@ static void old_family(int v, uint64_t seed, int n_cases)
 		sc_make(&c, v, seed, i);
 		rng_seed(&r, c.seed);
 		n = smp_row_build(s, &c.p, &r, c.tokens, c.n_prompt, c.n_tokens, c.mask, c.n_mask,
-				  &rows[nr], np, pairs + np, SC_MAX_HIST + SC_MAX_MASK);
+				  &rows[nr], np, pairs + np, SC_MAX_PAIRS);
 		if (n >= 0) {
 			memcpy(l + (size_t)nr * v, c.logits, (size_t)v * sizeof(float));
 			n_random += rows[nr].temperature >= BE_SAMPLE_GREEDY_EPS;

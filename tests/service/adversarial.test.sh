@@ -205,7 +205,7 @@ for k, v in [("max_tokens", 2 ** 31), ("max_tokens", -1), ("max_tokens", "5"), (
              ("top_k", 1.5), ("seed", 1.5), ("seed", 2 ** 64), ("seed", "1"), ("n", 0), ("n", 2 ** 40),
              ("logprobs", -1), ("logprobs", 21), ("logprobs", True), ("stop", [""]), ("stop", ["a"] * 17),
              ("stop", "x" * 600), ("stop", [None]), ("stop_token_ids", [256000]), ("stop_token_ids", [-1]),
-             ("stop_token_ids", ["1"]), ("logit_bias", {"1": 5}), ("min_tokens", 100),
+             ("stop_token_ids", ["1"]), ("logit_bias", {"1": 101}), ("logit_bias", {"999999": 1}), ("min_tokens", 100),
              ("repetition_penalty", 0), ("echo", "true"), ("stream", 1), ("best_of", 2), ("model", 5)]:
     expect_err("param_%s_%s" % (k, str(v)[:12]), C, 400, k, {"prompt": "a", "max_tokens": 2, k: v}
                if k != "max_tokens" else {"prompt": "a", k: v})

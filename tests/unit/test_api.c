@@ -126,6 +126,114 @@ static void test_response_oom_is_500(void)
 	sb_release(&sb);
 }
 
+/* Tokens that are whole non-ASCII characters: "日本" (2 chars, 6 bytes), "語", an emoji (4 bytes). */
+static const char tok_ja_json[] =
+	"{\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"byte_fallback\":false,"
+	"\"fuse_unk\":true,\"vocab\":{\"<unk>\":0,\"\u65e5\u672c\":1,\"\u8a9e\":2,"
+	"\"\xf0\x9f\x98\x80\":3,\"a\":4},\"merges\":[]},"
+	"\"normalizer\":null,\"pre_tokenizer\":null,\"decoder\":{\"type\":\"Sequence\",\"decoders\":["
+	"{\"type\":\"Replace\",\"pattern\":{\"String\":\"\\u2581\"},\"content\":\" \"},"
+	"{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"}]}}";
+
+/* Completions logprobs.text_offset counts characters (vLLM), not UTF-8 bytes. */
+static void test_text_offset_counts_characters(void)
+{
+	struct tokenizer *tj = NULL;
+	const int ids[4] = { 1, 2, 3, 4 };	/* 日本 語 😀 a */
+	const float lp[4] = { -1, -1, -1, -1 };
+	struct eng_logprob top[4] = { { 1, -1 }, { 2, -1 }, { 3, -1 }, { 4, -1 } };
+	struct api_out o = { .index = 0, .text = "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xf0\x9f\x98\x80" "a",
+			     .text_len = 14, .n_tokens = 4, .tokens = ids, .lp = lp, .top = top, .n_top = 1,
+			     .finish = "length" };
+	struct api_meta m = { .kind = API_COMPLETION, .id = "cmpl-1", .created = 1, .model = "m" };
+	struct sbuf sb;
+
+	CHECK(tok_create(tok_ja_json, strlen(tok_ja_json), &tj) == 0, "tokenizer");
+	if (!tj)
+		return;
+	m.tok = tj;
+	CHECK(api_utf8_chars(o.text, o.text_len) == 5, "chars %zu", api_utf8_chars(o.text, o.text_len));
+	sb_init(&sb);
+	api_response_json(&sb, &m, &o, 1, 3, 4);
+	CHECK(!sb.oom && strstr(sb_cstr(&sb), "\"text_offset\":[0,2,3,4]"), "got %s", sb_cstr(&sb));
+	/* a later streaming chunk starts where the characters before it end */
+	o.text_offset = 7;
+	sb_reset(&sb);
+	api_chunk_json(&sb, &m, &o, 0);
+	CHECK(!sb.oom && strstr(sb_cstr(&sb), "\"text_offset\":[7,9,10,11]"), "got %s", sb_cstr(&sb));
+	sb_release(&sb);
+	tok_destroy(tj);
+}
+
+/* usage carries prompt_tokens_details.cached_tokens (from the engine). */
+static void test_usage_cached_tokens(void)
+{
+	struct api_meta m = { .kind = API_CHAT, .id = "chatcmpl-1", .created = 1, .model = "m",
+			      .cached_tokens = 16 };
+	struct api_out o = { .index = 0, .text = "ab", .text_len = 2, .finish = "stop" };
+	struct sbuf sb;
+
+	sb_init(&sb);
+	api_response_json(&sb, &m, &o, 1, 20, 2);
+	CHECK(strstr(sb_cstr(&sb), "\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":2,"
+		     "\"total_tokens\":22,\"prompt_tokens_details\":{\"cached_tokens\":16}}"), "got %s", sb_cstr(&sb));
+	sb_reset(&sb);
+	api_usage_chunk_json(&sb, &m, 20, 2);
+	CHECK(strstr(sb_cstr(&sb), "\"prompt_tokens_details\":{\"cached_tokens\":16}"), "chunk %s", sb_cstr(&sb));
+	sb_release(&sb);
+}
+
+static void expect_400(enum api_kind kind, const char *body, const char *param)
+{
+	struct api_req r;
+	struct api_err e;
+	int rc = parse(kind, body, &r, &e);
+
+	CHECK(rc == ST_EINVAL && e.status == 400 && e.param && !strcmp(e.param, param),
+	      "%s: rc %d status %d param %s (%s)", body, rc, e.status, e.param ? e.param : "(null)", e.msg);
+	if (rc == 0)
+		api_req_release(&r);
+}
+
+/* logit_bias is parsed into the sampling parameters; bad entries are 400s. */
+static void test_logit_bias(void)
+{
+	struct api_req r;
+	struct api_err e;
+
+	CHECK(parse(API_COMPLETION, "{\"prompt\":\"ab\",\"logit_bias\":{\"3\":-100,\"4\":2.5}}", &r, &e) == 0,
+	      "rejected: %s", e.msg);
+	CHECK(r.smp.n_logit_bias == 2 && r.smp.bias_ids[0] == 3 && r.smp.bias[0] == -100 &&
+	      r.smp.bias_ids[1] == 4 && r.smp.bias[1] == 2.5f, "n %d", r.smp.n_logit_bias);
+	api_req_release(&r);
+	CHECK(parse(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"ab\"}],\"logit_bias\":{}}", &r,
+		    &e) == 0 && r.smp.n_logit_bias == 0, "empty object: %s", e.msg);
+	api_req_release(&r);
+	expect_400(API_COMPLETION, "{\"prompt\":\"ab\",\"logit_bias\":{\"5\":1}}", "logit_bias");	/* vocab 5 */
+	expect_400(API_COMPLETION, "{\"prompt\":\"ab\",\"logit_bias\":{\"x\":1}}", "logit_bias");
+	expect_400(API_COMPLETION, "{\"prompt\":\"ab\",\"logit_bias\":{\"-1\":1}}", "logit_bias");
+	expect_400(API_COMPLETION, "{\"prompt\":\"ab\",\"logit_bias\":{\"1\":100.5}}", "logit_bias");
+	expect_400(API_COMPLETION, "{\"prompt\":\"ab\",\"logit_bias\":{\"1\":\"2\"}}", "logit_bias");
+	expect_400(API_COMPLETION, "{\"prompt\":\"ab\",\"logit_bias\":[1]}", "logit_bias");
+}
+
+/* response_format: only {"type":"text"} until structured outputs exist. */
+static void test_response_format(void)
+{
+	struct api_req r;
+	struct api_err e;
+
+	CHECK(parse(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"ab\"}],"
+		    "\"response_format\":{\"type\":\"text\"}}", &r, &e) == 0, "text refused: %s", e.msg);
+	api_req_release(&r);
+	expect_400(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"ab\"}],"
+		   "\"response_format\":{\"type\":\"json_object\"}}", "response_format");
+	expect_400(API_COMPLETION, "{\"prompt\":\"ab\",\"response_format\":{\"type\":\"json_schema\","
+		   "\"json_schema\":{\"name\":\"x\",\"schema\":{}}}}", "response_format");
+	expect_400(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"ab\"}],"
+		   "\"response_format\":\"json\"}", "response_format");
+}
+
 int main(void)
 {
 	setenv("GR_TEST_SBUF_MAX", "1024", 1);	/* read at the first growth of any sbuf */
@@ -135,6 +243,10 @@ int main(void)
 	RUN(test_parse_error_names_param);
 	RUN(test_oom_body_is_the_500_error);
 	RUN(test_response_oom_is_500);
+	RUN(test_text_offset_counts_characters);
+	RUN(test_usage_cached_tokens);
+	RUN(test_logit_bias);
+	RUN(test_response_format);
 	tok_destroy(g_tok);
 	return th_done();
 }
