@@ -42,6 +42,7 @@ void eng_opts_default(struct eng_opts *o)
 	o->block_size = KV_DEFAULT_BLOCK_SIZE;
 	o->kv_bytes = 0;
 	o->gpu_memory_utilization = 0.9;
+	o->enable_prefix_caching = 1;
 }
 
 int eng_sampler_parse(const char *s, enum eng_sampler *out)
@@ -287,6 +288,7 @@ static int eng_init_model(struct engine *e)
 	if ((rc = kv_cache_create(e->w.be, &e->w.cfg, e->block_size, e->plan.kv_bytes,
 				  &e->kv)) < 0)
 		return rc;
+	kv_set_prefix_caching(e->kv, e->o.enable_prefix_caching);
 	if (kv_n_blocks(e->kv) * e->block_size < e->max_model_len)
 		return log_err(ST_ENOMEM, "engine: KV cache holds %d blocks, the plan %d",
 			       kv_n_blocks(e->kv), e->plan.kv_blocks);
@@ -369,11 +371,12 @@ int eng_create(const struct eng_opts *opts, const struct g2_weights *w, struct t
 	    (rc = eng_init_step_buffers(e)) < 0 || (rc = eng_start(e)) < 0)
 		goto out_free;
 	log_info("engine: %d KV blocks of %d tokens (%.1f MiB), max_model_len %d, "
-		 "max_num_seqs %d, max_num_batched_tokens %d, sampling on the device "
-		 "(the %s backend's sample op)",
+		 "max_num_seqs %d, max_num_batched_tokens %d, prefix caching %s, sampling on "
+		 "the device (the %s backend's sample op)",
 		 kv_n_blocks(e->kv), e->block_size,
 		 (double)kv_n_blocks(e->kv) * e->plan.kv_block_bytes / 1048576.0,
-		 e->max_model_len, e->max_seqs, e->max_tokens, e->w.be->ops->name);
+		 e->max_model_len, e->max_seqs, e->max_tokens,
+		 e->o.enable_prefix_caching ? "on" : "off", e->w.be->ops->name);
 	*out = e;
 	return 0;
 
