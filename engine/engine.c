@@ -145,6 +145,7 @@ static int eng_plan_checked(const struct eng_opts *o, const struct g2_weights *w
 	in.max_num_seqs = o->max_num_seqs;
 	in.max_num_batched_tokens = o->max_num_batched_tokens;
 	in.max_model_len = o->max_model_len;
+	in.prefix_caching = o->enable_prefix_caching;
 	if (!o->kv_bytes &&
 	    (!be->ops->mem_info || be->ops->mem_info(be->ctx, &in.free_bytes, &in.total_bytes) < 0 ||
 	     in.total_bytes == 0)) {
