@@ -59,7 +59,7 @@ void eng_stats_refresh(struct engine *e)
 	e->stats.running = e->running.n;
 	e->stats.waiting = e->waiting.n;
 	e->stats.kv_blocks_total = kv_n_blocks(e->kv);
-	e->stats.kv_blocks_free = kv_n_free(e->kv);
+	e->stats.kv_blocks_free = kv_n_available(e->kv);
 	e->stats.kv_blocks_evictable = kv_n_evictable(e->kv);
 	e->stats.kv_usage = e->stats.kv_blocks_total > 0 ?
 		(double)kv_n_used(e->kv) / e->stats.kv_blocks_total : 0.0;

@@ -70,8 +70,9 @@ struct eng_opts {
 struct eng_stats {
 	int running, waiting;
 	double kv_usage;		/* 0..1: blocks held by requests (evictable ones not counted) */
-	int kv_blocks_total, kv_blocks_free;	/* free: on the free list (not evictable) */
-	int kv_blocks_evictable;	/* cached prefix blocks no request holds (reusable) */
+	int kv_blocks_total;
+	int kv_blocks_free;		/* held by no request: free or evictable (vLLM's count) */
+	int kv_blocks_evictable;	/* of those, cached prefix blocks (reused on a hit) */
 	uint64_t prefix_cache_queries;	/* prompt tokens looked up at admission (vLLM's) */
 	uint64_t prefix_cache_hits;	/* of those, tokens served from cached blocks */
 	uint64_t kv_check_failures;	/* eng_opts.kv_check: steps whose kv_check failed */
