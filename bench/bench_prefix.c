@@ -10,7 +10,12 @@
  *   2. warm: one request whose prefix is cached vs the same request on the
  *      engine with caching off (TTFT ratio; only the suffix is computed);
  *   3. no hit: N requests with unique prompts of the same length, on vs
- *      off (wall time: the bookkeeping's cost when nothing is shared).
+ *      off (wall time: the bookkeeping's cost when nothing is shared);
+ *   4. multi-turn chat: U users (8) share a 512-token system prompt; each
+ *      of T turns (4) resends the user's whole history (its earlier 24-token
+ *      messages and the replies generated) plus a new message; every
+ *      user's turn t is submitted together, then turn t + 1: generated
+ *      tokens per second and p50 / p99 TTFT over all turns, off vs on.
  * Validation first: every request's greedy tokens are the same with
  * caching on and off. Each case runs R times (default 3), alternating off
  * and on; medians.
@@ -74,6 +79,12 @@ static int rnd(int n)
 	return (int)(rs % (uint64_t)n);
 }
 
+#define MT_U 8
+#define MT_T 4
+#define MT_SYS 512
+#define MT_MSG 24
+#define MT_LEN (MT_SYS + MT_T * (MT_MSG + OUT))
+
 static int *g_prompts[MAX_N];	/* [N][P + S] shared prefix + unique suffix */
 static int *g_unique[MAX_N];	/* [N][P + S] all unique */
 
@@ -85,9 +96,9 @@ static struct engine *mk(int caching)
 	eng_opts_default(&o);
 	o.max_num_seqs = N;
 	o.max_num_batched_tokens = 2048;
-	o.max_model_len = P + S + OUT + 1;
+	o.max_model_len = MAX(P + S, MT_LEN) + OUT + 1;
 	o.enable_prefix_caching = caching;
-	o.kv_bytes = (size_t)(N + 1) * (size_t)((P + S + OUT + 16) / 16 + 1) *
+	o.kv_bytes = (size_t)(N + 1) * (size_t)((MAX(P + S, MT_LEN) + OUT + 16) / 16 + 1) *
 		     kv_bytes_per_block(&g_m->cfg, 16, g_m->be->ops->kv_dtype);
 	ld_g2_weights(g_m, &w);
 	if (eng_create(&o, &w, NULL, on_out, &e) < 0 || eng_warmup(e) < 0) {
@@ -97,8 +108,69 @@ static struct engine *mk(int caching)
 	return e;
 }
 
-/* Submits prompts[0..n) at once; waits; returns the wall time, TTFT median in *ttft. */
+static double burst_len(struct engine *e, int **prompts, const int *len, int n, double *ttft);
+
+/* Submits prompts[0..n) (P + S tokens each) at once; waits; returns the wall
+ * time, the TTFT median in *ttft. */
 static double burst(struct engine *e, int **prompts, int n, double *ttft)
+{
+	int len[MAX_N];
+	for (int i = 0; i < n; i++)
+		len[i] = P + S;
+	return burst_len(e, prompts, len, n, ttft);
+}
+
+static double pct(double *v, int n, double q)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp_dbl);
+	int k = (int)(q * n + 0.999999) - 1;
+	return v[k < 0 ? 0 : k >= n ? n - 1 : k];
+}
+
+/*
+ * Case 4 on engine e: returns generated tokens per second; p50 / p99 TTFT
+ * in ttft[0..1]; every reply into replies (checked against the other run).
+ */
+static double multi_turn(struct engine *e, double *ttft, int replies[MT_U][MT_T][OUT])
+{
+	static int hist[MT_U][MT_LEN];
+	int *pp[MT_U], len[MT_U], n_gen = 0;
+	double all[MT_U * MT_T], t = 0, dummy;
+	uint64_t r0 = 0x9e3779b97f4a7c15ull;
+
+	for (int u = 0; u < MT_U; u++) {
+		uint64_t r = 0x2545f4914f6cdd1dull;	/* the same system prompt for all */
+		for (int k = 0; k < MT_SYS; k++) {
+			r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+			hist[u][k] = 1000 + (int)(r % (uint64_t)(g_m->cfg.vocab_size - 1000));
+		}
+		hist[u][0] = g_m->cfg.bos_token_id > 0 ? g_m->cfg.bos_token_id : 2;
+		len[u] = MT_SYS;
+		pp[u] = hist[u];
+	}
+	for (int turn = 0; turn < MT_T; turn++) {
+		for (int u = 0; u < MT_U; u++)
+			for (int k = 0; k < MT_MSG; k++) {
+				r0 ^= r0 << 13; r0 ^= r0 >> 7; r0 ^= r0 << 17;
+				hist[u][len[u]++] = 1000 + (int)(r0 % (uint64_t)(g_m->cfg.vocab_size - 1000));
+			}
+		t += burst_len(e, pp, len, MT_U, &dummy);
+		for (int u = 0; u < MT_U; u++) {
+			all[turn * MT_U + u] = outs[u].ttft;
+			memcpy(replies[u][turn], outs[u].tok, sizeof(int) * OUT);
+			memcpy(&hist[u][len[u]], outs[u].tok, sizeof(int) * OUT);
+			len[u] += OUT;
+			n_gen += outs[u].n;
+		}
+	}
+	ttft[0] = pct(all, MT_U * MT_T, 0.50);
+	ttft[1] = pct(all, MT_U * MT_T, 0.99);
+	return n_gen / t;
+}
+
+/* Submits prompts[i] (len[i] tokens), i < n, at once; waits; returns the
+ * wall time, the TTFT median in *ttft. */
+static double burst_len(struct engine *e, int **prompts, const int *len, int n, double *ttft)
 {
 	struct eng_sampling s;
 	double t0, v[MAX_N];
@@ -111,7 +183,7 @@ static double burst(struct engine *e, int **prompts, int n, double *ttft)
 	t0 = now_sec();
 	for (int i = 0; i < n; i++) {
 		uint64_t id;
-		if (eng_submit(e, prompts[i], P + S, &s, &outs[i], &id, NULL, 0) < 0)
+		if (eng_submit(e, prompts[i], len[i], &s, &outs[i], &id, NULL, 0) < 0)
 			return -1;
 	}
 	pthread_mutex_lock(&mu);
@@ -133,6 +205,8 @@ int main(int argc, char **argv)
 	struct be be;
 	static int ref[MAX_N][OUT];
 	double b_ttft[2][MAX_R], b_wall[2][MAX_R], w_ttft[2][MAX_R], u_wall[2][MAX_R];
+	double m_tps[2][MAX_R], m_p50[2][MAX_R], m_p99[2][MAX_R];
+	static int m_rep[2][MT_U][MT_T][OUT];
 	int cached_sum = 0;
 
 	g_bench = "bench_prefix";
@@ -207,6 +281,20 @@ int main(int argc, char **argv)
 			t = burst(e, g_unique, N, &(double){ 0 });
 			u_wall[on][r] = t;
 			eng_destroy(e);
+			/* 4. multi-turn chat on a fresh engine */
+			double mt[2];
+			if (!(e = mk(on))) {
+				fprintf(stderr, "bench_prefix: engine failed\n");
+				return 1;
+			}
+			m_tps[on][r] = multi_turn(e, mt, m_rep[on]);
+			m_p50[on][r] = mt[0];
+			m_p99[on][r] = mt[1];
+			eng_destroy(e);
+			if (on && memcmp(m_rep[0], m_rep[1], sizeof(m_rep[0]))) {
+				printf("FAIL multi-turn: replies differ with caching on\n");
+				return 1;
+			}
 		}
 	}
 	printf("model %s, %d threads, %d requests x (%d shared + %d unique tokens), %d out, "
@@ -223,6 +311,13 @@ int main(int argc, char **argv)
 	    P, wt0, wt1, wt1 / wt0);
 	rec("no-hit burst (unique prompts) wall time: off %.4f s, on %.4f s, on/off %.3f", uw0, uw1,
 	    uw1 / uw0);
+	double tp0 = median(m_tps[0], R), tp1 = median(m_tps[1], R);
+	double p50a = median(m_p50[0], R), p50b = median(m_p50[1], R);
+	double p99a = median(m_p99[0], R), p99b = median(m_p99[1], R);
+	rec("multi-turn (%d users x %d turns, %d-token system prompt): generated tokens/s off %.1f, "
+	    "on %.1f, on/off %.2f", MT_U, MT_T, MT_SYS, tp0, tp1, tp1 / tp0);
+	rec("multi-turn TTFT p50: off %.4f s, on %.4f s, on/off %.3f; p99: off %.4f s, on %.4f s, "
+	    "on/off %.3f", p50a, p50b, p50b / p50a, p99a, p99b, p99b / p99a);
 	rec_summary();
 	for (int i = 0; i < N; i++) {
 		free(g_prompts[i]);
