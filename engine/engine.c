@@ -12,7 +12,8 @@
  * scratch is allocated: eng_opts.kv_bytes when set; else on a device
  * gpu_memory_utilization * total - weights - activations - a fixed reserve,
  * and on the CPU backend 25 % of the free RAM; never more than max_num_seqs
- * sequences of max_model_len need. A default max_model_len is lowered to
+ * sequences of max_model_len need (except on a device with prefix caching,
+ * where the rest holds cached prefixes). A default max_model_len is lowered to
  * what the cache holds (an explicit one that does not fit is an error), so
  * that one sequence alone always fits (preemption can always progress).
  *
