@@ -12,7 +12,8 @@
  * scratch is allocated: eng_opts.kv_bytes when set; else on a device
  * gpu_memory_utilization * total - weights - activations - a fixed reserve,
  * and on the CPU backend 25 % of the free RAM; never more than max_num_seqs
- * sequences of max_model_len need. A default max_model_len is lowered to
+ * sequences of max_model_len need (except on a device with prefix caching,
+ * where the rest holds cached prefixes). A default max_model_len is lowered to
  * what the cache holds (an explicit one that does not fit is an error), so
  * that one sequence alone always fits (preemption can always progress).
  *
@@ -42,6 +43,7 @@ void eng_opts_default(struct eng_opts *o)
 	o->block_size = KV_DEFAULT_BLOCK_SIZE;
 	o->kv_bytes = 0;
 	o->gpu_memory_utilization = 0.9;
+	o->enable_prefix_caching = 1;
 }
 
 int eng_sampler_parse(const char *s, enum eng_sampler *out)
@@ -144,6 +146,7 @@ static int eng_plan_checked(const struct eng_opts *o, const struct g2_weights *w
 	in.max_num_seqs = o->max_num_seqs;
 	in.max_num_batched_tokens = o->max_num_batched_tokens;
 	in.max_model_len = o->max_model_len;
+	in.prefix_caching = o->enable_prefix_caching;
 	if (!o->kv_bytes &&
 	    (!be->ops->mem_info || be->ops->mem_info(be->ctx, &in.free_bytes, &in.total_bytes) < 0 ||
 	     in.total_bytes == 0)) {
@@ -287,6 +290,7 @@ static int eng_init_model(struct engine *e)
 	if ((rc = kv_cache_create(e->w.be, &e->w.cfg, e->block_size, e->plan.kv_bytes,
 				  &e->kv)) < 0)
 		return rc;
+	kv_set_prefix_caching(e->kv, e->o.enable_prefix_caching);
 	if (kv_n_blocks(e->kv) * e->block_size < e->max_model_len)
 		return log_err(ST_ENOMEM, "engine: KV cache holds %d blocks, the plan %d",
 			       kv_n_blocks(e->kv), e->plan.kv_blocks);
@@ -369,11 +373,12 @@ int eng_create(const struct eng_opts *opts, const struct g2_weights *w, struct t
 	    (rc = eng_init_step_buffers(e)) < 0 || (rc = eng_start(e)) < 0)
 		goto out_free;
 	log_info("engine: %d KV blocks of %d tokens (%.1f MiB), max_model_len %d, "
-		 "max_num_seqs %d, max_num_batched_tokens %d, sampling on the device "
-		 "(the %s backend's sample op)",
+		 "max_num_seqs %d, max_num_batched_tokens %d, prefix caching %s, sampling on "
+		 "the device (the %s backend's sample op)",
 		 kv_n_blocks(e->kv), e->block_size,
 		 (double)kv_n_blocks(e->kv) * e->plan.kv_block_bytes / 1048576.0,
-		 e->max_model_len, e->max_seqs, e->max_tokens, e->w.be->ops->name);
+		 e->max_model_len, e->max_seqs, e->max_tokens,
+		 e->o.enable_prefix_caching ? "on" : "off", e->w.be->ops->name);
 	*out = e;
 	return 0;
 

@@ -46,6 +46,12 @@ struct eng_req {
 	int n_computed;			/* positions held in the KV cache */
 	int32_t *blocks;		/* [max_blocks] this sequence's block table */
 	int n_blocks;
+	/* prefix cache: hashes[j] chains block j's tokens to salt_hash; blocks
+	 * [0, n_reg) are registered (or were hits); n_cached is the first
+	 * admission's hit (eng_output.n_cached_tokens) */
+	uint64_t salt_hash;
+	uint64_t *hashes;		/* [max_blocks] valid for [0, n_hashed) */
+	int n_hashed, n_reg, reg0, n_cached;
 	int prompt_counted;
 	/* this step */
 	int take;			/* tokens scheduled */

@@ -59,9 +59,10 @@ void eng_stats_refresh(struct engine *e)
 	e->stats.running = e->running.n;
 	e->stats.waiting = e->waiting.n;
 	e->stats.kv_blocks_total = kv_n_blocks(e->kv);
-	e->stats.kv_blocks_free = kv_n_free(e->kv);
+	e->stats.kv_blocks_free = kv_n_available(e->kv);
+	e->stats.kv_blocks_evictable = kv_n_evictable(e->kv);
 	e->stats.kv_usage = e->stats.kv_blocks_total > 0 ?
-		1.0 - (double)e->stats.kv_blocks_free / e->stats.kv_blocks_total : 0.0;
+		(double)kv_n_used(e->kv) / e->stats.kv_blocks_total : 0.0;
 }
 
 void eng_req_destroy(struct eng_req *q)
@@ -75,15 +76,17 @@ void eng_req_destroy(struct eng_req *q)
 	free(q->text);
 	free(q->tokens);
 	free(q->blocks);
+	free(q->hashes);
 	free(q);
 }
 
 void eng_req_free_blocks(struct engine *e, struct eng_req *q)
 {
 	if (q->n_blocks > 0)
-		kv_free_n(e->kv, q->blocks, q->n_blocks);
+		kv_free_n(e->kv, q->blocks, q->n_blocks);	/* leaf first into the LRU */
 	q->n_blocks = 0;
 	q->n_computed = 0;
+	q->n_reg = 0;	/* hashes stay valid: the tokens only grow */
 }
 
 #define SUBMIT_FAIL(code, ...) do { \
@@ -133,7 +136,9 @@ int eng_req_create(struct engine *e, const int *prompt, int n_prompt,
 	q->cap = (int)MIN((int64_t)n_prompt + s->max_tokens, (int64_t)e->max_model_len);
 	q->tokens = malloc((size_t)q->cap * sizeof(int));
 	q->blocks = malloc((size_t)e->max_blocks * sizeof(int32_t));
-	if (!q->tokens || !q->blocks)
+	q->hashes = malloc((size_t)e->max_blocks * sizeof(uint64_t));
+	q->salt_hash = s->cache_salt ? s->cache_salt : kv_hash_salt(NULL);
+	if (!q->tokens || !q->blocks || !q->hashes)
 		goto out_nomem;
 	memcpy(q->tokens, prompt, (size_t)n_prompt * sizeof(int));
 	if (stop_init(&q->stop, q->sp.stop, q->sp.n_stop) < 0)
@@ -196,6 +201,7 @@ void eng_emit(struct engine *e, struct eng_req *q, int with_token)
 	o.finish = q->finish;
 	o.error = q->error;
 	o.n_prompt_tokens = q->n_prompt;
+	o.n_cached_tokens = q->n_cached;
 	o.n_generated = q->n_gen;
 	o.t_queued = q->t_queued;
 	o.t_first_token = q->t_first;

@@ -7,7 +7,15 @@
  *      sequences first, oldest first (decode tokens and the next prefill
  *      chunk of partly prefilled ones), then waiting requests FIFO while
  *      fewer than max_num_seqs run and their first chunk's blocks are free
- *      with 1 % of the cache to spare (admit_watermark).
+ *      with 1 % of the cache to spare (admit_watermark). A waiting request
+ *      first takes the longest run of cached full blocks of its tokens
+ *      (prefix cache, at most (n_tokens - 1) / block_size blocks: the last
+ *      token is always computed, for its logits) and starts after them.
+ *      Every block a scheduled chunk fills is registered at once (before
+ *      the forward: each layer writes the step's K/V before any attention
+ *      reads it, so a request admitted in the same step may share it);
+ *      a failed forward unregisters them.
+ *      "Free" below means free or evictable (kv_n_available).
  *      When a running sequence needs a block and none is free, the youngest
  *      running sequence is preempted: blocks freed, back to the front of
  *      the waiting queue, recomputed later from prompt + generated tokens.
@@ -56,7 +64,7 @@ static void preempt(struct engine *e, struct eng_req *q)
 static int grow(struct engine *e, struct eng_req *q, int *take)
 {
 	int need = blocks_for(e, q->n_computed + *take) - q->n_blocks;
-	int n_free = kv_n_free(e->kv);
+	int n_free = kv_n_available(e->kv);
 
 	if (need <= 0)
 		return 0;
@@ -73,9 +81,55 @@ static int grow(struct engine *e, struct eng_req *q, int *take)
 	return 0;
 }
 
+/* The hash of q's block j (its tokens known), extending q's chain to it. */
+static uint64_t block_hash(const struct engine *e, struct eng_req *q, int j)
+{
+	while (q->n_hashed <= j) {
+		int k = q->n_hashed;
+		uint64_t parent = k > 0 ? q->hashes[k - 1] : q->salt_hash;
+		q->hashes[k] = kv_hash_block(parent, q->tokens + (size_t)k * e->block_size,
+					     e->block_size);
+		q->n_hashed++;
+	}
+	return q->hashes[j];
+}
+
+/*
+ * The longest run of q's full blocks (before its last token) the cache
+ * holds, into ids[0..n): n. References are not taken.
+ */
+static int prefix_match(const struct engine *e, struct eng_req *q, int32_t *ids)
+{
+	int max = (q->n_tokens - 1) / e->block_size, n = 0;
+
+	if (!kv_prefix_caching(e->kv))
+		return 0;
+	while (n < max) {
+		int b = kv_lookup(e->kv, block_hash(e, q, n), q->tokens + (size_t)n * e->block_size);
+		if (b < 0)
+			break;
+		ids[n++] = b;
+	}
+	return n;
+}
+
+/* Registers the blocks q's scheduled chunk fills (q->reg0: where it started). */
+static void prefix_register(struct engine *e, struct eng_req *q)
+{
+	int full = (q->n_computed + q->take) / e->block_size;
+
+	q->reg0 = q->n_reg;
+	if (!kv_prefix_caching(e->kv))
+		return;
+	for (; q->n_reg < full; q->n_reg++)
+		kv_register(e->kv, q->blocks[q->n_reg], block_hash(e, q, q->n_reg),
+			    q->tokens + (size_t)q->n_reg * e->block_size);
+}
+
 static void sched_add(struct engine *e, struct eng_req *q, int take)
 {
 	q->take = take;
+	prefix_register(e, q);
 	q->sampled = 0;
 	e->sched[e->n_sched++] = q;
 }
@@ -117,18 +171,40 @@ static void schedule(struct engine *e)
 		return;
 	while ((q = e->waiting.head) && e->running.n < e->max_seqs && budget > 0 &&
 	       e->n_sched < e->max_seqs) {
-		int take = MIN(q->n_tokens - q->n_computed, budget);
+		int hit, start, take, cost;
 		if (atomic_load(&q->cancel))
 			break;		/* retired at the next step */
-		if (blocks_for(e, take) + admit_watermark(e) > kv_n_free(e->kv) ||
-		    grow(e, q, &take) < 0)
+		/* cost: new blocks, and the hits that are evictable now */
+		hit = prefix_match(e, q, q->blocks);
+		start = hit * e->block_size;
+		take = MIN(q->n_tokens - start, budget);
+		cost = blocks_for(e, start + take) - hit;
+		for (int i = 0; i < hit; i++)
+			cost += kv_refcount(e->kv, q->blocks[i]) == 0;
+		if (cost + admit_watermark(e) > kv_n_available(e->kv))
 			break;
+		for (int i = 0; i < hit; i++)
+			kv_ref(e->kv, q->blocks[i]);
+		q->n_blocks = q->n_reg = hit;
+		q->n_computed = start;
+		if (grow(e, q, &take) < 0) {	/* cannot happen: cost checked */
+			eng_req_free_blocks(e, q);
+			break;
+		}
 		eng_list_remove(&e->waiting, q);
 		eng_list_push_back(&e->running, q);
+		if (!q->internal && kv_prefix_caching(e->kv)) {
+			e->stats.prefix_cache_queries += (uint64_t)q->n_tokens;
+			e->stats.prefix_cache_hits += (uint64_t)start;
+		}
 		if (!q->prompt_counted && !q->internal) {	/* warm-up not counted */
 			q->prompt_counted = 1;
+			q->n_cached = start;
 			e->stats.prompt_tokens += (uint64_t)q->n_prompt;
 		}
+		if (hit > 0)
+			log_debug("engine: request %llu: prefix cache hit, %d of %d tokens (%d blocks)",
+				  (unsigned long long)q->id, start, q->n_tokens, hit);
 		sched_add(e, q, take);
 		budget -= take;
 	}
@@ -328,7 +404,10 @@ int eng_step(struct engine *e)
 	e->n_rows = 0;
 	for (int r = 0; r < e->n_sched; r++) {
 		struct eng_req *q = e->sched[r];
-		if (rc < 0) {
+		if (rc < 0) {	/* the blocks registered for this step hold no valid KV */
+			for (int j = q->reg0; j < q->n_reg; j++)
+				kv_unregister(e->kv, q->blocks[j]);
+			q->n_reg = q->reg0;
 			q->finish = ENG_FINISH_ERROR;
 			q->error = "forward pass failed";
 			continue;
@@ -355,6 +434,13 @@ int eng_step(struct engine *e)
 	}
 	e->stats.generation_tokens += n_sampled;
 	e->stats.steps++;
+	if (e->o.kv_check) {
+		char kerr[160];
+		if (kv_check(e->kv, kerr, sizeof(kerr)) < 0) {
+			e->stats.kv_check_failures++;
+			log_err(ST_EINVAL, "engine: KV cache invariant broken: %s", kerr);
+		}
+	}
 	eng_stats_refresh(e);
 	pthread_mutex_unlock(&e->mu);
 

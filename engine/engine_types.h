@@ -63,12 +63,19 @@ struct eng_opts {
 	size_t kv_bytes;		/* KV cache budget in bytes (0: from memory info) */
 	double gpu_memory_utilization;	/* --gpu-memory-utilization (default 0.9) */
 	enum eng_sampler sampler;	/* --sampler (default auto) */
+	int enable_prefix_caching;	/* --enable-prefix-caching (default 1) */
+	int kv_check;			/* debug: kv_check() after every step; failures counted */
 };
 
 struct eng_stats {
 	int running, waiting;
-	double kv_usage;		/* 0..1 */
-	int kv_blocks_total, kv_blocks_free;
+	double kv_usage;		/* 0..1: blocks held by requests (evictable ones not counted) */
+	int kv_blocks_total;
+	int kv_blocks_free;		/* held by no request: free or evictable (vLLM's count) */
+	int kv_blocks_evictable;	/* of those, cached prefix blocks (reused on a hit) */
+	uint64_t prefix_cache_queries;	/* prompt tokens looked up at admission (vLLM's) */
+	uint64_t prefix_cache_hits;	/* of those, tokens served from cached blocks */
+	uint64_t kv_check_failures;	/* eng_opts.kv_check: steps whose kv_check failed */
 	uint64_t preemptions;
 	uint64_t prompt_tokens, generation_tokens;
 	uint64_t steps;

@@ -302,8 +302,10 @@ int mem_plan_compute(const struct g2_config *cfg, const struct mem_plan_in *in,
 	}
 	if (rc < 0)
 		return rc;
-	/* More than max_num_seqs sequences of max_model_len could never be used. */
-	if (!in->kv_bytes && kv > (size_t)in->max_num_seqs * seq_bytes) {
+	/* More than max_num_seqs sequences of max_model_len could never be used,
+	 * except, on a device, as prefix cache (evictable blocks). */
+	if (!in->kv_bytes && !(in->prefix_caching && !in->host_memory) &&
+	    kv > (size_t)in->max_num_seqs * seq_bytes) {
 		kv = (size_t)in->max_num_seqs * seq_bytes;
 		out->kv_limit = "max_num_seqs";
 	}

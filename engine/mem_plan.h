@@ -12,9 +12,11 @@
  *   budget     = gpu_memory_utilization * total device memory: everything
  *                this process may use (weights, activations, reserve, KV).
  *   KV cache   = budget - weights - activations - reserve, capped by what
- *                is actually free on the device (other processes), and by
- *                what max_num_seqs sequences of max_model_len need (more
- *                could never be used), rounded down to whole blocks.
+ *                is actually free on the device (other processes), and,
+ *                without prefix caching, by what max_num_seqs sequences of
+ *                max_model_len need (more could never be used; with it the
+ *                rest holds cached prefixes, as in vLLM), rounded down to
+ *                whole blocks.
  *   host RAM   (CPU backend): the utilization does not apply; the cache
  *                takes at most MEM_PLAN_HOST_FRACTION of the free RAM that
  *                is left after the activations, and never more than
@@ -69,6 +71,9 @@ struct mem_plan_in {
 	int max_num_seqs;		/* --max-num-seqs */
 	int max_num_batched_tokens;	/* --max-num-batched-tokens (for messages) */
 	int max_model_len;		/* --max-model-len (0: from config, capped) */
+	int prefix_caching;		/* --enable-prefix-caching: on a device the cache is not
+					 * capped at max_num_seqs sequences (the rest holds
+					 * cached prefixes); host RAM keeps the cap */
 };
 
 struct mem_plan {

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "engine/sampling.h"
+#include "kernels/kv_cache.h"
 
 #define SMP_MAX_STOP_LEN 512	/* bytes per stop string */
 
@@ -29,6 +30,11 @@ struct smp {
 	uint32_t *stamp;	/* [V] pair_of[t] valid when == gen */
 	int32_t *pair_of;	/* [V] index of token t's pair in this call */
 };
+
+uint64_t eng_cache_salt(const char *salt)
+{
+	return salt && *salt ? kv_hash_salt(salt) : 0;
+}
 
 void eng_sampling_default(struct eng_sampling *s)
 {

@@ -49,7 +49,15 @@ struct eng_sampling {
 	int n_logit_bias;		/* logit_bias: bias_ids[i] gets + bias[i] */
 	int bias_ids[ENG_MAX_LOGIT_BIAS];
 	float bias[ENG_MAX_LOGIT_BIAS];
+	uint64_t cache_salt;		/* eng_cache_salt(request's cache_salt); 0: none */
 };
+
+/*
+ * The prefix-cache salt of a request's cache_salt string (vLLM's
+ * parameter): requests whose salts differ never share KV blocks. NULL or
+ * "" is no salt (0).
+ */
+uint64_t eng_cache_salt(const char *salt);
 
 /* Fills the defaults above (temperature 1, top_p 1, max_tokens 16, ...). */
 void eng_sampling_default(struct eng_sampling *s);

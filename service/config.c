@@ -5,7 +5,8 @@
  * are applied in order default -> env -> argv; a bad value names its flag
  * (or env variable) in the error. Accepts "--flag value" and "--flag=value";
  * booleans take no value on the command line ("--gcs-anonymous") and
- * 1/0/true/false/yes/no in the environment.
+ * 1/0/true/false/yes/no in the environment; a T_NBOOL flag is the negation
+ * of the boolean at the same offset ("--no-enable-prefix-caching").
  */
 #include "service/config.h"
 
@@ -18,7 +19,7 @@
 #include "common/util.h"
 #include "engine/engine.h"
 
-enum opt_type { T_STR, T_INT, T_DBL, T_BOOL, T_SIZE, T_AUTH, T_LOGFMT, T_LOGLVL };
+enum opt_type { T_STR, T_INT, T_DBL, T_BOOL, T_NBOOL, T_SIZE, T_AUTH, T_LOGFMT, T_LOGLVL };
 
 struct opt {
 	const char *flag;	/* without the leading "--" */
@@ -42,6 +43,10 @@ static const struct opt opts[] = {
 	{ "max-num-batched-tokens", "MAX_NUM_BATCHED_TOKENS", T_INT, O(max_num_batched_tokens), "2048",
 	  "tokens in one engine step (chunked prefill budget)" },
 	{ "max-queue", "MAX_QUEUE", T_INT, O(max_queue), "256", "waiting requests before 429" },
+	{ "enable-prefix-caching", "ENABLE_PREFIX_CACHING", T_BOOL, O(enable_prefix_caching), "1",
+	  "reuse the KV blocks of prompt prefixes already computed (automatic prefix caching)" },
+	{ "no-enable-prefix-caching", "NO_ENABLE_PREFIX_CACHING", T_NBOOL, O(enable_prefix_caching), NULL,
+	  "turn automatic prefix caching off" },
 	{ "gpu-memory-utilization", "GPU_MEMORY_UTILIZATION", T_DBL, O(gpu_memory_utilization), "0.9",
 	  "fraction of device memory for weights + KV cache" },
 	{ "backend", "BACKEND", T_STR, O(backend), "auto", "compute backend: auto, cpu or cuda" },
@@ -151,6 +156,11 @@ static int set_value(struct srv_config *cfg, const struct opt *o, const char *v)
 		return 0;
 	case T_BOOL:
 		return parse_bool(v, (int *)base);
+	case T_NBOOL:
+		if (parse_bool(v, (int *)base) < 0)
+			return ST_EINVAL;
+		*(int *)base = !*(int *)base;
+		return 0;
 	case T_AUTH:
 		return cfg_parse_auth(v, (unsigned *)base);
 	case T_LOGFMT:
@@ -183,7 +193,7 @@ void cfg_print_help(FILE *f)
 		   "Every flag has an environment twin; flags override the environment.\n\n");
 	for (size_t k = 0; k < ARRAY_SIZE(opts); k++) {
 		const struct opt *o = &opts[k];
-		const char *arg = o->type == T_BOOL ? "" : " V";
+		const char *arg = o->type == T_BOOL || o->type == T_NBOOL ? "" : " V";
 		fprintf(f, "  --%s%s\n      env %s, default %s\n      %s\n", o->flag, arg, o->env,
 			o->def ? o->def : "(none)", o->help);
 	}
@@ -234,7 +244,7 @@ int cfg_parse(int argc, char **argv, struct srv_config *cfg, char *err, size_t e
 		const char *v;
 		if (eq)
 			v = eq + 1;
-		else if (o->type == T_BOOL)
+		else if (o->type == T_BOOL || o->type == T_NBOOL)
 			v = "1";
 		else if (i + 1 < argc)
 			v = argv[++i];

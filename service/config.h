@@ -32,6 +32,7 @@ struct srv_config {
 	int max_num_seqs;
 	int max_num_batched_tokens;
 	int max_queue;
+	int enable_prefix_caching;	/* --enable-prefix-caching (1) / --no-enable-prefix-caching */
 	double gpu_memory_utilization;
 	const char *backend;		/* auto | cpu | cuda */
 	int threads;			/* CPU backend threads (0: all) */

@@ -376,6 +376,10 @@ static int parse_sampling(const cJSON *body, const struct api_limits *lim, struc
 		FAIL(400, "model", "model must be a string");
 	if (v && lim->model_name && strcmp(v->valuestring, lim->model_name) != 0)
 		FAIL(404, "model", "The model does not exist.");
+	v = get(body, "cache_salt");	/* vLLM's: different salts never share prefix-cache blocks */
+	if (v && (!cJSON_IsString(v) || !*v->valuestring))
+		FAIL(400, "cache_salt", "cache_salt must be a non-empty string");
+	s->cache_salt = v ? eng_cache_salt(v->valuestring) : 0;
 	if ((rc = parse_stop(body, r, e)) < 0)
 		goto out;
 out:

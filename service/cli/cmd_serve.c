@@ -179,6 +179,7 @@ static void *loader_main(void *arg)
 	eo.max_num_batched_tokens = cfg->max_num_batched_tokens;
 	eo.max_model_len = cfg->max_model_len;
 	eo.max_queue = cfg->max_queue;
+	eo.enable_prefix_caching = cfg->enable_prefix_caching;
 	eo.gpu_memory_utilization = cfg->gpu_memory_utilization;
 	eng_sampler_parse(cfg->sampler, &eo.sampler);	/* checked by cfg_parse */
 	struct serve_check chk = { sv, &eo };

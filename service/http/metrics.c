@@ -210,6 +210,16 @@ void met_render(struct sbuf *sb, const struct met_snapshot *s)
 	      have ? e->kv_usage : 0);
 	gauge(sb, "gemma_run_kv_blocks", "KV-cache blocks in the pool.", have ? e->kv_blocks_total : 0);
 	gauge(sb, "gemma_run_kv_blocks_free", "KV-cache blocks free.", have ? e->kv_blocks_free : 0);
+	/* prefix cache (vLLM v1's counters, in tokens) */
+	counter(sb, "vllm:prefix_cache_queries_total",
+		"Prefix cache queries, in terms of number of queried tokens.",
+		have ? e->prefix_cache_queries : 0);
+	counter(sb, "vllm:prefix_cache_hits_total",
+		"Prefix cache hits, in terms of number of cached tokens.",
+		have ? e->prefix_cache_hits : 0);
+	gauge(sb, "gemma_run_kv_blocks_evictable",
+	      "KV-cache blocks holding cached prefixes no request uses (reusable, evicted when needed).",
+	      have ? e->kv_blocks_evictable : 0);
 	counter(sb, "vllm:num_preemptions_total", "Cumulative number of preemptions from the engine.",
 		have ? e->preemptions : 0);
 	counter(sb, "vllm:prompt_tokens_total", "Number of prefill tokens processed.", g.prompt_tokens);

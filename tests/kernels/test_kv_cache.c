@@ -2,7 +2,11 @@
  * test_kv_cache.c - the paged KV cache's sizing and block allocator:
  * capacity from a byte budget, all-or-nothing multi-block allocation,
  * ST_EFULL when exhausted, frees (including bad and double frees, which
- * are ignored), reset, and per-layer storage that does not overlap.
+ * are ignored), reset, and per-layer storage that does not overlap; the
+ * prefix cache: hash chains (parent and salt change the hash), register /
+ * lookup (tokens compared), reference counts, the evictable LRU (eviction
+ * only when the free list is empty, oldest first, leaf before parent),
+ * kv_check's used + free + evictable = total after every operation.
  */
 #include "common/status.h"
 #include "kernels/kv_cache.h"
@@ -70,6 +74,95 @@ static void test_kv_alloc_free(void)
 	kv_cache_destroy(kv);
 }
 
+static void check_kv(struct kv_cache *kv, const char *what)
+{
+	char err[160];
+	int rc = kv_check(kv, err, sizeof(err));
+	CHECK(rc == 0, "%s: kv_check: %s", what, err);
+	CHECK(kv_n_used(kv) + kv_n_free(kv) + kv_n_evictable(kv) == kv_n_blocks(kv),
+	      "%s: used %d + free %d + evictable %d != %d", what, kv_n_used(kv), kv_n_free(kv),
+	      kv_n_evictable(kv), kv_n_blocks(kv));
+}
+
+static void test_kv_prefix(void)
+{
+	struct kv_cache *kv;
+	int a[4] = { 1, 2, 3, 4 }, b[4] = { 5, 6, 7, 8 }, c[4] = { 1, 2, 3, 5 };
+	int32_t s1[2], s2[2], x[4];
+	uint64_t root = kv_hash_salt(NULL), ha, hb;
+
+	CHECK(kv_cache_create(&be, &cfg, 4, kv_bytes_per_block(&cfg, 4, BE_F32) * 4, &kv) == 0, "create");
+	/* hashes: chained, salted, order-sensitive */
+	ha = kv_hash_block(root, a, 4);
+	hb = kv_hash_block(ha, b, 4);
+	CHECK(ha == kv_hash_block(root, a, 4), "hash not deterministic");
+	CHECK(hb != kv_hash_block(root, b, 4), "parent does not change the hash");
+	CHECK(ha != kv_hash_block(kv_hash_salt("tenant-1"), a, 4), "salt does not change the hash");
+	CHECK(kv_hash_salt("tenant-1") != kv_hash_salt("tenant-2") && kv_hash_salt("") == root,
+	      "salts");
+	CHECK(ha != kv_hash_block(root, c, 4), "tokens do not change the hash");
+	/* off (the default): nothing registers */
+	CHECK(kv_alloc_n(kv, 2, s1) == 0, "alloc");
+	CHECK(kv_register(kv, s1[0], ha, a) == 0 && kv_lookup(kv, ha, a) == -1, "registered while off");
+	kv_free_n(kv, s1, 2);
+	check_kv(kv, "off");
+	kv_set_prefix_caching(kv, 1);
+	/* sequence 1 fills blocks a, b and registers them */
+	CHECK(kv_alloc_n(kv, 2, s1) == 0, "alloc");
+	CHECK(kv_register(kv, s1[0], ha, a) == 1 && kv_register(kv, s1[1], hb, b) == 1, "register");
+	CHECK(kv_register(kv, s1[0], ha, a) == 0, "registered twice");
+	CHECK(kv_lookup(kv, ha, a) == s1[0] && kv_lookup(kv, hb, b) == s1[1], "lookup");
+	CHECK(kv_lookup(kv, ha, c) == -1, "same hash, other tokens: must miss");
+	/* sequence 2 shares block a (refcount 2), computes its own copy of b */
+	CHECK(kv_ref(kv, s1[0]) == 0 && kv_refcount(kv, s1[0]) == 2, "ref");
+	s2[0] = s1[0];
+	s2[1] = kv_alloc(kv);
+	CHECK(s2[1] >= 0 && kv_register(kv, s2[1], hb, b) == 0, "a duplicate hash registered");
+	check_kv(kv, "shared");
+	CHECK(kv_n_used(kv) == 3 && kv_n_free(kv) == 1, "used %d free %d", kv_n_used(kv), kv_n_free(kv));
+	/* sequence 1 ends: a still used by 2, b evictable */
+	kv_free_n(kv, s1, 2);
+	CHECK(kv_n_evictable(kv) == 1 && kv_refcount(kv, s1[0]) == 1, "evictable %d", kv_n_evictable(kv));
+	kv_free_n(kv, s2, 2);	/* s2[1] unregistered: free; a evictable after b */
+	CHECK(kv_n_evictable(kv) == 2 && kv_n_free(kv) == 2 && kv_n_available(kv) == 4,
+	      "evictable %d free %d", kv_n_evictable(kv), kv_n_free(kv));
+	check_kv(kv, "released");
+	/* a hit on an evictable block takes it out of the LRU */
+	CHECK(kv_lookup(kv, ha, a) == s1[0] && kv_ref(kv, s1[0]) == 0 && kv_n_evictable(kv) == 1,
+	      "revive");
+	kv_free(kv, s1[0]);	/* now a is the newest, b the oldest */
+	check_kv(kv, "revived");
+	/* eviction only once the free list is empty, oldest first */
+	CHECK(kv_alloc_n(kv, 2, x) == 0 && kv_n_evictable(kv) == 2, "took an evictable block early");
+	x[2] = kv_alloc(kv);
+	CHECK(x[2] == s1[1] && kv_lookup(kv, hb, b) == -1 && kv_lookup(kv, ha, a) == s1[0],
+	      "evicted %d, want the oldest %d", x[2], s1[1]);
+	x[3] = kv_alloc(kv);
+	CHECK(x[3] == s1[0] && kv_lookup(kv, ha, a) == -1 && kv_alloc(kv) == ST_EFULL, "evict last");
+	CHECK(kv_ref(kv, 99) == ST_EINVAL, "ref of a bad id");
+	check_kv(kv, "full");
+	/* leaf first: a sequence freed together evicts its last block first */
+	kv_free_n(kv, x, 4);
+	CHECK(kv_alloc_n(kv, 2, s1) == 0 && kv_register(kv, s1[0], ha, a) == 1 &&
+	      kv_register(kv, s1[1], hb, b) == 1, "re-register");
+	kv_free_n(kv, s1, 2);
+	CHECK(kv_alloc_n(kv, 2, x) == 0, "alloc free");
+	CHECK(kv_alloc(kv) == s1[1] && kv_lookup(kv, ha, a) == s1[0], "the parent was evicted first");
+	/* unregister (a failed forward) and turning the cache off forget hashes */
+	kv_unregister(kv, s1[0]);
+	CHECK(kv_lookup(kv, ha, a) == -1 && kv_n_evictable(kv) == 0 && kv_n_free(kv) == 1,
+	      "unregister");
+	kv_free_n(kv, x, 2);
+	kv_free(kv, s1[1]);
+	check_kv(kv, "unregistered");
+	CHECK(kv_alloc_n(kv, 1, s1) == 0 && kv_register(kv, s1[0], ha, a) == 1, "register");
+	kv_free(kv, s1[0]);
+	kv_set_prefix_caching(kv, 0);
+	CHECK(kv_n_evictable(kv) == 0 && kv_n_free(kv) == 4 && kv_lookup(kv, ha, a) == -1, "off");
+	check_kv(kv, "end");
+	kv_cache_destroy(kv);
+}
+
 int main(void)
 {
 	if (ku_open(&be, 1) < 0)
@@ -80,6 +173,7 @@ int main(void)
 	cfg.head_dim = 16;
 	RUN(test_kv_sizes);
 	RUN(test_kv_alloc_free);
+	RUN(test_kv_prefix);
 	be_destroy(&be);
 	return th_done();
 }

@@ -43,6 +43,7 @@ struct res {
 	int final;
 	enum eng_finish finish;
 	int n_generated;
+	int n_prompt, n_cached;
 	char text[8192];
 	size_t text_len;
 	float lp[2048];
@@ -88,6 +89,8 @@ static inline void on_out(const struct eng_output *o)
 		r->final = 1;
 		r->finish = o->finish;
 		r->n_generated = o->n_generated;
+		r->n_prompt = o->n_prompt_tokens;
+		r->n_cached = o->n_cached_tokens;
 		r->t_queued = o->t_queued;
 		r->t_first = o->t_first_token;
 		r->t_done = o->t_done;
@@ -169,6 +172,7 @@ static inline int load_cases(void)
 }
 
 static enum eng_sampler sampler;	/* --sampler (both names: the backend's sample op) */
+static int no_prefix_cache;		/* mk_engine: --no-enable-prefix-caching */
 
 static inline struct engine *mk_engine(int max_seqs, int max_batched, size_t kv_blocks,
 					int max_queue)
@@ -181,6 +185,8 @@ static inline struct engine *mk_engine(int max_seqs, int max_batched, size_t kv_
 	o.max_num_batched_tokens = max_batched;
 	o.max_queue = max_queue;
 	o.block_size = 16;
+	o.kv_check = 1;
+	o.enable_prefix_caching = !no_prefix_cache;		/* kv_check after every step: check_idle asserts no failure */
 	if (kv_blocks)
 		o.kv_bytes = kv_blocks * kv_bytes_per_block(&model->cfg, 16, be.ops->kv_dtype);
 	struct g2_weights w;
@@ -201,8 +207,12 @@ static inline void check_idle(struct engine *e, const char *what)
 {
 	struct eng_stats st;
 	eng_get_stats(e, &st);
-	CHECK(st.kv_blocks_free == st.kv_blocks_total, "%s: %d of %d blocks free", what,
-	      st.kv_blocks_free, st.kv_blocks_total);
+	/* no block held: each one free (a cached prefix, evictable, counts as free) */
+	CHECK(st.kv_blocks_free == st.kv_blocks_total && st.kv_blocks_evictable <= st.kv_blocks_free,
+	      "%s: %d free (%d evictable) of %d blocks", what, st.kv_blocks_free,
+	      st.kv_blocks_evictable, st.kv_blocks_total);
+	CHECK(st.kv_check_failures == 0, "%s: %llu steps broke the KV cache invariant", what,
+	      (unsigned long long)st.kv_check_failures);
 	CHECK(st.running == 0 && st.waiting == 0, "%s: running %d waiting %d", what, st.running,
 	      st.waiting);
 }

@@ -81,6 +81,30 @@ static void test_parse_error_names_param(void)
 	      e.param ? e.param : "(null)");
 }
 
+/* cache_salt: a non-empty string, hashed into eng_sampling.cache_salt (0: none). */
+static void test_cache_salt(void)
+{
+	struct api_req r;
+	struct api_err e;
+	uint64_t a;
+
+	CHECK(parse(API_COMPLETION, "{\"prompt\":[1,2],\"cache_salt\":\"tenant-a\"}", &r, &e) == 0,
+	      "rejected: %s", e.msg);
+	a = r.smp.cache_salt;
+	CHECK(a != 0 && a == eng_cache_salt("tenant-a"), "salt %llu", (unsigned long long)a);
+	api_req_release(&r);
+	CHECK(parse(API_COMPLETION, "{\"prompt\":[1,2],\"cache_salt\":\"tenant-b\"}", &r, &e) == 0 &&
+	      r.smp.cache_salt != a && r.smp.cache_salt != 0, "tenant-b");
+	api_req_release(&r);
+	CHECK(parse(API_COMPLETION, "{\"prompt\":[1,2]}", &r, &e) == 0 && r.smp.cache_salt == 0, "none");
+	api_req_release(&r);
+	CHECK(parse(API_COMPLETION, "{\"prompt\":[1,2],\"cache_salt\":\"\"}", &r, &e) == ST_EINVAL &&
+	      e.status == 400 && e.param && !strcmp(e.param, "cache_salt"), "empty salt accepted");
+	CHECK(parse(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"ab\"}],\"cache_salt\":7}",
+		    &r, &e) == ST_EINVAL && e.param && !strcmp(e.param, "cache_salt"),
+	      "a number accepted as cache_salt");
+}
+
 static void test_oom_body_is_the_500_error(void)
 {
 	struct sbuf sb;
@@ -241,6 +265,7 @@ int main(void)
 		g_tok = NULL;
 	RUN(test_parse_request);
 	RUN(test_parse_error_names_param);
+	RUN(test_cache_salt);
 	RUN(test_oom_body_is_the_500_error);
 	RUN(test_response_oom_is_500);
 	RUN(test_text_offset_counts_characters);

@@ -144,6 +144,11 @@ static void test_2b_l4_larger(void)
 	CHECK(mem_plan_compute(&c, &in, &p, err, sizeof(err)) == 0, "2B x8: %s", err);
 	CHECK(p.kv_tokens == 8 * 8192 && strcmp(p.kv_limit, "max_num_seqs") == 0 &&
 	      p.max_concurrent_seqs == 8, "tokens %d limit %s", p.kv_tokens, p.kv_limit);
+	/* ... unless prefix caching keeps the rest for cached prefixes */
+	in.prefix_caching = 1;
+	CHECK(mem_plan_compute(&c, &in, &p, err, sizeof(err)) == 0, "2B x8 cached: %s", err);
+	CHECK(p.kv_tokens > 140000 && strcmp(p.kv_limit, "budget") == 0,
+	      "prefix caching: tokens %d limit %s", p.kv_tokens, p.kv_limit);
 }
 
 static void test_27b_l4_does_not_fit(void)

@@ -51,6 +51,28 @@ static void test_env_and_precedence(void)
 	unsetenv("API_KEY");
 }
 
+static void test_prefix_caching_flags(void)
+{
+	struct srv_config c;
+	char err[256];
+	char *a0[] = { "serve" };
+	CHECK(parse(&c, err, 1, a0) == 0 && c.enable_prefix_caching == 1, "default on: %d",
+	      c.enable_prefix_caching);
+	char *a1[] = { "serve", "--no-enable-prefix-caching" };
+	CHECK(parse(&c, err, 2, a1) == 0 && c.enable_prefix_caching == 0, "--no-: %d",
+	      c.enable_prefix_caching);
+	char *a2[] = { "serve", "--no-enable-prefix-caching", "--enable-prefix-caching" };
+	CHECK(parse(&c, err, 3, a2) == 0 && c.enable_prefix_caching == 1, "last wins: %d",
+	      c.enable_prefix_caching);
+	setenv("ENABLE_PREFIX_CACHING", "false", 1);
+	CHECK(parse(&c, err, 1, a0) == 0 && c.enable_prefix_caching == 0, "env off: %d",
+	      c.enable_prefix_caching);
+	unsetenv("ENABLE_PREFIX_CACHING");
+	char *a3[] = { "serve", "--no-enable-prefix-caching=maybe" };
+	CHECK(parse(&c, err, 2, a3) == ST_EINVAL && strstr(err, "--no-enable-prefix-caching"),
+	      "bad value: %s", err);
+}
+
 static void test_errors(void)
 {
 	struct srv_config c;
@@ -105,6 +127,7 @@ int main(void)
 	RUN(test_defaults);
 	RUN(test_env_and_precedence);
 	RUN(test_errors);
+	RUN(test_prefix_caching_flags);
 	RUN(test_auth_list);
 	return th_done();
 }
