@@ -86,4 +86,12 @@ int g2_tensor_info(const struct g2_config *c, int i, char *name, size_t cap, int
 /* Total number of parameters (tied head counted once). */
 uint64_t g2_n_params(const struct g2_config *c);
 
+/*
+ * Bytes of the weights as stored: elem_bytes per element (2 for bf16), but
+ * with an FP8 quant config every decoder Linear weight is 1 byte per element
+ * plus its bf16 scales (one per row, or one), as `gemma-run quantize` writes
+ * (an ignore list naming decoder layers is not applied here). For plans.
+ */
+uint64_t g2_weight_bytes(const struct g2_config *c, int elem_bytes);
+
 #endif
