@@ -5,6 +5,8 @@
  * and run next to its bf16 original on the stored cases:
  *   - the quantized directory validates, names its scheme, and its tensor
  *     bytes shrink (Linear weights 1 byte/element plus one bf16 scale per row);
+ *   - round trip: each FP8 weight times its stored scale is within half an
+ *     e4m3 step of the original, each scale is bf16(amax(row) / 448);
  *   - weight-only FP8 equals the same model run over its weights
  *     dequantised to fp32 beforehand (max|d| <= 1e-3, the golden
  *     tolerance): the FP8 path computes what the format means;
@@ -79,6 +81,55 @@ static double kl(const float *p_logits, const float *q_logits, int n)
 	return k;
 }
 
+/*
+ * Quantize round trip: every FP8 weight of q dequantised (code * stored scale) is within half
+ * an e4m3 step of the original: |d| <= max(|w| / 16, scale / 1024) (3 mantissa bits; the
+ * subnormal step is 2^-9 scale), and each scale is bf16(amax(row) / 448).
+ */
+static void check_roundtrip(const struct ld_model *orig, const struct ld_model *q, const char *name)
+{
+	int n_w = 0;
+	size_t bad = 0, n = 0;
+	for (int k = 0; k < q->n_tensors; k++) {
+		const struct ld_tensor *tq = &q->tensors[k], *to, *ts;
+		char sname[300];
+		const uint8_t *codes;
+		const void *wo;
+		const uint16_t *sc;
+		if (tq->dtype != ST_F8_E4M3)
+			continue;
+		codes = (const uint8_t *)q->arena + tq->offset;
+		snprintf(sname, sizeof(sname), "%.*s.weight_scale", (int)(strlen(tq->name) - 7), tq->name);
+		sc = ld_tensor_ptr(q, sname, &ts);
+		wo = ld_tensor_ptr(orig, tq->name, &to);
+		if (!sc || !wo || ts->dtype != ST_BF16) {
+			CHECK(0, "%s: no scale or original for %s", name, tq->name);
+			continue;
+		}
+		n_w++;
+		for (int64_t r = 0; r < tq->shape[0]; r++) {
+			float s = bf16_to_f32(sc[r]), amax = 0;
+			for (int64_t i = 0; i < tq->shape[1]; i++) {
+				size_t e = (size_t)(r * tq->shape[1] + i);
+				float w = to->dtype == ST_F32 ? ((const float *)wo)[e] :
+					  to->dtype == ST_BF16 ? bf16_to_f32(((const uint16_t *)wo)[e]) :
+					  f16_to_f32(((const uint16_t *)wo)[e]);
+				double d = fabs((double)fp8_e4m3_to_f32(codes[e]) * s - w);
+				double tol = fmax(fabs(w) / 16.0, s / 1024.0) * (1 + 1e-6);
+				amax = fmaxf(amax, fabsf(w));
+				bad += !(d <= tol);
+				n++;
+			}
+			CHECK(sc[r] == f32_to_bf16(amax / 448.0f) || (amax == 0 && s == 1.0f),
+			      "%s %s row %lld: scale %g, amax/448 %g", name, tq->name, (long long)r, s,
+			      amax / 448.0f);
+		}
+	}
+	CHECK(n_w == 7 * q->cfg.num_hidden_layers, "%s: %d FP8 weights", name, n_w);
+	CHECK(bad == 0, "%s: %zu of %zu weights off by more than half an e4m3 step", name, bad, n);
+	printf("  %s: round trip of %zu weights within half an e4m3 step\n", name, n);
+}
+
 static void check_model(const char *root, const char *name, int weight_only, double min_agree)
 {
 	char dir[1024], qdir[1024], err[512];
@@ -120,6 +171,7 @@ static void check_model(const char *root, const char *name, int weight_only, dou
 	}
 	CHECK(b.m->arena_bytes < a.m->arena_bytes, "arena %zu -> %zu", a.m->arena_bytes,
 	      b.m->arena_bytes);
+	check_roundtrip(a.m, b.m, name);
 	snprintf(cpath, sizeof(cpath), "%s/cases.json", dir);
 	doc = access(cpath, F_OK) == 0 ? tm_read_cases(dir) : NULL;
 	if (!doc) {	/* a mkmodel model: 4 sequences of 48 pseudo-random ids */
