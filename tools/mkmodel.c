@@ -238,7 +238,7 @@ static int copy_file(const char *from, const char *to)
 int main(int argc, char **argv)
 {
 	const char *preset = NULL, *out = NULL, *dtype_s = "bf16", *tokenizer = NULL, *final_out = NULL;
-	char fp8_tmp[4096];
+	char fp8_tmp[2048];	/* shorter than path: out + a file name still fits */
 	int64_t seed = 1, shards = 1;
 	int sparse = 0, rc = 1;
 	struct g2_config c;
@@ -302,7 +302,10 @@ int main(int argc, char **argv)
 	}
 	if (fp8) {	/* bf16 first, then the quantizer */
 		final_out = out;
-		snprintf(fp8_tmp, sizeof(fp8_tmp), "%s.bf16-tmp", out);
+		if ((size_t)snprintf(fp8_tmp, sizeof(fp8_tmp), "%s.bf16-tmp", out) >= sizeof(fp8_tmp)) {
+			fprintf(stderr, "mkmodel: --out is too long\n");
+			return 2;
+		}
 		out = fp8_tmp;
 	}
 	if (strcmp(dtype_s, "f32") == 0)
