@@ -47,7 +47,30 @@ struct be_opts {
 struct be_ops;
 
 /* Element type of a weight or cache buffer. */
-enum be_dtype { BE_F32 = 0, BE_F16 = 1, BE_BF16 = 2 };
+enum be_dtype { BE_F32 = 0, BE_F16 = 1, BE_BF16 = 2, BE_F8_E4M3 = 3 };
+
+/* How an FP8 matmul treats its activations (compressed-tensors input_activations). */
+enum be_fp8_act {
+	BE_FP8_ACT_NONE = 0,	/* weight-only (W8A16): x is used in fp32 as it is */
+	BE_FP8_ACT_TOKEN = 1,	/* dynamic per token: s_t = max(amax(x_t)/448, 1/(448*512)),
+				 * x_t -> e4m3(x_t / s_t) (RNE, saturating), as vLLM */
+	BE_FP8_ACT_STATIC = 2,	/* one stored scale (in_scale) for every token */
+};
+
+/*
+ * An FP8 E4M3 weight (kernels/fp8.h) with its scales, as the matmul_fp8 op
+ * takes it. The struct is host memory; every pointer in it is device memory.
+ * Dequantised weight W[o][i] = e4m3(w[o][i]) * scale[per_channel ? o : 0].
+ */
+struct be_fp8_w {
+	const uint8_t *w;		/* (n_out, n_in) e4m3 codes */
+	const void *scale;		/* [n_out] (per_channel) or [1]; scale_dt */
+	enum be_dtype scale_dt;		/* BF16, F16 or F32 */
+	int per_channel;
+	enum be_fp8_act act;
+	const void *in_scale;		/* [1] in in_scale_dt: BE_FP8_ACT_STATIC only */
+	enum be_dtype in_scale_dt;
+};
 
 /*
  * Attention over the paged KV cache, for n_tok query tokens of any number
@@ -119,6 +142,15 @@ struct be_ops {
 	 * wdt. y must not alias x. */
 	int (*matmul)(void *ctx, float *y, const float *x, const void *w, enum be_dtype wdt,
 		      int n_tok, int n_out, int n_in);
+
+	/* y (n_tok, n_out) = q(x) (n_tok, n_in) * W^T * scales for an FP8 weight
+	 * (struct be_fp8_w): with act TOKEN/STATIC each row of x is quantized to
+	 * e4m3 first and y[t][o] = s_x[t] * s_w[o] * sum_i q(x)[t][i] w[o][i]
+	 * with fp32 accumulation (vLLM's W8A8); with NONE, y = x * W^T over the
+	 * dequantised weights. y must not alias x. Optional: a backend without
+	 * it cannot run FP8 checkpoints (g2_model_create says so). */
+	int (*matmul_fp8)(void *ctx, float *y, const float *x, const struct be_fp8_w *w,
+			  int n_tok, int n_out, int n_in);
 
 	/* In place on x (n_tok, n_heads*head_dim): rotate-half RoPE of each head
 	 * at position pos[t]: inv_freq_i = theta^(-2i/head_dim), i < head_dim/2. */

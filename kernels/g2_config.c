@@ -171,3 +171,21 @@ uint64_t g2_n_params(const struct g2_config *c)
 	}
 	return n;
 }
+
+uint64_t g2_weight_bytes(const struct g2_config *c, int elem_bytes)
+{
+	uint64_t n = 0;
+	char name[128];
+	int64_t shape[2];
+	size_t len;
+	for (int i = 0; i < g2_n_tensors(c); i++) {
+		int nd = g2_tensor_info(c, i, name, sizeof(name), shape);
+		uint64_t numel = nd == 2 ? (uint64_t)shape[0] * (uint64_t)shape[1] : (uint64_t)shape[0];
+		len = strlen(name);
+		if (c->quant.method == G2_QUANT_FP8 && len > 12 && strcmp(name + len - 12, "_proj.weight") == 0)
+			n += numel + (c->quant.per_channel ? (uint64_t)shape[0] : 1) * 2;
+		else
+			n += numel * (uint64_t)elem_bytes;
+	}
+	return n;
+}

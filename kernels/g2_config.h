@@ -13,6 +13,21 @@
 #include <stdint.h>
 
 #define G2_MAX_EOS 4
+#define G2_MAX_QIGNORE 16	/* quantization_config.ignore entries kept */
+#define G2_QIGNORE_LEN 160
+
+/* quantization_config of a checkpoint (HF field; loader/model_format.c parses it). */
+enum g2_quant { G2_QUANT_NONE = 0, G2_QUANT_FP8 = 1 };
+
+struct g2_quant_cfg {
+	enum g2_quant method;		/* FP8: compressed-tensors float-quantized, 8-bit e4m3 */
+	int act;			/* enum be_fp8_act: 0 weight-only, 1 dynamic per token, 2 static */
+	int per_channel;		/* weights strategy "channel" (else "tensor") */
+	int n_ignore;
+	/* module names ("lm_head") or "re:<regex>" (matched from the start,
+	 * as compressed-tensors does) of Linear layers left unquantized */
+	char ignore[G2_MAX_QIGNORE][G2_QIGNORE_LEN];
+};
 
 struct g2_config {
 	int vocab_size;
@@ -36,6 +51,7 @@ struct g2_config {
 	int tie_word_embeddings;
 	char hidden_activation[32];	/* "gelu_pytorch_tanh" */
 	char torch_dtype[16];		/* "bfloat16" */
+	struct g2_quant_cfg quant;	/* method NONE: plain float checkpoint */
 };
 
 /* HF Gemma2Config defaults (which are gemma-2-2b's shapes). */
@@ -69,5 +85,13 @@ int g2_tensor_info(const struct g2_config *c, int i, char *name, size_t cap, int
 
 /* Total number of parameters (tied head counted once). */
 uint64_t g2_n_params(const struct g2_config *c);
+
+/*
+ * Bytes of the weights as stored: elem_bytes per element (2 for bf16), but
+ * with an FP8 quant config every decoder Linear weight is 1 byte per element
+ * plus its bf16 scales (one per row, or one), as `gemma-run quantize` writes
+ * (an ignore list naming decoder layers is not applied here). For plans.
+ */
+uint64_t g2_weight_bytes(const struct g2_config *c, int elem_bytes);
 
 #endif

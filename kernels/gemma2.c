@@ -27,6 +27,7 @@
 struct g2_wt {
 	const void *p;		/* device pointer into the weight arena */
 	enum be_dtype dt;
+	struct be_fp8_w f8;	/* dt BE_F8_E4M3: the codes (= p) with their scales */
 };
 
 struct g2_layer {
@@ -79,6 +80,54 @@ static void *dev_alloc(struct g2_model *g, size_t bytes)
 	return p;
 }
 
+/* A scale tensor "<module>.<suffix>" of n values (shape [n], [n, 1], or a scalar when n is 1). */
+static int bind_scale(const struct g2_weights *src, const char *name, const char *suffix,
+		      int64_t n, const void **p, enum be_dtype *dt)
+{
+	struct g2_tensor_ref t;
+	char sname[160];
+	size_t len = strlen(name);
+	int rc;
+
+	snprintf(sname, sizeof(sname), "%.*s.%s", (int)(len - 7), name, suffix);
+	if ((rc = src->find(src->arg, sname, &t)) == ST_ENOENT)
+		return log_err(ST_ENOENT, "model: FP8 weight '%s' has no '%s'", name, sname);
+	if (rc < 0)
+		return rc;
+	if (t.dt == BE_F8_E4M3 || t.shape[0] != n ||
+	    (t.ndim == 2 && t.shape[1] != 1) || t.ndim > 2)
+		return log_err(ST_EFORMAT, "model: scale '%s' must be %lld float values", sname,
+			       (long long)n);
+	*p = t.p;
+	*dt = t.dt;
+	return 0;
+}
+
+/* The scales of FP8 weight w (name "<module>.weight", d0 output rows), from the config. */
+static int bind_fp8(const struct g2_weights *src, struct g2_wt *w, const char *name, int64_t d0)
+{
+	const struct g2_quant_cfg *q = &src->cfg.quant;
+	int rc;
+
+	if (q->method != G2_QUANT_FP8 || strlen(name) < 8 ||
+	    strcmp(name + strlen(name) - 7, ".weight") != 0)
+		return log_err(ST_EFORMAT, "model: tensor '%s' is FP8 but the config has no FP8 "
+			       "quantization_config", name);
+	if (!src->be->ops->matmul_fp8)
+		return log_err(ST_ENOSYS, "model: backend %s cannot compute with FP8 weights ('%s'); "
+			       "use --backend cpu or a bf16 checkpoint", src->be->ops->name, name);
+	w->f8.w = w->p;
+	w->f8.per_channel = q->per_channel;
+	w->f8.act = (enum be_fp8_act)q->act;
+	if ((rc = bind_scale(src, name, "weight_scale", q->per_channel ? d0 : 1, &w->f8.scale,
+			     &w->f8.scale_dt)) < 0)
+		return rc;
+	if (q->act == BE_FP8_ACT_STATIC &&
+	    (rc = bind_scale(src, name, "input_scale", 1, &w->f8.in_scale, &w->f8.in_scale_dt)) < 0)
+		return rc;
+	return 0;
+}
+
 static int bind(const struct g2_weights *src, struct g2_wt *w, const char *name, int64_t d0,
 		int64_t d1)
 {
@@ -97,6 +146,10 @@ static int bind(const struct g2_weights *src, struct g2_wt *w, const char *name,
 			       ndim == 2 ? "," : "", ndim == 2 ? (long long)d1 : 0LL);
 	w->dt = t.dt;
 	w->p = (void *)t.p;
+	if (t.dt == BE_F8_E4M3 && !d1)
+		return log_err(ST_EFORMAT, "model: tensor '%s' (a norm) cannot be FP8", name);
+	if (t.dt == BE_F8_E4M3)
+		return bind_fp8(src, w, name, d0);
 	return 0;
 }
 
@@ -187,6 +240,11 @@ int g2_model_create(const struct g2_weights *w, int max_tokens, int max_seqs, in
 
 	if ((rc = bind(w, &g->embed, "model.embed_tokens.weight", c->vocab_size, c->hidden_size)) < 0)
 		goto out_destroy;
+	rc = ST_EFORMAT;
+	if (g->embed.dt == BE_F8_E4M3) {	/* an Embedding, and the tied LM head: not a Linear */
+		log_err(rc, "model: FP8 embeddings are not supported (keep model.embed_tokens in bf16)");
+		goto out_destroy;
+	}
 	if ((rc = bind(w, &g->final_norm, "model.norm.weight", c->hidden_size, 0)) < 0)
 		goto out_destroy;
 	for (int l = 0; l < c->num_hidden_layers; l++)
@@ -335,6 +393,16 @@ static int check_batch(struct g2_model *g, struct kv_cache *kv, const struct g2_
 
 #define TRY(x) do { if ((rc = (x)) < 0) goto out; } while (0)
 
+/* y = x W^T for a layer weight in any stored dtype (FP8 through matmul_fp8). */
+static int mm(struct g2_model *g, float *y, const float *x, const struct g2_wt *w, int n,
+	      int n_out, int n_in)
+{
+	const struct be_ops *o = g->be->ops;
+	if (w->dt == BE_F8_E4M3)
+		return o->matmul_fp8(g->be->ctx, y, x, &w->f8, n, n_out, n_in);
+	return o->matmul(g->be->ctx, y, x, w->p, w->dt, n, n_out, n_in);
+}
+
 static int run_layer(struct g2_model *g, struct kv_cache *kv, int l, int n, const struct be_attn *a0)
 {
 	const struct be_ops *o = g->be->ops;
@@ -349,22 +417,22 @@ static int run_layer(struct g2_model *g, struct kv_cache *kv, int l, int n, cons
 
 	a.window = g2_layer_is_sliding(l) ? c->sliding_window : 0;
 	TRY(o->rmsnorm(cx, g->x, g->h, L->in_norm.p, L->in_norm.dt, n, hid, eps));
-	TRY(o->matmul(cx, g->q, g->x, L->q.p, L->q.dt, n, qd, hid));
-	TRY(o->matmul(cx, g->k, g->x, L->k.p, L->k.dt, n, kvd, hid));
-	TRY(o->matmul(cx, g->v, g->x, L->v.p, L->v.dt, n, kvd, hid));
+	TRY(mm(g, g->q, g->x, &L->q, n, qd, hid));
+	TRY(mm(g, g->k, g->x, &L->k, n, kvd, hid));
+	TRY(mm(g, g->v, g->x, &L->v, n, kvd, hid));
 	TRY(o->rope(cx, g->q, g->d_pos, n, nh, hd, theta));
 	TRY(o->rope(cx, g->k, g->d_pos, n, nkv, hd, theta));
 	TRY(o->kv_write(cx, kv_layer_k(kv, l), kv_layer_v(kv, l), kv_dtype(kv), g->k, g->v,
 			g->d_slots, n, kvd));
 	TRY(o->attention(cx, g->att, g->q, kv_layer_k(kv, l), kv_layer_v(kv, l), kv_dtype(kv), &a));
-	TRY(o->matmul(cx, g->proj, g->att, L->o.p, L->o.dt, n, hid, qd));
+	TRY(mm(g, g->proj, g->att, &L->o, n, hid, qd));
 	TRY(o->rmsnorm(cx, g->proj, g->proj, L->post_attn_norm.p, L->post_attn_norm.dt, n, hid, eps));
 	TRY(o->add(cx, g->h, g->proj, (size_t)n * hid));
 	TRY(o->rmsnorm(cx, g->x, g->h, L->pre_ff_norm.p, L->pre_ff_norm.dt, n, hid, eps));
-	TRY(o->matmul(cx, g->gate, g->x, L->gate.p, L->gate.dt, n, ff, hid));
-	TRY(o->matmul(cx, g->up, g->x, L->up.p, L->up.dt, n, ff, hid));
+	TRY(mm(g, g->gate, g->x, &L->gate, n, ff, hid));
+	TRY(mm(g, g->up, g->x, &L->up, n, ff, hid));
 	TRY(o->gelu_mul(cx, g->gate, g->gate, g->up, (size_t)n * ff));
-	TRY(o->matmul(cx, g->proj, g->gate, L->down.p, L->down.dt, n, hid, ff));
+	TRY(mm(g, g->proj, g->gate, &L->down, n, hid, ff));
 	TRY(o->rmsnorm(cx, g->proj, g->proj, L->post_ff_norm.p, L->post_ff_norm.dt, n, hid, eps));
 	TRY(o->add(cx, g->h, g->proj, (size_t)n * hid));
 out:

@@ -87,7 +87,10 @@ struct g2_batch {
  * of up to max_tokens tokens and max_seqs sequence rows with block tables
  * of up to max_blocks entries (max_blocks = kv_blocks_for(kv,
  * max_model_len)). Checks every tensor's presence, shape and dtype (BF16,
- * F16 or F32). Caller frees with g2_model_destroy.
+ * F16 or F32; a decoder Linear weight may be F8_E4M3 with its
+ * "<module>.weight_scale" (and "input_scale" for static activations) per
+ * w->cfg.quant; it then runs through be_ops.matmul_fp8, and a backend
+ * without that op is ST_ENOSYS). Caller frees with g2_model_destroy.
  */
 int g2_model_create(const struct g2_weights *w, int max_tokens, int max_seqs, int max_blocks,
 		    struct g2_model **out);

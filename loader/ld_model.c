@@ -173,8 +173,9 @@ static int find_tensor(void *arg, const char *name, struct g2_tensor_ref *out)
 	case ST_BF16: out->dt = BE_BF16; break;
 	case ST_F16:  out->dt = BE_F16; break;
 	case ST_F32:  out->dt = BE_F32; break;
+	case ST_F8_E4M3: out->dt = BE_F8_E4M3; break;	/* with its *.weight_scale (gemma2.c) */
 	default:
-		return log_err(ST_EFORMAT, "model: tensor '%s' has dtype %s (want BF16, F16 or F32)",
+		return log_err(ST_EFORMAT, "model: tensor '%s' has dtype %s (want BF16, F16, F32 or F8_E4M3)",
 			       name, st_dtype_name(t->dtype));
 	}
 	out->p = p;

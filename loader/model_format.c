@@ -10,6 +10,8 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "kernels/backend.h"
+#include "loader/quant_format.h"
 
 __attribute__((format(printf, 3, 4)))
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -146,6 +148,9 @@ int g2_config_parse(const char *json, size_t n, struct g2_config *c, char *err, 
 			  sizeof(c->hidden_activation), err, errlen)) < 0 ||
 	    (rc = get_str(root, "torch_dtype", c->torch_dtype, sizeof(c->torch_dtype), err, errlen)) < 0)
 		goto out;
+	if ((rc = ld_quant_parse(cJSON_GetObjectItemCaseSensitive(root, "quantization_config"),
+				 &c->quant, err, errlen)) < 0)
+		goto out;
 	{
 		char why[200];
 		if (g2_config_check(c, why, sizeof(why)) < 0)
@@ -189,6 +194,10 @@ char *g2_config_to_json(const struct g2_config *c)
 	cJSON_AddNumberToObject(r, "num_hidden_layers", c->num_hidden_layers);
 	cJSON_AddNumberToObject(r, "num_key_value_heads", c->num_key_value_heads);
 	cJSON_AddNumberToObject(r, "pad_token_id", c->pad_token_id);
+	if (ld_quant_to_json(&c->quant, r) < 0) {
+		cJSON_Delete(r);
+		return NULL;
+	}
 	cJSON_AddNumberToObject(r, "query_pre_attn_scalar", c->query_pre_attn_scalar);
 	cJSON_AddNumberToObject(r, "rms_norm_eps", c->rms_norm_eps);
 	cJSON_AddNumberToObject(r, "rope_theta", c->rope_theta);
@@ -310,15 +319,97 @@ static const struct st_tensor *find_any(const struct st_file *shards, int n_shar
 	return found;
 }
 
-/* 1 when name is one of the tensors c needs. */
+/* 1 when name (a "*.weight" of c) is a Linear weight c's quantization_config covers. */
+static int is_quantized(const struct g2_config *c, const char *name)
+{
+	char module[128];
+	size_t n = strlen(name);
+
+	if (c->quant.method == G2_QUANT_NONE || n < 12 || n >= sizeof(module) ||
+	    strcmp(name + n - 12, "_proj.weight") != 0)
+		return 0;
+	memcpy(module, name, n - 7);
+	module[n - 7] = 0;
+	return ld_quant_covers(&c->quant, module);
+}
+
+/* 1 when name is one of the tensors c needs (with the scales of its FP8 weights). */
 static int is_known(const struct g2_config *c, const char *name)
 {
-	char want[128];
+	char want[128], base[160];
 	int64_t shape[2];
+	const char *sfx[2] = { ".weight_scale", ".input_scale" };
+	size_t n = strlen(name);
+
 	for (int i = 0; i < g2_n_tensors(c); i++) {
 		g2_tensor_info(c, i, want, sizeof(want), shape);
 		if (strcmp(want, name) == 0)
 			return 1;
+	}
+	for (int k = 0; k < 2; k++) {
+		size_t ns = strlen(sfx[k]);
+		if (n > ns && n - ns + 8 < sizeof(base) && strcmp(name + n - ns, sfx[k]) == 0) {
+			if (k == 1 && c->quant.act != BE_FP8_ACT_STATIC)
+				return 0;
+			snprintf(base, sizeof(base), "%.*s.weight", (int)(n - ns), name);
+			return is_quantized(c, base);
+		}
+	}
+	return 0;
+}
+
+/* A scale tensor: present once, float, shape [n] / [n, 1] / scalar-like when n == 1. */
+static int check_scale(const struct st_file *shards, int n_shards, const char *name, int64_t n,
+		       char *err, size_t errlen)
+{
+	int which = 0, count;
+	const struct st_tensor *t = find_any(shards, n_shards, name, &which, &count);
+
+	if (!t)
+		return fail(err, errlen, "tensor '%s' (the scale of an FP8 weight) is missing", name);
+	if (count > 1)
+		return fail(err, errlen, "tensor '%s' appears in %d shards", name, count);
+	if (t->dtype != ST_BF16 && t->dtype != ST_F16 && t->dtype != ST_F32)
+		return fail(err, errlen, "tensor '%s' has dtype %s; scales must be BF16, F16 or F32",
+			    name, st_dtype_name(t->dtype));
+	if (st_numel(t) != (uint64_t)n || t->ndim > 2 || (t->ndim >= 1 && t->shape[0] != n))
+		return fail(err, errlen, "tensor '%s' has %llu values over %d dims; want %lld (shape [%lld, 1]%s)",
+			    name, (unsigned long long)st_numel(t), t->ndim, (long long)n, (long long)n,
+			    n == 1 ? " or a scalar" : "");
+	return 0;
+}
+
+/* The dtype of weight t (name) against the config's quantization, and its scales. */
+static int check_weight_dtype(const struct g2_config *c, const struct st_file *shards, int n_shards,
+			      const struct st_tensor *t, const char *name, int64_t n_out, char *err,
+			      size_t errlen)
+{
+	char sname[160];
+	size_t n = strlen(name);
+	int rc;
+
+	if (!is_quantized(c, name)) {
+		if (t->dtype == ST_BF16 || t->dtype == ST_F16 || t->dtype == ST_F32)
+			return 0;
+		if (t->dtype == ST_F8_E4M3)
+			return fail(err, errlen, "tensor '%s' has dtype F8_E4M3 but config.json's "
+				    "quantization_config does not quantize it (%s)", name,
+				    c->quant.method == G2_QUANT_NONE ? "no quantization_config" :
+				    "in its ignore list, or not a Linear layer");
+		return fail(err, errlen, "tensor '%s' has dtype %s; only BF16, F16, F32 (and F8_E4M3 "
+			    "with a quantization_config) load", name, st_dtype_name(t->dtype));
+	}
+	if (t->dtype != ST_F8_E4M3)
+		return fail(err, errlen, "tensor '%s' has dtype %s; the quantization_config (FP8, "
+			    "compressed-tensors) wants F8_E4M3", name, st_dtype_name(t->dtype));
+	snprintf(sname, sizeof(sname), "%.*s.weight_scale", (int)(n - 7), name);
+	if ((rc = check_scale(shards, n_shards, sname, c->quant.per_channel ? n_out : 1, err,
+			      errlen)) < 0)
+		return rc;
+	if (c->quant.act == BE_FP8_ACT_STATIC) {
+		snprintf(sname, sizeof(sname), "%.*s.input_scale", (int)(n - 7), name);
+		if ((rc = check_scale(shards, n_shards, sname, 1, err, errlen)) < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -338,9 +429,10 @@ int g2_validate(const struct g2_config *c, const struct st_file *shards, int n_s
 			return fail(err, errlen, "tensor '%s' is missing from the checkpoint", name);
 		if (count > 1)
 			return fail(err, errlen, "tensor '%s' appears in %d shards", name, count);
-		if (t->dtype != ST_BF16 && t->dtype != ST_F16 && t->dtype != ST_F32)
-			return fail(err, errlen, "tensor '%s' has dtype %s; only BF16, F16 and F32 load", name,
-				    st_dtype_name(t->dtype));
+		if (check_weight_dtype(c, shards, n_shards, t, name, shape[0], err, errlen) < 0)
+			return ST_EINVAL;
+		if (is_quantized(c, name))
+			n_known += c->quant.act == BE_FP8_ACT_STATIC ? 2 : 1;	/* its scales */
 		if (t->ndim != nd || t->shape[0] != shape[0] || (nd == 2 && t->shape[1] != shape[1])) {
 			char want[64], got[96];
 			int o = 0;

@@ -42,7 +42,10 @@ void ld_index_release(struct ld_index *ix);
 /*
  * Checks the shards of a model against its config: every tensor Gemma 2
  * needs is present once with the config's shape and a float dtype (BF16,
- * F16, F32); lm_head.weight may be absent (tied). With an index, every
+ * F16, F32); lm_head.weight may be absent (tied). With an FP8
+ * quantization_config (loader/quant_format.h), each Linear weight it covers
+ * is F8_E4M3 with its *.weight_scale ([out, 1] per channel, or one value)
+ * and, for static activations, its *.input_scale; the rest stay float. With an index, every
  * tensor it maps must be in the shard it names, and vice versa.
  * shards[i] is the parsed header of shard i (in index order), ix may be NULL
  * for a single-file model. A tensor the config does not use (a 4-layer

@@ -5,7 +5,11 @@
  * plus model.safetensors.index.json, and crc32c.json (not for --sparse).
  *
  *   mkmodel --preset tiny|2b|9b|27b|custom --out DIR [--seed N] [--shards K]
- *           [--dtype bf16|f32] [--sparse] [--tokenizer PATH] [custom shape flags]
+ *           [--dtype bf16|f32|fp8] [--sparse] [--tokenizer PATH] [custom shape flags]
+ *
+ * --dtype fp8 writes the bf16 model into OUT.bf16-tmp, quantizes it into OUT
+ * (loader/quantize_fp8.c, scheme fp8-dynamic: compressed-tensors, per-channel
+ * FP8 Linear weights) and removes the temporary directory.
  *
  * Weights are uniform with std 1/sqrt(fan_in) (embedding: 1/sqrt(hidden)),
  * norm weights small around 0, so activations stay finite through any depth.
@@ -33,6 +37,8 @@
 #include "kernels/g2_config.h"
 #include "loader/loader.h"
 #include "loader/model_format.h"
+#include "loader/quant_format.h"
+#include "loader/quantize_fp8.h"
 
 #define BLOCK_ELEMS (1u << 20)
 /* The Gemma tokenizer tools/deps.sh installs, relative to the checkout. */
@@ -66,7 +72,7 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: mkmodel --preset tiny|2b|9b|27b|custom --out DIR [--seed N] [--shards K]\n"
-		"               [--dtype bf16|f32] [--sparse] [--tokenizer PATH|none]\n"
+		"               [--dtype bf16|f32|fp8] [--sparse] [--tokenizer PATH|none]\n"
 		"  --out DIR: created with its parents\n"
 		"  --tokenizer: default the checkout's " DEFAULT_TOKENIZER "\n"
 		"    (found from this binary's place, BUILD/mkmodel, else from the working directory)\n"
@@ -231,7 +237,8 @@ static int copy_file(const char *from, const char *to)
 
 int main(int argc, char **argv)
 {
-	const char *preset = NULL, *out = NULL, *dtype_s = "bf16", *tokenizer = NULL;
+	const char *preset = NULL, *out = NULL, *dtype_s = "bf16", *tokenizer = NULL, *final_out = NULL;
+	char fp8_tmp[2048];	/* shorter than path: out + a file name still fits */
 	int64_t seed = 1, shards = 1;
 	int sparse = 0, rc = 1;
 	struct g2_config c;
@@ -287,10 +294,19 @@ int main(int argc, char **argv)
 		return usage();
 	if (!tokenizer)
 		tokenizer = default_tokenizer(tok_path, sizeof(tok_path));
-	int esize = strcmp(dtype_s, "bf16") == 0 ? 2 : strcmp(dtype_s, "f32") == 0 ? 4 : 0;
-	if (!esize) {
-		fprintf(stderr, "mkmodel: --dtype must be bf16 or f32\n");
+	int fp8 = strcmp(dtype_s, "fp8") == 0;
+	int esize = strcmp(dtype_s, "bf16") == 0 || fp8 ? 2 : strcmp(dtype_s, "f32") == 0 ? 4 : 0;
+	if (!esize || (fp8 && sparse)) {
+		fprintf(stderr, "mkmodel: --dtype must be bf16, f32 or fp8 (not with --sparse)\n");
 		return 2;
+	}
+	if (fp8) {	/* bf16 first, then the quantizer */
+		final_out = out;
+		if ((size_t)snprintf(fp8_tmp, sizeof(fp8_tmp), "%s.bf16-tmp", out) >= sizeof(fp8_tmp)) {
+			fprintf(stderr, "mkmodel: --out is too long\n");
+			return 2;
+		}
+		out = fp8_tmp;
 	}
 	if (strcmp(dtype_s, "f32") == 0)
 		strcpy(c.torch_dtype, "float32");
@@ -434,8 +450,24 @@ int main(int argc, char **argv)
 	/* Sparse models are header-only fixtures: reading their zeros back is not worth it. */
 	if (!sparse && ld_write_crc_manifest(out) < 0)
 		goto out;
-	fprintf(stderr, "mkmodel: wrote %s: %d tensors, %llu bytes of weights in %d shard(s), %.1f s%s\n",
-		out, n, (unsigned long long)total, (int)shards, now_sec() - t0, sparse ? " (sparse)" : "");
+	if (final_out) {
+		struct g2_quant_cfg q;
+		struct ld_quant_stats st;
+		char err[512], cmd[8300];
+		ld_quant_fp8_dynamic(&q);
+		if (ld_quantize_fp8(out, final_out, &q, &st, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mkmodel: quantize: %s\n", err);
+			goto out;
+		}
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", out);
+		if (system(cmd) != 0)
+			fprintf(stderr, "mkmodel: cannot remove '%s'\n", out);
+		out = final_out;
+		total = st.out_bytes;
+	}
+	fprintf(stderr, "mkmodel: wrote %s: %d tensors, %llu bytes of weights in %d shard(s), %.1f s%s%s\n",
+		out, n, (unsigned long long)total, (int)shards, now_sec() - t0, sparse ? " (sparse)" : "",
+		final_out ? " (fp8)" : "");
 	rc = 0;
 out:
 	free(t);

@@ -53,6 +53,9 @@ struct cpu_ctx {
 	/* the sample op's scratch (cpu_sample.c): per thread two lists of smp_cap entries */
 	void *smp_buf;
 	size_t smp_cap;
+	/* the FP8 matmul's quantized activations (cpu_matmul_fp8.c), grow-only */
+	void *f8_buf;
+	size_t f8_cap;
 };
 
 /* Lifecycle, memory and copies (cpu_backend.c). */
@@ -95,6 +98,10 @@ int cpu_rmsnorm(void *ctx, float *out, const float *x, const void *w, enum be_dt
 		int n_tok, int d, float eps);
 int cpu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype wdt,
 	       int n_tok, int n_out, int n_in);
+int cpu_matmul_fp8(void *ctx, float *y, const float *x, const struct be_fp8_w *w, int n_tok,
+		   int n_out, int n_in);
+/* Tests and benches: 0 forces the portable FP8 decode, 1 the AVX2 one where the CPU has it. */
+void cpu_matmul_fp8_use_simd(int on);
 int cpu_rope(void *ctx, float *x, const int32_t *pos, int n_tok, int n_heads, int head_dim,
 	     float theta);
 int cpu_kv_write(void *ctx, void *k_cache, void *v_cache, enum be_dtype kv_dt, const float *k,

@@ -42,6 +42,7 @@ void cpu_destroy(void *ctx)
 		return;
 	cpu_pool_stop(&c->pool);
 	free(c->smp_buf);
+	free(c->f8_buf);
 	free(c);
 }
 
@@ -209,6 +210,7 @@ const struct be_ops be_cpu_ops = {
 	.embed          = cpu_embed,		/* out (n_tok, d), table (vocab, d) */
 	.rmsnorm        = cpu_rmsnorm,		/* out, x: (n_tok, d); w (d) */
 	.matmul         = cpu_matmul,		/* y (n_tok, n_out), x (n_tok, n_in), W (n_out, n_in) */
+	.matmul_fp8     = cpu_matmul_fp8,	/* the same for an FP8 E4M3 W with its scales */
 	.rope           = cpu_rope,		/* x (n_tok, n_heads*head_dim) in place */
 	.kv_write       = cpu_kv_write,		/* caches (slots, kv_dim), k, v (n_tok, kv_dim) */
 	.attention      = cpu_attention,	/* out, q: (n_tok, n_heads*head_dim) */

@@ -302,6 +302,7 @@ extern "C" const struct be_ops be_cuda_ops = {
 	.embed          = cu_embed,		/* out (n_tok, d), table (vocab, d) */
 	.rmsnorm        = cu_rmsnorm,		/* out, x: (n_tok, d); w (d) */
 	.matmul         = cu_matmul,		/* y (n_tok, n_out), x (n_tok, n_in), W (n_out, n_in) */
+	.matmul_fp8     = cu_matmul_fp8,	/* the same for an FP8 E4M3 W with its scales */
 	.rope           = cu_rope,		/* x (n_tok, n_heads*head_dim) in place */
 	.kv_write       = cu_kv_write,		/* caches (slots, kv_dim), k, v (n_tok, kv_dim) */
 	.attention      = cu_attention,		/* out, q: (n_tok, n_heads*head_dim) */

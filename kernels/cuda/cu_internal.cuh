@@ -163,6 +163,9 @@ int cu_rmsnorm(void *ctx, float *out, const float *x, const void *w, enum be_dty
 int cu_rope(void *ctx, float *x, const int32_t *pos, int n_tok, int n_heads, int head_dim,
 	    float theta);
 
+/* cu_matmul_fp8.cu */
+int cu_matmul_fp8(void *ctx, float *y, const float *x, const struct be_fp8_w *w,
+		  int n_tok, int n_out, int n_in);
 /* cu_matmul.cu */
 int cu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype wdt, int n_tok,
 	      int n_out, int n_in);

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "loader/model_desc.h"
+#include "loader/quant_format.h"
 #include "service/cli/cli_flags.h"
 
 int cmd_inspect(int argc, char **argv)
@@ -37,9 +38,10 @@ int cmd_inspect(int argc, char **argv)
 	const struct g2_config *c = &d.cfg;
 	printf("{\"hidden_size\":%d,\"intermediate_size\":%d,\"num_hidden_layers\":%d,"
 	       "\"num_attention_heads\":%d,\"num_key_value_heads\":%d,\"head_dim\":%d,"
-	       "\"vocab_size\":%d,\"params\":%llu,\"tensor_bytes\":%llu,\"shards\":[",
+	       "\"vocab_size\":%d,\"quantization\":\"%s\",\"params\":%llu,\"tensor_bytes\":%llu,"
+	       "\"shards\":[",
 	       c->hidden_size, c->intermediate_size, c->num_hidden_layers, c->num_attention_heads,
-	       c->num_key_value_heads, c->head_dim, c->vocab_size,
+	       c->num_key_value_heads, c->head_dim, c->vocab_size, ld_quant_scheme_name(&c->quant),
 	       (unsigned long long)g2_n_params(c), (unsigned long long)d.total_tensor_bytes);
 	for (int s = 0; s < d.n_shards; s++)
 		printf("%s{\"file\":\"%s\",\"bytes\":%llu,\"tensors\":%d}", s ? "," : "",

@@ -13,13 +13,14 @@ fail() { echo "FAIL $1: $2"; }
 # check NAME CONDITION-EXIT-STATUS MESSAGE
 check() { if [ "$2" -eq 0 ]; then pass "$1"; else fail "$1" "$3"; fi; }
 
-# The tiny mkmodel model (vocab 256000 + the real Gemma tokenizer), made once per build dir.
+# The tiny mkmodel model (vocab 256000 + the real Gemma tokenizer), made once per build dir;
+# with GR_TEST_FP8=1 its FP8 (compressed-tensors) twin, so every service test runs on FP8.
 model_tiny() {
-	local d="$BUILD/test-models/tiny"
+	local d="$BUILD/test-models/tiny${GR_TEST_FP8:+-fp8}"
 	if [ ! -f "$d/tokenizer.json" ]; then
 		mkdir -p "$BUILD/test-models"
 		local tmp="$d.tmp.$$"
-		"$BUILD/mkmodel" --preset tiny --out "$tmp" >/dev/null 2>&1 || return 1
+		"$BUILD/mkmodel" --preset tiny --out "$tmp" ${GR_TEST_FP8:+--dtype fp8} >/dev/null 2>&1 || return 1
 		mv -T "$tmp" "$d" 2>/dev/null || rm -rf "$tmp"
 	fi
 	echo "$d"
