@@ -74,6 +74,7 @@ struct ld_src {
 	void *priv;			/* the source's own context (its .c defines it); owned */
 	char *display;			/* the URI as given, for messages; owned */
 	char *base;			/* the model's location without trailing '/', for messages; owned */
+	int local;			/* a local file system: reads are page-cache copies, no per-request cost */
 	int object_crc;			/* objects carry a stored crc32c (gcs): no crc32c.json is read */
 	_Atomic int *abort;		/* set by the pipeline when the load fails: transfers stop */
 	double deadline;		/* now_sec() limit, 0: none */

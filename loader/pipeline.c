@@ -38,7 +38,7 @@
  * object, the offset and the reason. The ring is allocated once, on a
  * helper thread, while the metadata stage runs.
  *
- * Function map: pipe_init, ring_start, open_source, read_meta, make_model,
+ * Function map: pipe_init, open_source, ring_start, read_meta, make_model,
  * plan, (ld_ring_wait), run_workers -> worker_main -> read_range ->
  * retry_or_fail / throttle, sync_uploads, verify, finish.
  */
@@ -66,6 +66,8 @@
 #define HEAD_WANT (256u << 10)
 #define SMALL_MAX (64u << 20)
 #define TOKENIZER_MAX (256u << 20)
+#define LD_CHUNK_NET (32u << 20)	/* the default chunk of gs:// and http(s):// (a request each) */
+#define LD_CHUNK_LOCAL (4u << 20)	/* ... and of local files (bench/bench_loader_null.sh) */
 #define LD_BACKOFF_CAP_S 8.0	/* full-jitter exponential backoff: 100 ms doubling, capped */
 
 /* metadata stage results */
@@ -607,13 +609,6 @@ static void pipe_init(struct pipe *p, const struct ld_opts *opts, struct be *be,
 	memset(p, 0, sizeof(*p));
 	p->t0 = now_sec();
 	ld_opts_resolve(opts, &p->o);
-	if (!be->ops->host_visible && p->o.chunk_bytes > p->o.pinned_bytes / 2) {
-		/* the ring holds at least two chunks and never more than pinned_bytes */
-		size_t c = MAX(p->o.pinned_bytes / 2, (size_t)1);
-		log_warn("loader: %zu-byte chunks do not fit twice in the %zu-byte staging ring; using %zu-byte chunks",
-			 p->o.chunk_bytes, p->o.pinned_bytes, c);
-		p->o.chunk_bytes = c;
-	}
 	pthread_mutex_init(&p->err_mu, NULL);
 	pthread_mutex_init(&p->aimd_mu, NULL);
 	p->be = be;
@@ -628,13 +623,30 @@ static void pipe_init(struct pipe *p, const struct ld_opts *opts, struct be *be,
 	}
 }
 
-/* Non-host-visible backend: the staging ring (ring.c), allocated on a helper thread while metadata is read. */
+/*
+ * The chunk size (the caller's, else by source: a network read pays a
+ * request per chunk, a local one only a copy, and small chunks keep the
+ * staging ring's working set in the CPU's caches), fitted to the ring; then
+ * for a non-host-visible backend the staging ring (ring.c), allocated on a
+ * helper thread while metadata is read. The ring holds what the transfer
+ * can use at once: one slot per worker plus two uploads in flight, within
+ * --loader-pinned-mb (at least two slots).
+ */
 static int ring_start(struct pipe *p)
 {
+	if (p->o.chunk_bytes == 0)
+		p->o.chunk_bytes = p->src->local ? LD_CHUNK_LOCAL : LD_CHUNK_NET;
 	if (p->be->ops->host_visible)
 		return 0;
-	return ld_ring_start(&p->ring, p->be, p->o.chunk_bytes,
-			     (int)MAX((size_t)2, MIN(p->o.pinned_bytes / p->o.chunk_bytes, (size_t)4096)), &p->abort);
+	if (p->o.chunk_bytes > p->o.pinned_bytes / 2) {
+		size_t c = MAX(p->o.pinned_bytes / 2, (size_t)1);
+		log_warn("loader: %zu-byte chunks do not fit twice in the %zu-byte staging ring; using %zu-byte chunks",
+			 p->o.chunk_bytes, p->o.pinned_bytes, c);
+		p->o.chunk_bytes = c;
+	}
+	size_t slots = MIN(p->o.pinned_bytes / p->o.chunk_bytes, (size_t)p->o.workers + 2);
+	return ld_ring_start(&p->ring, p->be, p->o.chunk_bytes, (int)MAX((size_t)2, MIN(slots, (size_t)4096)),
+			     &p->abort);
 }
 
 /* The byte source for uri (source.c) and the main thread's connection. */
@@ -809,7 +821,7 @@ int ld_load(const char *uri, const struct ld_opts *opts, struct be *be, struct l
 	*out = NULL;
 	pipe_init(&p, opts, be, pr);
 	/* metadata stage */
-	if ((rc = ring_start(&p)) < 0 || (rc = open_source(&p, uri)) < 0 || (rc = read_meta(&p)) < 0 ||
+	if ((rc = open_source(&p, uri)) < 0 || (rc = ring_start(&p)) < 0 || (rc = read_meta(&p)) < 0 ||
 	    (rc = make_model(&p, &m)) < 0 || (rc = plan(&p)) < 0 || (rc = ld_ring_wait(&p.ring)) < 0)
 		goto out;
 	p.t1 = now_sec();
