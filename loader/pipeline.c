@@ -6,15 +6,18 @@
  *
  * Stages (timed into struct ld_progress), in the order ld_load (at the
  * end of this file) calls them:
- *   metadata   small files whole (config.json, index, tokenizer.json,
- *              crc32c.json), each shard opened with one ranged read of its
+ *   metadata   small files whole (config.json, index, crc32c.json), each shard opened with one ranged read of its
  *              head (size, generation, crc32c come with it), headers parsed
  *              and validated (safetensors.c, model_format.c), tensors placed
  *              (ld_model.c), the caller's check (ld_opts.check: flags and
  *              memory plan against the config and sizes), the arena
  *              allocated, chunks planned;
- *   first_byte from the start of the transfer to the first chunk byte;
+ *   first_byte from the start of the transfer to the first tensor data
+ *              byte received (stamped by the source as it lands: a curl
+ *              body callback or a pread piece, not a completed chunk);
  *   transfer   W workers take chunks in file order (any completion order);
+ *              the first worker free fetches tokenizer.json whole (one more
+ *              object for the pool, beside the shards' first chunks);
  *              each reads its chunk straight into its final place
  *              (host-visible backend) or into a slot of the staging ring
  *              (ring.c: host_alloc'd, pinned) that goes back to the ring
@@ -97,12 +100,11 @@ struct pipe {
 	char *arena;
 	int max_retries;
 	double deadline;
-	_Atomic int next, abort, allowed, throttles, first_byte_set;
+	_Atomic int next, abort, allowed, throttles, tok_claimed;
 	pthread_mutex_t aimd_mu;		/* the concurrency changes below */
 	int succ_run;				/* chunk reads since the last change */
 	int n_workers;				/* started (the ceiling of allowed) */
 	double t_last_decrease;
-	double t_first_byte;
 	pthread_mutex_t err_mu;
 	int err_rc;
 	char err[LD_ERR_MAX * 2];
@@ -266,11 +268,6 @@ static int read_range(struct pipe *p, void *conn, struct rng *rg, const struct l
 		int rc = p->src->vt->read(p->src, conn, o, off + done, n - done, dst + done, &got, crc, &info,
 					  why, sizeof(why));
 		done += got;
-		if (got && !atomic_load(&p->first_byte_set)) {
-			int z = 0;
-			if (atomic_compare_exchange_strong(&p->first_byte_set, &z, 1))
-				p->t_first_byte = now_sec();
-		}
 		if ((rc == 0 || rc == ST_ENET || rc == ST_ETIMEOUT) && done == n)
 			return 0;	/* (a transfer may fail after its last byte: nothing is left to read) */
 		if (rc == 0) {	/* a source that stopped early without an error */
@@ -283,6 +280,8 @@ static int read_range(struct pipe *p, void *conn, struct rng *rg, const struct l
 			return rc;
 	}
 }
+
+static int fetch_tokenizer(struct pipe *p, void *conn, struct rng *rg);
 
 static void *worker_main(void *arg)
 {
@@ -303,6 +302,11 @@ static void *worker_main(void *arg)
 			if (atomic_load(&p->next) >= p->n_chunks)
 				break;
 			sleep_s(p, 0.01);
+			continue;
+		}
+		if (!atomic_load(&p->tok_claimed) && !atomic_exchange(&p->tok_claimed, 1)) {
+			if (fetch_tokenizer(p, conn, &rg) < 0)	/* one more object, beside the shards */
+				break;
 			continue;
 		}
 		int i = atomic_fetch_add(&p->next, 1), slot = -1;
@@ -427,6 +431,13 @@ static int check_small(struct pipe *p, const struct meta *mt, const char *name, 
 	return 0;
 }
 
+/* tokenizer.json, whole (it is optional), and its crc32c.json entry: a job of the transfer's pool. */
+static int fetch_tokenizer(struct pipe *p, void *conn, struct rng *rg)
+{
+	int rc = fetch_opt(p, conn, rg, "tokenizer.json", TOKENIZER_MAX, &p->mt.tok, &p->mt.tok_len, 0);
+	return rc < 0 ? rc : check_small(p, &p->mt, "tokenizer.json", p->mt.tok, p->mt.tok_len);
+}
+
 static int read_meta(struct pipe *p)
 {
 	void *conn = p->conn;
@@ -439,8 +450,7 @@ static int read_meta(struct pipe *p)
 	int rc;
 
 	if ((rc = fetch_opt(p, conn, rg, "config.json", SMALL_MAX, &mt->cfg, &mt->cfg_len, 1)) < 0 ||
-	    (rc = fetch_opt(p, conn, rg, "model.safetensors.index.json", SMALL_MAX, &mt->index, &mt->index_len, 0)) < 0 ||
-	    (rc = fetch_opt(p, conn, rg, "tokenizer.json", TOKENIZER_MAX, &mt->tok, &mt->tok_len, 0)) < 0)
+	    (rc = fetch_opt(p, conn, rg, "model.safetensors.index.json", SMALL_MAX, &mt->index, &mt->index_len, 0)) < 0)
 		return rc;
 	/* every source, gs:// too: the object CRC only says the bytes arrived as stored */
 	if (p->o.verify &&
@@ -452,8 +462,7 @@ static int read_meta(struct pipe *p)
 		mt->have_man = 1;
 	}
 	if ((rc = check_small(p, mt, "config.json", mt->cfg, mt->cfg_len)) < 0 ||
-	    (rc = check_small(p, mt, "model.safetensors.index.json", mt->index, mt->index_len)) < 0 ||
-	    (rc = check_small(p, mt, "tokenizer.json", mt->tok, mt->tok_len)) < 0)
+	    (rc = check_small(p, mt, "model.safetensors.index.json", mt->index, mt->index_len)) < 0)
 		return rc;
 	/* the index first, so that a failure of ld_desc_from_parts is config.json's */
 	if (mt->index && (rc = ld_index_parse(mt->index, mt->index_len, &ix, why, sizeof(why))) < 0)
@@ -660,7 +669,7 @@ static int open_source(struct pipe *p, const char *uri)
 	return p->src->vt->conn_create(p->src, &p->conn);
 }
 
-/* The model: tokenizer, tensor table (ld_place_tensors) and its arena. */
+/* The model: tensor table (ld_place_tensors) and its arena. */
 static int make_model(struct pipe *p, struct ld_model **out)
 {
 	struct be *be = p->be;
@@ -671,9 +680,6 @@ static int make_model(struct pipe *p, struct ld_model **out)
 		return ST_ENOMEM;
 	m->cfg = p->d.cfg;
 	m->be = be;
-	m->tokenizer_json = p->mt.tok;
-	m->tokenizer_len = p->mt.tok_len;
-	p->mt.tok = NULL;
 	if ((rc = ld_place_tensors(m, &p->d, p->base)) < 0)
 		return rc;
 	if (p->o.check) {	/* the caller's checks, before the arena and the first data byte */
@@ -730,11 +736,12 @@ out:
  */
 static int run_workers(struct pipe *p)
 {
-	int nw = (int)MIN((size_t)p->o.workers, (size_t)MAX(p->n_chunks, 1)), n_started = 0;
+	int nw = (int)MIN((size_t)p->o.workers, (size_t)p->n_chunks + 1), n_started = 0;	/* + tokenizer.json */
 	struct worker *ws = calloc((size_t)nw, sizeof(*ws));
 	double t2;
 
-	atomic_store(&p->first_byte_set, 0);	/* a long header read in the metadata stage does not count */
+	p->src->t_first_byte = 0;	/* the sources stamp the first data byte that lands (LD_FIRST_BYTE) */
+	atomic_store(&p->src->first_byte_armed, 1);
 	p->n_workers = nw;
 	atomic_store(&p->allowed, nw);
 	pthread_mutex_lock(&p->aimd_mu);
@@ -756,11 +763,12 @@ static int run_workers(struct pipe *p)
 	for (int i = 0; i < n_started; i++)
 		pthread_join(ws[i].th, NULL);
 	free(ws);
-	if (!p->err_rc && atomic_load(&p->next) < p->n_chunks && !atomic_load(&p->abort))
+	if (!p->err_rc && (atomic_load(&p->next) < p->n_chunks || !atomic_load(&p->tok_claimed)) &&
+	    !atomic_load(&p->abort))
 		fail(p, ST_EIO, p->src->display, 0, "workers stopped before every chunk was read");
 	t2 = now_sec();
 	if (p->pr) {
-		p->pr->stage_s[LD_STAGE_FIRST_BYTE] = p->first_byte_set ? p->t_first_byte - p->t1 : 0;
+		p->pr->stage_s[LD_STAGE_FIRST_BYTE] = p->src->t_first_byte > 0 ? p->src->t_first_byte - p->t1 : 0;
 		p->pr->stage_s[LD_STAGE_TRANSFER] = t2 - p->t1;
 	}
 	return 0;
@@ -830,6 +838,9 @@ int ld_load(const char *uri, const struct ld_opts *opts, struct be *be, struct l
 	/* transfer, sync, verify */
 	if ((rc = run_workers(&p)) < 0 || (rc = sync_uploads(&p)) < 0)
 		goto out;
+	m->tokenizer_json = p.mt.tok;	/* fetched by the pool, beside the shards */
+	m->tokenizer_len = p.mt.tok_len;
+	p.mt.tok = NULL;
 	double t3 = now_sec();
 	if ((rc = verify(&p, m)) < 0)
 		goto out;

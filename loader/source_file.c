@@ -90,7 +90,6 @@ static int file_read(struct ld_src *s, void *conn, const struct ld_obj *o, uint6
 {
 	const size_t piece = 2u << 20;	/* read and checksum in cache-sized pieces */
 	char *p = dst;
-	(void)s;
 	(void)conn;
 	(void)info;
 	*got = 0;
@@ -109,6 +108,7 @@ static int file_read(struct ld_src *s, void *conn, const struct ld_obj *o, uint6
 			snprintf(err, errlen, "file ends early (truncated while loading?)");
 			return ST_EIO;
 		}
+		LD_FIRST_BYTE(s);
 		if (crc)
 			*crc = crc32c(*crc, p + *got, (size_t)r);
 		*got += (size_t)r;
