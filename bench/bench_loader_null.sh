@@ -6,11 +6,14 @@
 #   local warm: cat and parallel dd (4 ranges per file) to /dev/null
 #   local cold: the same with our files' pages dropped before each run
 #   loopback:   nginx HTTPS (throwaway CA): aria2c -x16 -s16 into /dev/shm
+#   gs://:      tests/fixtures/gcs_server.py (sendfile path) on loopback HTTP:
+#               16 parallel curl ranges per shard to /dev/null (the fixture's
+#               own speed), aria2c -x16 -s16 on the media links, load gs://
 # Unlike the cpu backend (bench_loader.sh), nothing here fills GBs of fresh
 # memory, so the figures are the loader's, not the kernel's page zeroing.
 # Validates first: a null load with crc32c.json must pass, one with a flipped
 # byte must fail. Medians of REPS round-robin runs (wall seconds incl. start).
-# Parts: ONLY=local runs the warm local part alone.
+# Parts: ONLY=local runs the warm local part alone, ONLY=gcs the gs:// part.
 # Env: BUILD (default build), BENCH_DIR (default /tmp/gr-bench-null), KEEP=1,
 # REPS (default 3), LAYERS (default 4: a 2b-shaped model cut to 4 layers, ~1.8 GB).
 set -u
@@ -23,7 +26,9 @@ REPS=${REPS:-3}
 W=$(mktemp -d)
 # shellcheck source=tests/fixtures/nginx_tls.sh
 . tests/fixtures/nginx_tls.sh
+FIX_PID=
 cleanup() {
+	[ -n "$FIX_PID" ] && kill "$FIX_PID" 2>/dev/null
 	nginx_tls_stop
 	rm -rf "$W" /dev/shm/gr-bench-aria
 	[ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
@@ -70,7 +75,8 @@ run_dd() {
 	wait
 }
 run_null() { "$BIN" load --backend null --model "$DIR"; }
-run_null_small_ring() { "$BIN" load --backend null --model "$DIR" --loader-workers 4 --loader-chunk-mb 4; }
+run_null_32m() { "$BIN" load --backend null --model "$DIR" --loader-chunk-mb 32; }
+run_null_w2() { "$BIN" load --backend null --model "$DIR" --loader-workers 2; }
 run_null_noverify() { "$BIN" load --backend null --model "$DIR" --no-verify; }
 run_cold_cat() { drop_ours; run_cat; }
 run_cold_dd() { drop_ours; run_dd; }
@@ -85,10 +91,56 @@ rm "$W/bad/$(basename "${FILES[0]}")" && cp "${FILES[0]}" "$W/bad/" &&
 if "$BIN" load --backend null --model "$W/bad" >/dev/null 2>&1; then echo "VALIDATION FAILED: corrupt byte not caught"; exit 1; fi
 rm -rf "$W/bad"
 
+run_gcs_part() {
+	echo "--- gs:// through the GCS fixture on loopback HTTP (median of $REPS, round-robin)"
+	python3 tests/fixtures/gcs_server.py --dir "$DIR" --prefix m --portfile "$W/fport" --trust-manifest \
+		2>"$W/fixture.log" &
+	FIX_PID=$!
+	for _ in $(seq 200); do [ -s "$W/fport" ] && break; sleep 0.1; done
+	[ -s "$W/fport" ] || { echo "bench_loader_null: the fixture did not start"; exit 1; }
+	local fu f cpu0 cpu1
+	fu="http://127.0.0.1:$(cat "$W/fport")"
+	: >"$W/gurls"
+	for f in "${FILES[@]}"; do
+		echo "$fu/download/storage/v1/b/test-bucket/o/m%2F$(basename "$f")?alt=media" >>"$W/gurls"
+	done
+	run_curl16() {	# 16 ranged readers per shard, one after the other, to /dev/null
+		local f u sz i pids=()
+		for f in "${FILES[@]}"; do
+			u="$fu/download/storage/v1/b/test-bucket/o/m%2F$(basename "$f")?alt=media"; sz=$(stat -c %s "$f")
+			for i in $(seq 0 15); do
+				curl -sf -o /dev/null -H "Range: bytes=$((i * sz / 16))-$(((i + 1) * sz / 16 - 1))" "$u" & pids+=($!)
+			done
+			wait "${pids[@]}" || return 1; pids=()
+		done
+	}
+	run_aria2c_gcs() {
+		rm -rf /dev/shm/gr-bench-aria; mkdir -p /dev/shm/gr-bench-aria
+		aria2c -x16 -s16 -k1M -j4 --file-allocation=none --allow-overwrite=true -q -d /dev/shm/gr-bench-aria \
+			-i "$W/gurls"
+		local rc=$?; rm -rf /dev/shm/gr-bench-aria; return $rc
+	}
+	run_null_gcs() {
+		env STORAGE_EMULATOR_HOST="${fu#http://}" "$BIN" load --backend null --model gs://test-bucket/m --gcs-anonymous
+	}
+	run_null_gcs 2>&1 | grep '^{' | cut -c1-300
+	fcpu() { awk '{ print $14 + $15 }' "/proc/$FIX_PID/stat"; }	# utime + stime, clock ticks
+	cpu0=$(fcpu)
+	rr curl16 aria2c_gcs null_gcs
+	cpu1=$(fcpu)
+	echo "  fixture CPU: $(python3 -c "print('%.2f' % (($cpu1 - $cpu0) / $(getconf CLK_TCK) / (3 * $REPS * $BYTES / 1e9)))") s per GB served"
+	echo "  fixture speed (16 curl ranges) $(gbps "${MED[curl16]}") GB/s   (target >= 1 GB/s: not the bottleneck)"
+	echo "  ratio null/aria2c -x16 -s16    $(ratio "${MED[null_gcs]}" "${MED[aria2c_gcs]}")x   (target >= 0.9)"
+	echo "  ratio null/16 curl ranges      $(ratio "${MED[null_gcs]}" "${MED[curl16]}")x"
+	kill "$FIX_PID" 2>/dev/null; FIX_PID=
+}
+[ "${ONLY:-}" = gcs ] && { run_gcs_part; exit 0; }
+
 echo "--- local, page cache warm (median of $REPS, round-robin)"
-rr cat dd null null_noverify null_small_ring
+rr cat dd null null_noverify null_w2 null_32m
 best=$(best_of "${MED[cat]}" "${MED[dd]}")
-echo "  ratio null 4x4 MiB ring/best   $(ratio "${MED[null_small_ring]}" "$best")x   (4 workers, 4 MiB chunks: the ring stays in cache)"
+echo "  ratio null 32 MiB chunks/best  $(ratio "${MED[null_32m]}" "$best")x   (the network chunk size: 18 x 32 MiB ring)"
+echo "  ratio null 2 workers/best      $(ratio "${MED[null_w2]}" "$best")x   (one worker per core)"
 echo "  ratio null/cat                 $(ratio "${MED[null]}" "${MED[cat]}")x"
 echo "  ratio null/parallel-dd         $(ratio "${MED[null]}" "${MED[dd]}")x"
 echo "  ratio null/best-raw-read       $(ratio "${MED[null]}" "$best")x   (crc32c verified; target >= 0.9)"
@@ -115,3 +167,4 @@ run_aria2c() {
 run_null_https() { "$BIN" load --backend null --model "$URL" --ca-bundle "$NGINX_CA"; }
 rr aria2c null_https
 echo "  ratio null/aria2c -x16 -s16    $(ratio "${MED[null_https]}" "${MED[aria2c]}")x   (target >= 0.9)"
+run_gcs_part

@@ -65,10 +65,27 @@ static void null_free(void *ctx, void *p)
 	}
 }
 
+/*
+ * Staging memory behaves as CUDA's pinned memory does: resident from the
+ * start (cudaHostAlloc maps and locks every page), so the loader's reads
+ * never take a first-touch fault in it. Transparent huge pages where the
+ * kernel allows them (2 MiB faults instead of 4 KiB ones), then every page
+ * touched once here, on the ring's allocation thread.
+ */
 static void *null_host_alloc(void *ctx, size_t bytes)
 {
+	const size_t huge = 2u << 20;
+	size_t n = (bytes + huge - 1) / huge * huge;
+	void *mem = NULL;
 	(void)ctx;
-	return malloc(bytes);
+	if (bytes == 0 || posix_memalign(&mem, huge, n) != 0)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void)madvise(mem, n, MADV_HUGEPAGE);
+#endif
+	for (size_t off = 0; off < n; off += 4096)
+		((volatile char *)mem)[off] = 0;
+	return mem;
 }
 
 static void null_host_free(void *ctx, void *p)

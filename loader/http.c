@@ -30,7 +30,7 @@
 #include "loader/loader.h"
 
 struct ld_http {
-	const struct ld_src *owner;	/* abort flag and deadline; borrowed */
+	struct ld_src *owner;		/* abort flag, deadline, first-byte stamp; borrowed */
 	CURLSH *share;			/* DNS + TLS session cache */
 	pthread_mutex_t share_mu[8];
 	char *ca_bundle;
@@ -204,6 +204,7 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *arg)
 			return 0;
 		}
 		memcpy((char *)r->dst + r->got, buf, n);
+		LD_FIRST_BYTE(c->t->owner);
 		if (r->crc)
 			*r->crc = crc32c(*r->crc, buf, n);
 		r->got += n;
@@ -253,7 +254,7 @@ static void share_unlock(CURL *h, curl_lock_data d, void *arg)
 	pthread_mutex_unlock(&t->share_mu[(unsigned)d % 8]);
 }
 
-int ld_http_create(const struct ld_src *owner, const struct ld_opts *o, struct ld_http **out)
+int ld_http_create(struct ld_src *owner, const struct ld_opts *o, struct ld_http **out)
 {
 	struct ld_http *t = calloc(1, sizeof(*t));
 	CURLSH *sh;

@@ -37,10 +37,10 @@ struct ld_http_req {
 
 /*
  * A client for the source owner (borrowed: its abort flag and deadline stop
- * transfers), with o's connect_s, stall_s and ca_bundle (o already
+ * transfers; ranged bodies stamp its first data byte), with o's connect_s, stall_s and ca_bundle (o already
  * resolved by ld_opts_resolve). Caller frees with ld_http_destroy.
  */
-int ld_http_create(const struct ld_src *owner, const struct ld_opts *o, struct ld_http **out);
+int ld_http_create(struct ld_src *owner, const struct ld_opts *o, struct ld_http **out);
 void ld_http_destroy(struct ld_http *t);
 
 /* A connection (a CURL easy handle) of t, for one thread at a time. */

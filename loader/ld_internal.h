@@ -74,9 +74,25 @@ struct ld_src {
 	void *priv;			/* the source's own context (its .c defines it); owned */
 	char *display;			/* the URI as given, for messages; owned */
 	char *base;			/* the model's location without trailing '/', for messages; owned */
+	int local;			/* a local file system: reads are page-cache copies, no per-request cost */
 	int object_crc;			/* objects carry a stored crc32c (gcs): no crc32c.json is read */
 	_Atomic int *abort;		/* set by the pipeline when the load fails: transfers stop */
 	double deadline;		/* now_sec() limit, 0: none */
+	_Atomic int first_byte_armed;	/* set by the pipeline when the transfer starts */
+	double t_first_byte;		/* now_sec() of the first data byte after that (LD_FIRST_BYTE), or 0 */
 };
+
+/*
+ * A source calls this as tensor data bytes land (curl's body callback, a
+ * pread piece): the first call after the pipeline armed s stamps the time.
+ * One atomic load when unarmed. Needs <stdatomic.h> and common/util.h.
+ */
+#define LD_FIRST_BYTE(s)                                                                  \
+	do {                                                                              \
+		int armed_ = 1;                                                           \
+		if (atomic_load(&(s)->first_byte_armed) &&                                \
+		    atomic_compare_exchange_strong(&(s)->first_byte_armed, &armed_, 0))   \
+			(s)->t_first_byte = now_sec();                                    \
+	} while (0)
 
 #endif

@@ -28,7 +28,7 @@ void ld_opts_default(struct ld_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->workers = 16;
-	o->chunk_bytes = 32u << 20;
+	o->chunk_bytes = 0;	/* by source: LD_CHUNK_NET or LD_CHUNK_LOCAL (pipeline.c) */
 	o->pinned_bytes = 512u << 20;
 	o->verify = 1;
 	o->max_retries = 1000;
@@ -48,8 +48,6 @@ void ld_opts_resolve(const struct ld_opts *in, struct ld_opts *out)
 	*out = *in;
 	if (out->workers <= 0)
 		out->workers = def.workers;
-	if (out->chunk_bytes == 0)
-		out->chunk_bytes = def.chunk_bytes;
 	if (out->pinned_bytes == 0)
 		out->pinned_bytes = def.pinned_bytes;
 	if (out->max_retries < 0)	/* 0: --loader-retries 0, none */

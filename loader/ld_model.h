@@ -13,9 +13,10 @@ struct ld_model;
 struct ld_opts;
 
 /*
- * *out = *in with every field left at 0 (workers, chunk_bytes,
+ * *out = *in with every field left at 0 (workers,
  * pinned_bytes, retry_deadline_s, stall_s, connect_s; max_retries below 0) set to its
- * ld_opts_default value; in NULL: all defaults.
+ * ld_opts_default value; in NULL: all defaults. chunk_bytes stays 0 when
+ * left so (the pipeline picks it by source).
  */
 void ld_opts_resolve(const struct ld_opts *in, struct ld_opts *out);
 

@@ -31,7 +31,7 @@
 
 struct ld_opts {
 	int workers;			/* --loader-workers (0: default) */
-	size_t chunk_bytes;		/* --loader-chunk-mb (0: default) */
+	size_t chunk_bytes;		/* --loader-chunk-mb (0: by source, 32 MiB network, 4 MiB local files) */
 	size_t pinned_bytes;		/* --loader-pinned-mb (0: default) */
 	const char *ca_bundle;		/* --ca-bundle for https:// and gs:// (NULL: system) */
 	int gcs_anonymous;		/* --gcs-anonymous */
@@ -83,7 +83,8 @@ struct ld_model {
 #define LD_VERIFIED_SIZES "sizes-only"		/* no checksum: not verified end to end */
 
 /*
- * The defaults (16 workers, 32 MiB chunks, 512 MiB pinned, verify, retries for
+ * The defaults (16 workers, chunks by source (32 MiB for gs:// and http(s)://,
+ * 4 MiB for local files), at most 512 MiB pinned, verify, retries for
  * 300 s (at most 1000), 20 s stall, 10 s connect).
  */
 void ld_opts_default(struct ld_opts *o);

@@ -1,46 +1,40 @@
 /*
  * pipeline.c - the parallel loader, ld_load: any source (file, http(s),
- * gcs; source.c picks it) into one backend arena. The tensor table and
- * the arena's layout are ld_model.c's; the sequential reference loader
- * is load_simple.c.
+ * gcs; source.c picks it) into one backend arena, as a list of steps. The
+ * transfer stage and the reads with retries are pl_worker.c's, the AIMD
+ * concurrency pl_throttle.c's, the shared state pl_internal.h's; the
+ * tensor table and the arena's layout ld_model.c's; the sequential
+ * reference loader is load_simple.c.
  *
  * Stages (timed into struct ld_progress), in the order ld_load (at the
  * end of this file) calls them:
- *   metadata   small files whole (config.json, index, tokenizer.json,
- *              crc32c.json), each shard opened with one ranged read of its
- *              head (size, generation, crc32c come with it), headers parsed
- *              and validated (safetensors.c, model_format.c), tensors placed
+ *   metadata   small files whole (config.json, index, crc32c.json), each
+ *              shard opened with one ranged read of its head (size,
+ *              generation, crc32c come with it), headers parsed and
+ *              validated (safetensors.c, model_format.c), tensors placed
  *              (ld_model.c), the caller's check (ld_opts.check: flags and
  *              memory plan against the config and sizes), the arena
- *              allocated, chunks planned;
- *   first_byte from the start of the transfer to the first chunk byte;
- *   transfer   W workers take chunks in file order (any completion order);
- *              each reads its chunk straight into its final place
- *              (host-visible backend) or into a slot of the staging ring
- *              (ring.c: host_alloc'd, pinned) that goes back to the ring
- *              when the backend's upload calls done; a chunk CRC-32C is
- *              taken while the bytes are hot when a checksum exists to
- *              compare with;
+ *              allocated, chunks planned; meanwhile the staging ring is
+ *              allocated on a helper thread (ring.c);
+ *   first_byte from the start of the transfer to the first tensor data
+ *              byte received (stamped by the source as it lands: a curl
+ *              body callback or a pread piece, not a completed chunk);
+ *   transfer   pl_worker.c: W workers take chunks in file order, into the
+ *              arena or a ring slot and on to the backend's upload, CRC-32C
+ *              while hot; tokenizer.json is fetched beside them; retries
+ *              resume from the last byte; AIMD concurrency;
  *   sync       the backend's sync (all uploads landed);
  *   verify     per shard: header CRC combined with the chunk CRCs in
  *              offset order, compared with the GCS object crc32c and the
  *              crc32c.json entry (read from every source that has one);
  *              the weakest check passed goes in ld_model.verified and is
  *              logged once.
- * Retries: a retryable read resumes from the last byte received (same
- * generation), full-jitter exponential backoff (100 ms doubling, 8 s cap);
- * the budget is a time, retry_deadline_s from the read's first failure
- * (and at most max_retries), never past the load's deadline. Concurrency
- * is AIMD (throttle, aimd_success): a 429/503 halves the workers allowed,
- * a run of completed chunk reads adds one back (each read below half), up to --loader-workers;
- * every change is recorded in struct ld_progress (conc[]). The first
- * fatal error stops every transfer and is reported once, naming the
- * object, the offset and the reason. The ring is allocated once, on a
- * helper thread, while the metadata stage runs.
+ * The first fatal error stops every transfer and is reported once (by
+ * finish), naming the object, the offset and the reason.
  *
- * Function map: pipe_init, ring_start, open_source, read_meta, make_model,
- * plan, (ld_ring_wait), run_workers -> worker_main -> read_range ->
- * retry_or_fail / throttle, sync_uploads, verify, finish.
+ * Function map: pipe_init, open_source, ring_start, read_meta, make_model,
+ * plan, (ld_ring_wait), pl_worker.c:ld_run_workers, sync_uploads, verify,
+ * finish.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -60,282 +54,15 @@
 #include "loader/manifest.h"
 #include "loader/model_desc.h"
 #include "loader/pipeline.h"
+#include "loader/pl_internal.h"
+#include "loader/pl_worker.h"
 #include "loader/ring.h"
 #include "loader/source.h"
 
 #define HEAD_WANT (256u << 10)
 #define SMALL_MAX (64u << 20)
-#define TOKENIZER_MAX (256u << 20)
-#define LD_BACKOFF_CAP_S 8.0	/* full-jitter exponential backoff: 100 ms doubling, capped */
-
-/* metadata stage results */
-struct meta {
-	char *cfg, *index, *tok, *man_json;
-	size_t cfg_len, index_len, tok_len, man_len;
-	struct ld_manifest man;
-	int have_man;
-	uint32_t *head_crc;		/* per shard: CRC-32C of its 8 + N header bytes */
-};
-
-struct pipe {
-	struct ld_opts o;		/* resolved (ld_opts_resolve), chunk size fitted to the ring */
-	struct ld_src *src;
-	void *conn;			/* the main thread's connection (metadata stage) */
-	struct rng rg;			/* the main thread's backoff jitter */
-	struct ld_desc d;
-	struct meta mt;
-	size_t *base;			/* per shard: arena offset (ld_place_tensors) */
-	struct be *be;
-	struct ld_progress *pr;
-	struct ld_obj *objs;
-	struct ld_chunk *chunks;
-	int n_chunks;
-	uint32_t *chunk_crc;
-	int *need_crc;			/* per shard */
-	char *arena;
-	int max_retries;
-	double deadline;
-	_Atomic int next, abort, allowed, throttles, first_byte_set;
-	pthread_mutex_t aimd_mu;		/* the concurrency changes below */
-	int succ_run;				/* chunk reads since the last change */
-	int n_workers;				/* started (the ceiling of allowed) */
-	double t_last_decrease;
-	double t_first_byte;
-	pthread_mutex_t err_mu;
-	int err_rc;
-	char err[LD_ERR_MAX * 2];
-	struct ld_ring ring;		/* staging buffers (not host-visible backends) */
-	double t0, t1;			/* start; end of the metadata stage */
-};
-
-struct worker {
-	struct pipe *p;
-	int id;
-	pthread_t th;
-};
-
-/* ---- errors ---- */
-
-static int fail(struct pipe *p, int rc, const char *where, uint64_t off, const char *why)
-{
-	pthread_mutex_lock(&p->err_mu);
-	if (!p->err_rc && rc != ST_ECANCEL) {
-		p->err_rc = rc;
-		snprintf(p->err, sizeof(p->err), "%.1000s at offset %" PRIu64 ": %.900s", where, off, why);
-	}
-	pthread_mutex_unlock(&p->err_mu);
-	atomic_store(&p->abort, 1);
-	ld_ring_wake_all(&p->ring);
-	return rc;
-}
-
-/*
- * AIMD concurrency (as TCP, and GCS's request-rate guidance): a 429/503
- * halves the number of workers allowed to take chunks, at most once per
- * AIMD_DECREASE_GAP_S (the answers of one burst arrive together); every
- * AIMD_RUN chunk reads completed since the last change add one worker
- * again, up to --loader-workers (below half of it, every read adds one). Workers above the limit wait, they do not
- * exit, so a short storm costs its own length and a ramp, not the load.
- */
-#define AIMD_DECREASE_GAP_S 0.25
-#define AIMD_RUN 2
-
-static void aimd_record(struct pipe *p, int workers)	/* under aimd_mu */
-{
-	struct ld_progress *pr = p->pr;
-	if (!pr)
-		return;
-	atomic_store(&pr->workers, workers);
-	if (workers < pr->workers_min)
-		pr->workers_min = workers;
-	int n = atomic_load(&pr->n_conc);
-	if (n < LD_CONC_MAX) {
-		pr->conc[n].t = now_sec() - p->t0;
-		pr->conc[n].workers = workers;
-		atomic_store(&pr->n_conc, n + 1);
-	}
-}
-
-static void throttle(struct pipe *p)
-{
-	int t = atomic_fetch_add(&p->throttles, 1) + 1;
-	if (p->pr)
-		atomic_fetch_add(&p->pr->throttles, 1);
-	pthread_mutex_lock(&p->aimd_mu);
-	double now = now_sec();
-	int a = atomic_load(&p->allowed), na = MAX(1, a / 2);
-	p->succ_run = 0;
-	if (na < a && now - p->t_last_decrease >= AIMD_DECREASE_GAP_S) {
-		p->t_last_decrease = now;
-		atomic_store(&p->allowed, na);
-		if (p->pr)
-			atomic_fetch_add(&p->pr->decreases, 1);
-		aimd_record(p, na);
-		log_warn("loader: %d answers 429/503 so far; lowering concurrency to %d", t, na);
-	}
-	pthread_mutex_unlock(&p->aimd_mu);
-}
-
-/* A chunk read completed: after AIMD_RUN of them, one more worker (up to the maximum). */
-static void aimd_success(struct pipe *p)
-{
-	int max_workers = p->n_workers;
-	pthread_mutex_lock(&p->aimd_mu);
-	int a = atomic_load(&p->allowed);
-	/* below half the ceiling every completed read adds one (a slow start, as TCP after a loss) */
-	if (a < max_workers && (++p->succ_run >= AIMD_RUN || 2 * a < max_workers)) {
-		p->succ_run = 0;
-		atomic_store(&p->allowed, a + 1);
-		if (p->pr)
-			atomic_fetch_add(&p->pr->increases, 1);
-		aimd_record(p, a + 1);
-		if (a + 1 == max_workers)
-			log_info("loader: concurrency back to %d", a + 1);
-	}
-	pthread_mutex_unlock(&p->aimd_mu);
-}
-
-static void sleep_s(struct pipe *p, double s)
-{
-	double end = now_sec() + s;
-	while (!atomic_load(&p->abort)) {
-		double left = end - now_sec();
-		if (left <= 0)
-			break;
-		struct timespec ts = { 0, (long)(MIN(left, 0.05) * 1e9) };
-		nanosleep(&ts, NULL);
-	}
-}
-
-/*
- * After a failed attempt: 0 once the backoff has been slept and the caller
- * should try again, or the (recorded) fatal status. The budget is a time:
- * t_first is when this read first failed; no retry starts after t_first +
- * retry_deadline_s (the last backoff is cut to end there), none after
- * max_retries, none past the load's deadline.
- */
-static int retry_or_fail(struct pipe *p, struct rng *rg, int rc, int attempt, double t_first, int throttled,
-			 const char *where, uint64_t off, const char *why)
-{
-	char msg[LD_ERR_MAX + 128];
-	if (throttled)
-		throttle(p);
-	if (atomic_load(&p->abort))
-		return ST_ECANCEL;
-	if (rc != ST_ENET && rc != ST_ETIMEOUT)
-		return fail(p, rc, where, off, why);
-	if (attempt >= p->max_retries) {
-		snprintf(msg, sizeof(msg), "gave up after %d retries: %.900s", attempt, why);
-		return fail(p, rc, where, off, msg);
-	}
-	double cap = MIN(LD_BACKOFF_CAP_S, 0.1 * (double)(1u << MIN(attempt, 10)));
-	double wait = rng_uniform(rg) * cap, now = now_sec(), left = t_first + p->o.retry_deadline_s - now;
-	if (left <= 0) {
-		snprintf(msg, sizeof(msg), "gave up after %d retries in %.1f s (retry deadline %g s): %.900s", attempt,
-			 now - t_first, p->o.retry_deadline_s, why);
-		return fail(p, rc, where, off, msg);
-	}
-	wait = MIN(wait, left);		/* the last retry lands on the deadline, not past it */
-	if (p->deadline > 0 && now + wait > p->deadline) {
-		snprintf(msg, sizeof(msg), "the load's deadline passed while retrying: %.900s", why);
-		return fail(p, ST_ETIMEOUT, where, off, msg);
-	}
-	if (p->pr)
-		atomic_fetch_add(&p->pr->retries, 1);
-	log_warn("loader: %s at offset %" PRIu64 ": %s; retry %d in %.2f s (%.0f s of %g s retry budget left)", where,
-		 off, why, attempt + 1, wait, left, p->o.retry_deadline_s);
-	sleep_s(p, wait);
-	return atomic_load(&p->abort) ? ST_ECANCEL : 0;
-}
-
-/*
- * Reads [off, off+n) of object o into dst, retrying retryable failures from
- * the last byte received. Fatal errors are recorded with fail().
- */
-static int read_range(struct pipe *p, void *conn, struct rng *rg, const struct ld_obj *o, uint64_t off,
-		      size_t n, char *dst, uint32_t *crc)
-{
-	size_t done = 0;
-	double t_first = 0;
-	for (int attempt = 0;; attempt++) {
-		struct ld_rd_info info = { 0 };
-		char why[LD_ERR_MAX] = "";
-		size_t got = 0;
-		int rc = p->src->vt->read(p->src, conn, o, off + done, n - done, dst + done, &got, crc, &info,
-					  why, sizeof(why));
-		done += got;
-		if (got && !atomic_load(&p->first_byte_set)) {
-			int z = 0;
-			if (atomic_compare_exchange_strong(&p->first_byte_set, &z, 1))
-				p->t_first_byte = now_sec();
-		}
-		if ((rc == 0 || rc == ST_ENET || rc == ST_ETIMEOUT) && done == n)
-			return 0;	/* (a transfer may fail after its last byte: nothing is left to read) */
-		if (rc == 0) {	/* a source that stopped early without an error */
-			snprintf(why, sizeof(why), "short read: %zu of %zu bytes", done, n);
-			rc = ST_ENET;
-		}
-		if (attempt == 0)
-			t_first = now_sec();
-		if ((rc = retry_or_fail(p, rg, rc, attempt, t_first, info.throttled, o->where, off + done, why)) < 0)
-			return rc;
-	}
-}
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct pipe *p = w->p;
-	const struct be_ops *ops = p->be->ops;
-	struct rng rg;
-	void *conn = NULL;
-	int rc;
-
-	rng_seed(&rg, (uint64_t)w->id * 7919 + (uint64_t)(now_sec() * 1e6));
-	if ((rc = p->src->vt->conn_create(p->src, &conn)) < 0) {
-		fail(p, rc, p->src->display, 0, "cannot create a connection");
-		return NULL;
-	}
-	while (!atomic_load(&p->abort)) {
-		if (w->id >= atomic_load(&p->allowed)) {	/* throttled: wait for the limit to grow back */
-			if (atomic_load(&p->next) >= p->n_chunks)
-				break;
-			sleep_s(p, 0.01);
-			continue;
-		}
-		int i = atomic_fetch_add(&p->next, 1), slot = -1;
-		if (i >= p->n_chunks)
-			break;
-		const struct ld_chunk *ck = &p->chunks[i];
-		char *dst = p->arena + ck->arena_off;
-		if (!ops->host_visible) {
-			if ((slot = ld_ring_get(&p->ring)) < 0)
-				break;
-			dst = ld_ring_buf(&p->ring, slot);
-		}
-		uint32_t crc = 0;
-		rc = read_range(p, conn, &rg, &p->objs[ck->obj], ck->file_off, ck->len, dst,
-				p->need_crc[ck->obj] ? &crc : NULL);
-		p->chunk_crc[i] = crc;
-		if (rc == 0 && !ops->host_visible) {
-			rc = ops->upload(p->be->ctx, p->arena + ck->arena_off, dst, ck->len,
-					 i % MAX(1, ops->n_upload_lanes), ld_ring_put, &p->ring.slots[slot]);
-			if (rc < 0)
-				fail(p, rc, p->objs[ck->obj].where, ck->file_off, "upload to the device failed");
-			else
-				slot = -1;	/* the backend gives it back */
-		}
-		if (slot >= 0)
-			ld_ring_put(&p->ring.slots[slot]);
-		if (rc < 0)
-			break;
-		aimd_success(p);
-		if (p->pr)
-			atomic_fetch_add(&p->pr->bytes_done, ck->len);
-	}
-	p->src->vt->conn_destroy(conn);
-	return NULL;
-}
+#define LD_CHUNK_NET (32u << 20)	/* the default chunk of gs:// and http(s):// (a request each) */
+#define LD_CHUNK_LOCAL (4u << 20)	/* ... and of local files (bench/bench_loader_null.sh) */
 
 int ld_plan_chunks(int n_obj, const uint64_t *data_start, const uint64_t *data_len, const size_t *arena_base,
 		   size_t chunk, struct ld_chunk **out, int *n_out)
@@ -391,40 +118,6 @@ static void hint_huge_pages(void *p, size_t n)
 
 /* ---- metadata stage ---- */
 
-static int fetch_opt(struct pipe *p, void *conn, struct rng *rg, const char *name, size_t max, char **out,
-		     size_t *len, int required)
-{
-	char where[LD_NAME_MAX * 2];
-	size_t dl = strlen(p->src->display);
-	snprintf(where, sizeof(where), "%.*s/%s", (int)(dl && p->src->display[dl - 1] == '/' ? dl - 1 : dl),
-		 p->src->display, name);
-	double t_first = now_sec();
-	for (int attempt = 0;; attempt++) {
-		char why[LD_ERR_MAX] = "";
-		int rc = p->src->vt->fetch_whole(p->src, conn, name, max, out, len, why, sizeof(why));
-		if (rc == 0 || (rc == ST_ENOENT && !required))
-			return 0;
-		if (rc == ST_ENOENT)
-			snprintf(why, sizeof(why), "not found");
-		if (attempt == 0)
-			t_first = now_sec();
-		if ((rc = retry_or_fail(p, rg, rc, attempt, t_first, 0, where, 0, why)) < 0)
-			return rc;
-	}
-}
-
-static int check_small(struct pipe *p, const struct meta *mt, const char *name, const char *buf, size_t len)
-{
-	const struct ld_manifest_entry *e;
-	char where[LD_NAME_MAX * 2];
-	if (!buf || !mt->have_man || !(e = ld_manifest_find(&mt->man, name)))
-		return 0;
-	snprintf(where, sizeof(where), "%.1000s/%s", p->src->base, name);
-	if (e->size != len || e->crc32c != crc32c(0, buf, len))
-		return fail(p, ST_ECRC, where, 0, "does not match its crc32c.json entry");
-	return 0;
-}
-
 static int read_meta(struct pipe *p)
 {
 	void *conn = p->conn;
@@ -436,28 +129,26 @@ static int read_meta(struct pipe *p)
 	char *head = NULL;
 	int rc;
 
-	if ((rc = fetch_opt(p, conn, rg, "config.json", SMALL_MAX, &mt->cfg, &mt->cfg_len, 1)) < 0 ||
-	    (rc = fetch_opt(p, conn, rg, "model.safetensors.index.json", SMALL_MAX, &mt->index, &mt->index_len, 0)) < 0 ||
-	    (rc = fetch_opt(p, conn, rg, "tokenizer.json", TOKENIZER_MAX, &mt->tok, &mt->tok_len, 0)) < 0)
+	if ((rc = ld_fetch_opt(p, conn, rg, "config.json", SMALL_MAX, &mt->cfg, &mt->cfg_len, 1)) < 0 ||
+	    (rc = ld_fetch_opt(p, conn, rg, "model.safetensors.index.json", SMALL_MAX, &mt->index, &mt->index_len, 0)) < 0)
 		return rc;
 	/* every source, gs:// too: the object CRC only says the bytes arrived as stored */
 	if (p->o.verify &&
-	    (rc = fetch_opt(p, conn, rg, "crc32c.json", SMALL_MAX, &mt->man_json, &mt->man_len, 0)) < 0)
+	    (rc = ld_fetch_opt(p, conn, rg, "crc32c.json", SMALL_MAX, &mt->man_json, &mt->man_len, 0)) < 0)
 		return rc;
 	if (mt->man_json) {
 		if ((rc = ld_manifest_parse(mt->man_json, mt->man_len, &mt->man, why, sizeof(why))) < 0)
-			return fail(p, rc, "crc32c.json", 0, why);
+			return ld_fail(p, rc, "crc32c.json", 0, why);
 		mt->have_man = 1;
 	}
-	if ((rc = check_small(p, mt, "config.json", mt->cfg, mt->cfg_len)) < 0 ||
-	    (rc = check_small(p, mt, "model.safetensors.index.json", mt->index, mt->index_len)) < 0 ||
-	    (rc = check_small(p, mt, "tokenizer.json", mt->tok, mt->tok_len)) < 0)
+	if ((rc = ld_check_small(p, mt, "config.json", mt->cfg, mt->cfg_len)) < 0 ||
+	    (rc = ld_check_small(p, mt, "model.safetensors.index.json", mt->index, mt->index_len)) < 0)
 		return rc;
 	/* the index first, so that a failure of ld_desc_from_parts is config.json's */
 	if (mt->index && (rc = ld_index_parse(mt->index, mt->index_len, &ix, why, sizeof(why))) < 0)
-		return fail(p, rc, "model.safetensors.index.json", 0, why);
+		return ld_fail(p, rc, "model.safetensors.index.json", 0, why);
 	if ((rc = ld_desc_from_parts(mt->cfg, mt->cfg_len, mt->index, mt->index_len, d, why, sizeof(why))) < 0) {
-		fail(p, rc, "config.json", 0, why);
+		ld_fail(p, rc, "config.json", 0, why);
 		goto out;
 	}
 	d->shards = calloc((size_t)d->n_shards, sizeof(*d->shards));
@@ -484,17 +175,17 @@ static int read_meta(struct pipe *p)
 			ld_obj_release(ob);
 			if (attempt == 0)
 				t_first = now_sec();
-			if ((rc = retry_or_fail(p, rg, rc, attempt, t_first, 0, ob->where[0] ? ob->where : d->shard_names[s],
+			if ((rc = ld_retry_or_fail(p, rg, rc, attempt, t_first, 0, ob->where[0] ? ob->where : d->shard_names[s],
 						0, why)) < 0)
 				goto out;
 		}
 		if (got < 8 && ob->size >= 8) {	/* a short answer to the head read: the length prefix first */
-			if ((rc = read_range(p, conn, rg, ob, got, 8 - got, head + got, NULL)) < 0)
+			if ((rc = ld_read_range(p, conn, rg, ob, got, 8 - got, head + got, NULL)) < 0)
 				goto out;
 			got = 8;
 		}
 		if (got < 8 || (rc = st_header_len((uint8_t *)head, ob->size, &hlen, why, sizeof(why))) < 0) {
-			fail(p, ST_EFORMAT, ob->where, 0, got < 8 ? "shorter than a safetensors header" : why);
+			ld_fail(p, ST_EFORMAT, ob->where, 0, got < 8 ? "shorter than a safetensors header" : why);
 			rc = ST_EFORMAT;
 			goto out;
 		}
@@ -505,11 +196,11 @@ static int read_meta(struct pipe *p)
 				goto out;
 			}
 			head = h2;
-			if ((rc = read_range(p, conn, rg, ob, got, (size_t)(8 + hlen - got), head + got, NULL)) < 0)
+			if ((rc = ld_read_range(p, conn, rg, ob, got, (size_t)(8 + hlen - got), head + got, NULL)) < 0)
 				goto out;
 		}
 		if ((rc = st_parse_header(head + 8, (size_t)hlen, ob->size, &d->shards[s], why, sizeof(why))) < 0) {
-			fail(p, rc, ob->where, 8, why);
+			ld_fail(p, rc, ob->where, 8, why);
 			goto out;
 		}
 		d->shard_sizes[s] = ob->size;
@@ -523,7 +214,7 @@ static int read_meta(struct pipe *p)
 	}
 	if ((rc = g2_validate(&d->cfg, d->shards, d->n_shards, mt->index ? &ix : NULL, p->o.allow_unused_tensors, why,
 			       sizeof(why))) < 0)
-		fail(p, rc, p->src->display, 0, why);
+		ld_fail(p, rc, p->src->display, 0, why);
 out:
 	free(head);
 	ld_index_release(&ix);
@@ -557,7 +248,7 @@ static int verify(struct pipe *p, struct ld_model *m)
 			continue;
 		}
 		if (mt->have_man && !e)
-			return fail(p, ST_ECRC, ob->where, 0, "crc32c.json has no entry for this shard");
+			return ld_fail(p, ST_ECRC, ob->where, 0, "crc32c.json has no entry for this shard");
 		if (!ob->has_crc && !e) {
 			level = 0;
 			continue;
@@ -568,7 +259,7 @@ static int verify(struct pipe *p, struct ld_model *m)
 				crc = crc32c_combine(crc, p->chunk_crc[i], p->chunks[i].len);
 		if (e && e->size != ob->size) {
 			snprintf(why, sizeof(why), "size %" PRIu64 " but crc32c.json says %" PRIu64, ob->size, e->size);
-			return fail(p, ST_EIO, ob->where, 0, why);
+			return ld_fail(p, ST_EIO, ob->where, 0, why);
 		}
 		/* the object CRC first (a transfer fault), then the manifest (changed before or after upload) */
 		for (int k = 0; k < 2; k++) {
@@ -584,7 +275,7 @@ static int verify(struct pipe *p, struct ld_model *m)
 				snprintf(why, sizeof(why), "crc32c mismatch: read %s, crc32c.json says %s%s", a, b,
 					 ob->has_crc ? " (the stored object matches what was read: it was changed or "
 						       "corrupted after crc32c.json was written)" : "");
-			return fail(p, ST_ECRC, ob->where, 0, why);
+			return ld_fail(p, ST_ECRC, ob->where, 0, why);
 		}
 	}
 	m->verified = level == 2 ? LD_VERIFIED_MANIFEST : level == 1 ? LD_VERIFIED_OBJECT : LD_VERIFIED_SIZES;
@@ -607,13 +298,6 @@ static void pipe_init(struct pipe *p, const struct ld_opts *opts, struct be *be,
 	memset(p, 0, sizeof(*p));
 	p->t0 = now_sec();
 	ld_opts_resolve(opts, &p->o);
-	if (!be->ops->host_visible && p->o.chunk_bytes > p->o.pinned_bytes / 2) {
-		/* the ring holds at least two chunks and never more than pinned_bytes */
-		size_t c = MAX(p->o.pinned_bytes / 2, (size_t)1);
-		log_warn("loader: %zu-byte chunks do not fit twice in the %zu-byte staging ring; using %zu-byte chunks",
-			 p->o.chunk_bytes, p->o.pinned_bytes, c);
-		p->o.chunk_bytes = c;
-	}
 	pthread_mutex_init(&p->err_mu, NULL);
 	pthread_mutex_init(&p->aimd_mu, NULL);
 	p->be = be;
@@ -628,13 +312,30 @@ static void pipe_init(struct pipe *p, const struct ld_opts *opts, struct be *be,
 	}
 }
 
-/* Non-host-visible backend: the staging ring (ring.c), allocated on a helper thread while metadata is read. */
+/*
+ * The chunk size (the caller's, else by source: a network read pays a
+ * request per chunk, a local one only a copy, and small chunks keep the
+ * staging ring's working set in the CPU's caches), fitted to the ring; then
+ * for a non-host-visible backend the staging ring (ring.c), allocated on a
+ * helper thread while metadata is read. The ring holds what the transfer
+ * can use at once: one slot per worker plus two uploads in flight, within
+ * --loader-pinned-mb (at least two slots).
+ */
 static int ring_start(struct pipe *p)
 {
+	if (p->o.chunk_bytes == 0)
+		p->o.chunk_bytes = p->src->local ? LD_CHUNK_LOCAL : LD_CHUNK_NET;
 	if (p->be->ops->host_visible)
 		return 0;
-	return ld_ring_start(&p->ring, p->be, p->o.chunk_bytes,
-			     (int)MAX((size_t)2, MIN(p->o.pinned_bytes / p->o.chunk_bytes, (size_t)4096)), &p->abort);
+	if (p->o.chunk_bytes > p->o.pinned_bytes / 2) {
+		size_t c = MAX(p->o.pinned_bytes / 2, (size_t)1);
+		log_warn("loader: %zu-byte chunks do not fit twice in the %zu-byte staging ring; using %zu-byte chunks",
+			 p->o.chunk_bytes, p->o.pinned_bytes, c);
+		p->o.chunk_bytes = c;
+	}
+	size_t slots = MIN(p->o.pinned_bytes / p->o.chunk_bytes, (size_t)p->o.workers + 2);
+	return ld_ring_start(&p->ring, p->be, p->o.chunk_bytes, (int)MAX((size_t)2, MIN(slots, (size_t)4096)),
+			     &p->abort);
 }
 
 /* The byte source for uri (source.c) and the main thread's connection. */
@@ -648,7 +349,7 @@ static int open_source(struct pipe *p, const char *uri)
 	return p->src->vt->conn_create(p->src, &p->conn);
 }
 
-/* The model: tokenizer, tensor table (ld_place_tensors) and its arena. */
+/* The model: tensor table (ld_place_tensors) and its arena. */
 static int make_model(struct pipe *p, struct ld_model **out)
 {
 	struct be *be = p->be;
@@ -659,15 +360,12 @@ static int make_model(struct pipe *p, struct ld_model **out)
 		return ST_ENOMEM;
 	m->cfg = p->d.cfg;
 	m->be = be;
-	m->tokenizer_json = p->mt.tok;
-	m->tokenizer_len = p->mt.tok_len;
-	p->mt.tok = NULL;
 	if ((rc = ld_place_tensors(m, &p->d, p->base)) < 0)
 		return rc;
 	if (p->o.check) {	/* the caller's checks, before the arena and the first data byte */
 		char why[LD_ERR_MAX] = "";
 		if ((rc = p->o.check(p->o.check_user, &m->cfg, m->arena_bytes, why, sizeof(why))) < 0)
-			return fail(p, rc, p->src->display, 0, why[0] ? why : "refused by the caller's check");
+			return ld_fail(p, rc, p->src->display, 0, why[0] ? why : "refused by the caller's check");
 	}
 	if (!(m->arena = be->ops->alloc(be->ctx, m->arena_bytes)))
 		return log_err(ST_ENOMEM, "cannot allocate the %zu-byte weight arena", m->arena_bytes);
@@ -695,7 +393,7 @@ static int plan(struct pipe *p)
 	if ((rc = ld_plan_chunks(d->n_shards, dstart, dlen, p->base, p->o.chunk_bytes, &p->chunks,
 				 &p->n_chunks)) < 0) {
 		if (rc == ST_ERANGE)
-			fail(p, rc, p->src->display, 0, "too many chunks for this chunk size (raise --loader-chunk-mb)");
+			ld_fail(p, rc, p->src->display, 0, "too many chunks for this chunk size (raise --loader-chunk-mb)");
 		goto out;
 	}
 	if (!(p->chunk_crc = calloc((size_t)p->n_chunks + 1, sizeof(*p->chunk_crc)))) {
@@ -711,49 +409,6 @@ out:
 	return rc;
 }
 
-/*
- * The transfer stage: starts the workers (worker_main: chunks, retries,
- * throttling, uploads) and waits for them. Their errors are recorded in
- * p->err_rc (returned by sync_uploads); ST_ENOMEM when none could start.
- */
-static int run_workers(struct pipe *p)
-{
-	int nw = (int)MIN((size_t)p->o.workers, (size_t)MAX(p->n_chunks, 1)), n_started = 0;
-	struct worker *ws = calloc((size_t)nw, sizeof(*ws));
-	double t2;
-
-	atomic_store(&p->first_byte_set, 0);	/* a long header read in the metadata stage does not count */
-	p->n_workers = nw;
-	atomic_store(&p->allowed, nw);
-	pthread_mutex_lock(&p->aimd_mu);
-	if (p->pr)
-		p->pr->workers_max = p->pr->workers_min = nw;
-	aimd_record(p, nw);
-	pthread_mutex_unlock(&p->aimd_mu);
-	if (!ws)
-		return ST_ENOMEM;
-	for (int i = 0; i < nw; i++) {
-		ws[i].p = p;
-		ws[i].id = i;
-		if (pthread_create(&ws[i].th, NULL, worker_main, &ws[i]) != 0) {
-			fail(p, ST_ENOMEM, p->src->display, 0, "cannot start a worker thread");
-			break;
-		}
-		n_started++;
-	}
-	for (int i = 0; i < n_started; i++)
-		pthread_join(ws[i].th, NULL);
-	free(ws);
-	if (!p->err_rc && atomic_load(&p->next) < p->n_chunks && !atomic_load(&p->abort))
-		fail(p, ST_EIO, p->src->display, 0, "workers stopped before every chunk was read");
-	t2 = now_sec();
-	if (p->pr) {
-		p->pr->stage_s[LD_STAGE_FIRST_BYTE] = p->first_byte_set ? p->t_first_byte - p->t1 : 0;
-		p->pr->stage_s[LD_STAGE_TRANSFER] = t2 - p->t1;
-	}
-	return 0;
-}
-
 /* The sync stage, also after a failed transfer: in-flight uploads land before buffers go. */
 static int sync_uploads(struct pipe *p)
 {
@@ -764,7 +419,7 @@ static int sync_uploads(struct pipe *p)
 	if (p->err_rc)
 		return p->err_rc;
 	if (rc < 0)
-		return fail(p, rc, p->src->display, 0, "device sync after the uploads failed");
+		return ld_fail(p, rc, p->src->display, 0, "device sync after the uploads failed");
 	return 0;
 }
 
@@ -809,15 +464,18 @@ int ld_load(const char *uri, const struct ld_opts *opts, struct be *be, struct l
 	*out = NULL;
 	pipe_init(&p, opts, be, pr);
 	/* metadata stage */
-	if ((rc = ring_start(&p)) < 0 || (rc = open_source(&p, uri)) < 0 || (rc = read_meta(&p)) < 0 ||
+	if ((rc = open_source(&p, uri)) < 0 || (rc = ring_start(&p)) < 0 || (rc = read_meta(&p)) < 0 ||
 	    (rc = make_model(&p, &m)) < 0 || (rc = plan(&p)) < 0 || (rc = ld_ring_wait(&p.ring)) < 0)
 		goto out;
 	p.t1 = now_sec();
 	if (pr)
 		pr->stage_s[LD_STAGE_META] = p.t1 - p.t0;
 	/* transfer, sync, verify */
-	if ((rc = run_workers(&p)) < 0 || (rc = sync_uploads(&p)) < 0)
+	if ((rc = ld_run_workers(&p)) < 0 || (rc = sync_uploads(&p)) < 0)
 		goto out;
+	m->tokenizer_json = p.mt.tok;	/* fetched by the pool, beside the shards */
+	m->tokenizer_len = p.mt.tok_len;
+	p.mt.tok = NULL;
 	double t3 = now_sec();
 	if ((rc = verify(&p, m)) < 0)
 		goto out;

@@ -8,13 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ld_chunk {
-	int obj;			/* shard index */
-	int index_in_obj;		/* order within its shard */
-	uint64_t file_off;		/* byte offset in the shard file */
-	size_t arena_off;		/* byte offset in the arena */
-	size_t len;
-};
+#include "loader/pl_internal.h"	/* struct ld_chunk */
 
 /*
  * Cuts each shard's data region [data_start[s], +data_len[s]) into chunks of

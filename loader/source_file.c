@@ -90,10 +90,12 @@ static int file_read(struct ld_src *s, void *conn, const struct ld_obj *o, uint6
 {
 	const size_t piece = 2u << 20;	/* read and checksum in cache-sized pieces */
 	char *p = dst;
-	(void)s;
 	(void)conn;
 	(void)info;
 	*got = 0;
+	/* cold pages: the whole chunk's I/O starts now, not piece by piece (workers share one fd's readahead) */
+	if (n > piece)
+		(void)posix_fadvise(o->fd, (off_t)off, (off_t)n, POSIX_FADV_WILLNEED);
 	while (*got < n) {
 		ssize_t r = pread(o->fd, p + *got, MIN(piece, n - *got), (off_t)(off + *got));
 		if (r < 0 && errno == EINTR)
@@ -106,6 +108,7 @@ static int file_read(struct ld_src *s, void *conn, const struct ld_obj *o, uint6
 			snprintf(err, errlen, "file ends early (truncated while loading?)");
 			return ST_EIO;
 		}
+		LD_FIRST_BYTE(s);
 		if (crc)
 			*crc = crc32c(*crc, p + *got, (size_t)r);
 		*got += (size_t)r;
@@ -133,5 +136,6 @@ int ld_src_file_init(struct ld_src *s, const char *dir)
 	while (n > 1 && dir[n - 1] == '/')
 		n--;
 	s->vt = &file_vt;
+	s->local = 1;
 	return (s->base = strndup(dir, n)) ? 0 : ST_ENOMEM;
 }

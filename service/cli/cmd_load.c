@@ -52,7 +52,7 @@ int cmd_load(int argc, char **argv)
 		LOAD_NUM("loader-workers", &nv.workers, "N", "parallel readers (default 16)", 1, 1024,
 			 "LOADER_WORKERS"),
 		LOAD_NUM("loader-chunk-mb", &nv.chunk_mb, "X",
-			 "chunk size in MiB, fractions allowed (default 32)", 1.0 / 1024, 4096,
+			 "chunk size in MiB, fractions allowed (default 32; local files 4)", 1.0 / 1024, 4096,
 			 "LOADER_CHUNK_MB"),
 		LOAD_NUM("loader-pinned-mb", &nv.pinned_mb, "N",
 			 "staging ring for non-host-visible backends (default 512)", 1, 65536,

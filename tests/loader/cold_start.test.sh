@@ -15,7 +15,11 @@
 #   cold_403_fails_at_once     a 403 is not retried, whatever the budget
 #   cold_emulator_anonymous    STORAGE_EMULATOR_HOST, no key, no metadata host: anonymous
 #   cold_fixture_gcs_shape     the fixture: md5Hash/etag/timeCreated, x-goog-hash, bytes=-N 206,
-#                              a wrong generation 404
+#                              a wrong generation 404; mediaLink on /download/storage/v1 (as
+#                              GCS and the testbench: media with alt=media, metadata without)
+#   cold_fixture_conn_bw       conn_bw caps each connection, not the server: two 16 KiB ranges
+#                              on one keep-alive connection at 16 KiB/s take ~2 s, two
+#                              connections side by side ~1 s
 #   cold_outage_30s_ridden_out (COLD_SLOW=1 only) the 30 s outage, default 300 s budget
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -117,9 +121,15 @@ O="$URL/storage/v1/b/test-bucket/o/$(python3 -c 'import urllib.parse,sys; print(
 curl -s "$O" >"$T/md"
 code=$(curl -s -o "$T/suffix" -w '%{http_code}' -D "$T/hdr" -H 'Range: bytes=-8' "$O?alt=media")
 gen404=$(curl -s -o /dev/null -w '%{http_code}' "$O?alt=media&generation=1")
-if python3 - "$T/md" "$T/suffix" "$T/hdr" tests/golden/gemma2-tiny-b/config.json "$code" "$gen404" <<'PY'
+ML=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mediaLink"])' "$T/md" 2>/dev/null)
+curl -s -o "$T/dl" "$ML"; curl -s -o "$T/dlmd" "${ML%%\?*}"
+if python3 - "$T/md" "$T/suffix" "$T/hdr" tests/golden/gemma2-tiny-b/config.json "$code" "$gen404" "$ML" "$T/dl" \
+	"$T/dlmd" <<'PY'
 import base64, hashlib, json, sys
 md = json.load(open(sys.argv[1])); want = open(sys.argv[4], "rb").read()
+assert "/download/storage/v1/b/test-bucket/o/" in sys.argv[7] and "alt=media" in sys.argv[7], sys.argv[7]
+assert open(sys.argv[8], "rb").read() == want, "mediaLink did not serve the object"
+assert json.load(open(sys.argv[9]))["md5Hash"] == md["md5Hash"], "/download without alt=media: not metadata"
 assert md["md5Hash"] == base64.b64encode(hashlib.md5(want).digest()).decode(), md
 assert md.get("etag") and md.get("timeCreated"), md
 assert sys.argv[5] == "206" and open(sys.argv[2], "rb").read() == want[-8:], sys.argv[5]
@@ -128,6 +138,22 @@ assert "x-goog-hash: crc32c=" in h and ",md5=" in h, h
 assert sys.argv[6] == "404", sys.argv[6]
 PY
 then echo "PASS cold_fixture_gcs_shape"; else echo "FAIL cold_fixture_gcs_shape: see above"; fi
+
+# 6b. per-connection throttling
+control '{"conn_bw":16384}'
+S="$URL/storage/v1/b/test-bucket/o/$(python3 -c 'import urllib.parse,sys; print(urllib.parse.quote(sys.argv[1], safe=""))' "$GCS_PREFIX/model-00001-of-00002.safetensors")?alt=media"
+one=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects} %{time_total}\n' -r 0-16383 "$S" -r 16384-32767 "$S" |
+	awk '{ n += $1; t += $2 } END { printf "%d %.2f", n, t }')
+t0=$(date +%s.%N)
+curl -s -o /dev/null -r 0-16383 "$S" & p1=$!
+curl -s -o /dev/null -r 16384-32767 "$S" & p2=$!
+wait "$p1" "$p2"	# (not a bare wait: the fixture runs in the background too)
+two=$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.2f", $2 - $1}')
+control '{}'
+echo "# cold_fixture_conn_bw: one connection ${one#* } s (${one% *} connect), two connections $two s"
+if [ "${one% *}" != 1 ] || ! awk -v a="${one#* }" -v b="$two" 'BEGIN { exit !(a >= 1.8 && a < 3 && b >= 0.9 && b < 1.6) }'; then
+	echo "FAIL cold_fixture_conn_bw: want ~2 s on one connection, ~1 s on two"
+else echo "PASS cold_fixture_conn_bw"; fi
 
 # 7. (opt-in, ~40 s: COLD_SLOW=1) the issue's 30 s outage, ridden out with the default 300 s budget
 if [ "${COLD_SLOW:-0}" = 1 ]; then
