@@ -125,6 +125,8 @@ static void schedule(struct engine *e)
 			break;
 		eng_list_remove(&e->waiting, q);
 		eng_list_push_back(&e->running, q);
+		if (q->t_sched == 0)
+			q->t_sched = now_sec();
 		if (!q->prompt_counted && !q->internal) {	/* warm-up not counted */
 			q->prompt_counted = 1;
 			e->stats.prompt_tokens += (uint64_t)q->n_prompt;
@@ -312,6 +314,7 @@ int eng_step(struct engine *e)
 	struct g2_batch b;
 	int rc, worked;
 	uint64_t n_sampled = 0;
+	int n_step = 0;		/* tokens of this step (warm-up excluded) */
 
 	pthread_mutex_lock(&e->mu);
 	take_cancelled(e, &done);
@@ -334,6 +337,7 @@ int eng_step(struct engine *e)
 			continue;
 		}
 		q->n_computed += q->take;
+		n_step += q->internal ? 0 : q->take;
 		if (q->n_computed == q->n_tokens)
 			e->rows[e->n_rows++] = q;	/* logits row n_rows-1, as built */
 	}
@@ -355,6 +359,13 @@ int eng_step(struct engine *e)
 	}
 	e->stats.generation_tokens += n_sampled;
 	e->stats.steps++;
+	if (n_step > 0) {
+		int k = 0;
+		while (k < ENG_STEP_BINS - 1 && (1 << k) < n_step)
+			k++;
+		e->stats.step_tokens_bins[k]++;
+		e->stats.step_tokens += (uint64_t)n_step;
+	}
 	eng_stats_refresh(e);
 	pthread_mutex_unlock(&e->mu);
 
