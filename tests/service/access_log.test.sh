@@ -186,7 +186,6 @@ fi
 
 # --- server 3: no metadata server: no trace field, a debug line; 5xx is ERROR ---
 CPORT=$(free_port)
-t0=$(date +%s.%N)
 GCE_METADATA_HOST="127.0.0.1:$CPORT" start_serve "$T/log3" --model "$T/no-such-model" \
 	--log-format json --log-level debug
 st=
