@@ -72,6 +72,29 @@ grep -v "metric names should not contain ':'" "$T/pt" |
 [ -s "$T/m" ] && [ ! -s "$T/pt2" ]
 check dash_promtool $? "$(head -5 "$T/pt2")"
 
+# the new series agree with the old ones: each step's tokens are the prompt
+# tokens plus every generated token but a request's last; the phases add up
+python3 - "$T/m" <<'PY'
+import re, sys
+v = {}
+for l in open(sys.argv[1]):
+    m = re.match(r'^([a-zA-Z0-9_:]+)(\{[^}]*\})? (\S+)$', l.strip())
+    if m:
+        key = m.group(1) + (re.sub(r',?model_name="[^"]*"', "", m.group(2) or "") if m.group(2) else "")
+        v[key.replace("{}", "")] = float(m.group(3))
+fin = sum(v['vllm:request_success_total{finished_reason="%s"}' % r] for r in ("stop", "length"))
+want = v["vllm:prompt_tokens_total"] + v["vllm:generation_tokens_total"] - fin
+it = v["vllm:iteration_tokens_total_sum"]
+ok = fin >= 12 and it == want and v["vllm:iteration_tokens_total_count"] > 0
+pre, dec, inf = (v["vllm:request_%s_time_seconds_sum" % k] for k in ("prefill", "decode", "inference"))
+ok = ok and pre > 0 and dec > 0 and abs(pre + dec - inf) < 1e-3
+ok = ok and v["vllm:request_queue_time_seconds_sum"] + inf <= v["vllm:e2e_request_latency_seconds_sum"] + 1e-6
+ok = ok and v["vllm:request_max_num_generation_tokens_count"] == 12 and v["vllm:request_params_n_sum"] == 15
+print("PASS dash_series_consistent" if ok else "FAIL dash_series_consistent: finished %g, iteration sum %g want %g, "
+      "prefill %g decode %g inference %g, max_gen count %g, n sum %g" % (fin, it, want, pre, dec, inf,
+      v["vllm:request_max_num_generation_tokens_count"], v["vllm:request_params_n_sum"]))
+PY
+
 python3 - "$DASH" "$P" <<'PY'
 import json, math, sys, urllib.parse, urllib.request
 dash, prom = json.load(open(sys.argv[1])), sys.argv[2]
