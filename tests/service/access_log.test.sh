@@ -10,7 +10,8 @@
 # 5xx ERROR; requestUrl with scheme (X-Forwarded-Proto), host, path and
 # redacted query; requestSize/responseSize as int64 strings that match what
 # curl sent and got; a client that leaves mid-stream (499) logs the tokens
-# generated so far.
+# generated so far; a metadata server that never answers delays neither
+# listening (it happens before the lookup gives up) nor exit.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/service/lib.sh
@@ -203,3 +204,32 @@ assert not any(k.startswith('logging.googleapis.com/') for k in l), l
 assert any('no project id' in x['message'] and 'GOOGLE_CLOUD_PROJECT' in x['message'] for x in lines), 'no debug line'
 "
 check alog_no_project_and_5xx_error $? "status $st; see above"
+
+# --- server 4: a metadata server that never answers delays neither start nor exit ---
+BPORT=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); time.sleep(60)' "$BPORT" &
+BHPID=$!
+GCE_METADATA_HOST="127.0.0.1:$BPORT" start_serve "$T/log4" --model "$MODEL" --max-model-len 128 \
+	--log-format json --log-level debug
+if wait_ready 60; then
+	sleep 1.5	# the lookup gives up after 1 s
+	t0=$(date +%s%N)
+	kill -TERM "$SPID"
+	for _ in $(seq 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.05; done
+	dt=$(( ($(date +%s%N) - t0) / 1000000 ))
+	logs "$T/log4" "
+msgs = [x['message'] for x in lines]
+r = [i for i, m in enumerate(msgs) if m.startswith('ready in')]
+n = [i for i, m in enumerate(msgs) if 'no project id' in m]
+l = [i for i, m in enumerate(msgs) if m.startswith('listening on')]
+assert r and n and l, msgs[-8:]
+assert l[0] < n[0], 'the server listened only after the metadata lookup gave up'
+assert 'imeout' in msgs[n[0]] or 'timed out' in msgs[n[0]], msgs[n[0]]
+assert $dt < 3000, 'exit took $dt ms'
+"
+	check alog_silent_metadata_server_no_delay $? "exit ${dt} ms"
+else
+	fail alog_silent_metadata_server_no_delay "server 4 not ready"
+fi
+kill "$BHPID" 2>/dev/null
