@@ -72,6 +72,7 @@ struct eng_req {
 	enum eng_finish finish;
 	const char *error;
 	double t_queued, t_first, t_done;
+	double t_sched;			/* first admitted to the running list (0: never) */
 };
 
 struct eng_list {

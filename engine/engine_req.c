@@ -206,6 +206,7 @@ void eng_emit(struct engine *e, struct eng_req *q, int with_token)
 	o.t_queued = q->t_queued;
 	o.t_first_token = q->t_first;
 	o.t_done = q->t_done;
+	o.t_scheduled = q->t_sched;
 	if (e->on_output)
 		e->on_output(&o);
 	q->text_len = 0;

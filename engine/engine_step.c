@@ -197,6 +197,8 @@ static void schedule(struct engine *e)
 			e->stats.prefix_cache_queries += (uint64_t)q->n_tokens;
 			e->stats.prefix_cache_hits += (uint64_t)start;
 		}
+		if (q->t_sched == 0)
+			q->t_sched = now_sec();
 		if (!q->prompt_counted && !q->internal) {	/* warm-up not counted */
 			q->prompt_counted = 1;
 			q->n_cached = start;
@@ -388,6 +390,7 @@ int eng_step(struct engine *e)
 	struct g2_batch b;
 	int rc, worked;
 	uint64_t n_sampled = 0;
+	int n_step = 0;		/* tokens of this step (warm-up excluded) */
 
 	pthread_mutex_lock(&e->mu);
 	take_cancelled(e, &done);
@@ -413,6 +416,7 @@ int eng_step(struct engine *e)
 			continue;
 		}
 		q->n_computed += q->take;
+		n_step += q->internal ? 0 : q->take;
 		if (q->n_computed == q->n_tokens)
 			e->rows[e->n_rows++] = q;	/* logits row n_rows-1, as built */
 	}
@@ -440,6 +444,13 @@ int eng_step(struct engine *e)
 			e->stats.kv_check_failures++;
 			log_err(ST_EINVAL, "engine: KV cache invariant broken: %s", kerr);
 		}
+	}
+	if (n_step > 0) {
+		int k = 0;
+		while (k < ENG_STEP_BINS - 1 && (1 << k) < n_step)
+			k++;
+		e->stats.step_tokens_bins[k]++;
+		e->stats.step_tokens += (uint64_t)n_step;
 	}
 	eng_stats_refresh(e);
 	pthread_mutex_unlock(&e->mu);

@@ -37,6 +37,7 @@ struct eng_output {
 	int n_cached_tokens;		/* of n_prompt_tokens, how many came from the prefix cache (0 without one) */
 	int n_generated;
 	double t_queued, t_first_token, t_done;	/* now_sec() stamps */
+	double t_scheduled;		/* first admitted to a step (0: never) */
 };
 
 typedef void (*eng_output_fn)(const struct eng_output *o);
@@ -67,6 +68,8 @@ struct eng_opts {
 	int kv_check;			/* debug: kv_check() after every step; failures counted */
 };
 
+#define ENG_STEP_BINS 16	/* eng_stats.step_tokens_bins */
+
 struct eng_stats {
 	int running, waiting;
 	double kv_usage;		/* 0..1: blocks held by requests (evictable ones not counted) */
@@ -79,6 +82,10 @@ struct eng_stats {
 	uint64_t preemptions;
 	uint64_t prompt_tokens, generation_tokens;
 	uint64_t steps;
+	/* steps by tokens scheduled (warm-up excluded): [k] counts 2^(k-1) < n <= 2^k
+	 * ([0]: n = 1), [ENG_STEP_BINS-1] every n over 2^(ENG_STEP_BINS-2) */
+	uint64_t step_tokens_bins[ENG_STEP_BINS];
+	uint64_t step_tokens;		/* their sum */
 };
 
 #endif

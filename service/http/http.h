@@ -40,6 +40,7 @@
 #include "service/config.h"
 
 struct auth;
+struct gcp_project;
 
 enum srv_state { SRV_LOADING = 0, SRV_WARMING, SRV_READY, SRV_DRAINING, SRV_FAILED };
 
@@ -67,8 +68,8 @@ struct choice {
 	int pend_final;
 	enum eng_finish finish;
 	char error[200];
-	int n_prompt, n_gen, n_cached;
-	double t_queued, t_first, t_done;
+	int n_prompt, n_cached, n_gen;
+	double t_queued, t_sched, t_first, t_done;
 	int on_ready;
 	struct choice *next_ready;
 	/* loop side */
@@ -78,6 +79,7 @@ struct choice {
 	size_t text_off;		/* streaming completions logprobs text_offset */
 	int echoed;			/* streaming echo: the prompt went out */
 	double t_last_tok;
+	int n_seen;			/* tokens taken from pend so far */
 };
 
 struct hreq {
@@ -97,6 +99,7 @@ struct hreq {
 	char who[160];
 	int prompt_tokens, completion_tokens, cached_tokens;
 	int seq;			/* /v1/responses stream: the next event's sequence_number */
+	size_t sent;			/* streamed body bytes (the access log's responseSize) */
 	enum api_kind kind;
 	int prepping;			/* a prep worker owns r->api (http_prep.c); not freed */
 	int oom;			/* a reply could not be built: ends as a 500 error */
@@ -155,7 +158,7 @@ struct srv {
 	struct prep_job *prep_done, *prep_done_tail;	/* parsed, for the loop thread */
 	int prep_stop;
 	struct event *prep_ev;				/* the loop takes prep_done */
-	const char *project;		/* GOOGLE_CLOUD_PROJECT or NULL */
+	struct gcp_project *project;	/* the project id of trace fields (gcp_project.h) */
 };
 
 #endif

@@ -125,9 +125,10 @@ void http_on_output(const struct eng_output *o)
 		if (o->error)
 			snprintf(c->error, sizeof(c->error), "%s", o->error);
 		c->n_prompt = o->n_prompt_tokens;
-		c->n_gen = o->n_generated;
 		c->n_cached = o->n_cached_tokens;
+		c->n_gen = o->n_generated;
 		c->t_queued = o->t_queued;
+		c->t_sched = o->t_scheduled;
 		c->t_first = o->t_first_token;
 		c->t_done = o->t_done;
 	}
@@ -200,6 +201,25 @@ static void cancel_choices(struct hreq *r)
 			eng_cancel(s->eng, r->ch[i].eng_id);
 }
 
+/*
+ * The tokens of a request that has not finished: every prompt, and what
+ * each choice generated so far (its final count, or what reached the loop
+ * thread and what waits in pend). Loop thread, outside process_choice.
+ */
+static void tokens_so_far(struct hreq *r, int *tin, int *tout)
+{
+	*tin = 0;
+	*tout = 0;
+	for (int i = 0; !r->prepping && i < r->api.n_prompts; i++)	/* a prep worker owns r->api */
+		*tin += r->api.prompts[i].n_ids;
+	pthread_mutex_lock(&r->srv->q_mu);
+	for (int i = 0; i < r->n_choices; i++) {
+		const struct choice *c = &r->ch[i];
+		*tout += c->final || c->pend_final ? c->n_gen : c->n_seen + c->pend.n;
+	}
+	pthread_mutex_unlock(&r->srv->q_mu);
+}
+
 /* The client went away: evhttp is freeing the connection. */
 static void on_close(struct evhttp_connection *conn, void *arg)
 {
@@ -209,9 +229,12 @@ static void on_close(struct evhttp_connection *conn, void *arg)
 		event_free(r->eof_ev);
 		r->eof_ev = NULL;
 	}
-	if (r->req && !r->replied)
-		http_access_log(r->srv, r->req, r->route, 499, r->t_start, r->who[0] ? r->who : NULL,
-				r->prompt_tokens, r->completion_tokens, r->id);
+	if (r->req && !r->replied) {
+		int tin, tout;
+		tokens_so_far(r, &tin, &tout);
+		http_access_log_sent(r->srv, r->req, r->route, 499, r->t_start, r->who[0] ? r->who : NULL,
+				     tin, tout, r->id, r->sent);
+	}
 	log_debug("%s: client gone (%s)", r->id, r->req && !evhttp_request_get_connection(r->req) ?
 		  "write failed" : "connection closed");
 	if (r->req && evhttp_request_get_connection(r->req) == NULL)
@@ -253,6 +276,7 @@ static void send_named(struct hreq *r, const char *name, const char *json, size_
 		evbuffer_add(b, "data: ", 6);
 	evbuffer_add(b, json, len);
 	evbuffer_add(b, "\n\n", ndjson ? 1 : 2);
+	r->sent += evbuffer_get_length(b);
 	evhttp_send_reply_chunk(r->req, b);
 	evbuffer_free(b);
 }
@@ -425,8 +449,8 @@ static void finish_reply(struct hreq *r)
 			}
 			send_event(r, "[DONE]", 6);
 		}
-		http_access_log(s, r->req, r->route, 200, r->t_start, r->who[0] ? r->who : NULL, r->prompt_tokens,
-				r->completion_tokens, r->id);
+		http_access_log_sent(s, r->req, r->route, 200, r->t_start, r->who[0] ? r->who : NULL,
+				     r->prompt_tokens, r->completion_tokens, r->id, r->sent);
 		http_track_send(s, r->req);
 		evhttp_send_reply_end(r->req);
 		r->req = NULL;
@@ -561,6 +585,7 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 	double now = now_sec();
 	int n = c->work.n;
 
+	c->n_seen += n;
 	if (n > 0) {
 		double gap = c->t_last_tok > 0 ? (now - c->t_last_tok) / n : 0;
 		for (int i = c->t_last_tok > 0 ? 0 : 1; i < n; i++)
@@ -588,13 +613,24 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 			cancel_choices(r);
 		}
 		if (!r->refused)	/* a refused request (429 after part of n was queued) never ran */
-			met_request_done(fn ? fn : "error", c->n_prompt, c->n_gen, r->t_start, c->t_queued, c->t_first,
-					 c->t_done);
+			met_request_done(fn ? fn : "error", c->n_prompt, c->n_cached, c->n_gen, r->t_start,
+					 c->t_queued, c->t_sched, c->t_first, c->t_done);
 		if (c->index % r->api.n == 0) {
 			r->prompt_tokens += c->n_prompt;
 			r->cached_tokens += c->n_cached;
 		}
 		r->completion_tokens += c->n_gen;
+		if (r->n_final == r->n_submitted && !r->refused) {
+			/* per prompt, as vLLM counts a prompt's n choices as one request */
+			for (int p = 0; p < r->api.n_prompts; p++) {
+				int max_gen = 0;
+				for (int i = 0; i < r->n_choices; i++)
+					if (r->ch[i].prompt == p)
+						max_gen = MAX(max_gen, r->ch[i].n_gen);
+				met_request_group_done(r->api.n, r->api.max_tokens_set ? r->api.smp.max_tokens : 0,
+						       max_gen);
+			}
+		}
 		if (r->n_final == r->n_submitted && r->req && !r->replied)
 			finish_reply(r);
 		maybe_free(r);

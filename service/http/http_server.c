@@ -29,6 +29,7 @@
 #include "common/version.h"
 #include "service/api/api_chat.h"
 #include "service/auth/auth.h"
+#include "service/auth/gcp_project.h"
 #include "service/http/http_conn.h"
 #include "service/http/http_gen.h"
 #include "service/http/http_prep.h"
@@ -559,9 +560,8 @@ int http_srv_init(struct srv *s, const struct srv_config *cfg, const char *model
 	s->cfg = cfg;
 	s->model_name = model_name;
 	s->t_start = now_sec();
-	s->project = getenv("GOOGLE_CLOUD_PROJECT");
-	if (s->project && !*s->project)
-		s->project = NULL;
+	if (gcp_project_create(&s->project) < 0)
+		return log_err(ST_ENOMEM, "out of memory");
 	s->lim.model_name = model_name;
 	s->lim.bos_id = -1;
 	s->lim.eot_id = -1;
@@ -654,5 +654,6 @@ void http_srv_release(struct srv *s)
 	sb_release(&s->scratch);
 	sb_release(&s->log_line);
 	pthread_mutex_destroy(&s->q_mu);
+	gcp_project_destroy(s->project);
 	memset(s, 0, sizeof(*s));
 }

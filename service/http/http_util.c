@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -18,8 +19,13 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "service/api/api_resp.h"
+#include "service/auth/gcp_project.h"
 #include "service/http/http_conn.h"
+#include "service/http/http_trace.h"
 #include "service/http/metrics.h"
+
+/* "projects/" + a project id (gcp_project.c: < 128) + "/traces/" + 32 hex */
+#define ID_TRACE_MAX 200
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -159,38 +165,87 @@ static const char *redact_uri(char *dst, size_t cap, const char *uri)
 	return dst;
 }
 
+/* "http" or "https" from X-Forwarded-Proto (its first value), else "http". */
+static const char *scheme_of(struct evkeyvalq *h)
+{
+	const char *p = evhttp_find_header(h, "X-Forwarded-Proto");
+	if (!p)
+		return "http";
+	p += strspn(p, " \t");
+	size_t n = strcspn(p, ", \t");
+	return n == 5 && !strncasecmp(p, "https", 5) ? "https" : "http";
+}
+
+/* Bytes of a header block as sent: "Name: value\r\n" each, then "\r\n". */
+static uint64_t headers_size(struct evkeyvalq *h)
+{
+	uint64_t n = 2;
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+		n += strlen(kv->key) + 2 + strlen(kv->value) + 2;
+	return n;
+}
+
 void http_access_log(struct srv *s, struct evhttp_request *req, const char *route, int status,
 		     double t0, const char *who, int tin, int tout, const char *rid)
 {
-	enum log_level lv = status >= 500 ? LOG_WARN : LOG_INFO;
+	http_access_log_sent(s, req, route, status, t0, who, tin, tout, rid, 0);
+}
+
+void http_access_log_sent(struct srv *s, struct evhttp_request *req, const char *route, int status,
+			  double t0, const char *who, int tin, int tout, const char *rid, size_t sent)
+{
+	/* Cloud Run's own request log: 4xx WARNING, 5xx ERROR */
+	enum log_level lv = status >= 500 ? LOG_ERROR : status >= 400 ? LOG_WARN : LOG_INFO;
 	const char *method = method_name(evhttp_request_get_command(req));
 	const char *raw_uri = evhttp_request_get_uri(req);
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *raw_ua = evhttp_find_header(h, "User-Agent");
-	char uri[512], ua[256], red[1024];
-	const char *tr = evhttp_find_header(h, "X-Cloud-Trace-Context");
+	const char *host = evhttp_find_header(h, "Host");
+	const char *project = gcp_project_get(s->project);
+	char uri[512], ua[256], red[1024], url[1400], safe_url[768];
 	double lat = now_sec() - t0;
 	struct sbuf *sb = &s->log_line;
+	struct http_trace tr;
 	char *peer = NULL;
 	ev_uint16_t port = 0;
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	const char *rsn = reason(status);
+	uint64_t req_size, resp_size;
 
 	met_http(route, method, status);
 	/* probes and scrapes are frequent; keep them out of the default log */
 	if (!strcmp(route, "/health") || !strcmp(route, "/metrics"))
-		lv = status >= 500 && status != 503 ? LOG_WARN : LOG_DEBUG;
+		lv = status >= 500 && status != 503 ? LOG_ERROR : LOG_DEBUG;
 	if (lv < log_min_level())
 		return;
 	if (c)
 		evhttp_connection_get_peer(c, &peer, &port);
-	log_safe(uri, sizeof(uri), redact_uri(red, sizeof(red), raw_uri ? raw_uri : ""));
+	redact_uri(red, sizeof(red), raw_uri ? raw_uri : "");
+	log_safe(uri, sizeof(uri), red);
 	log_safe(ua, sizeof(ua), raw_ua ? raw_ua : "");
+	/* the HttpRequest reference's requestUrl: scheme, host, path and query
+	 * (an absolute-form request target is already whole) */
+	if (red[0] == '/' && host && *host)
+		snprintf(url, sizeof(url), "%s://%.256s%s", scheme_of(h), host, red);
+	else
+		snprintf(url, sizeof(url), "%s", red);
+	log_safe(safe_url, sizeof(safe_url), url);
+	/* sizes as sent: request line, headers, body; the response's status
+	 * line, the headers set so far (not the Date and Content-Length evhttp
+	 * adds while sending), the body buffered now and what was streamed */
+	req_size = strlen(method) + 1 + strlen(raw_uri ? raw_uri : "") + 11 + headers_size(h) +
+		   evbuffer_get_length(evhttp_request_get_input_buffer(req));
+	resp_size = 13 + strlen(rsn ? rsn : "Error") + 2 +
+		    headers_size(evhttp_request_get_output_headers(req)) + sent +
+		    (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? 0 :
+		     evbuffer_get_length(evhttp_request_get_output_buffer(req)));
 	sb_reset(sb);
 	sb_puts(sb, "\"httpRequest\":{\"requestMethod\":");
 	sb_json_str(sb, method);
 	sb_puts(sb, ",\"requestUrl\":");
-	sb_json_str(sb, uri);
-	sb_printf(sb, ",\"status\":%d,\"latency\":\"%.6fs\",\"userAgent\":", status, lat);
+	sb_json_str(sb, safe_url);
+	sb_printf(sb, ",\"requestSize\":\"%llu\",\"status\":%d,\"responseSize\":\"%llu\",\"latency\":\"%.6fs\",\"userAgent\":",
+		  (unsigned long long)req_size, status, (unsigned long long)resp_size, lat);
 	sb_json_str(sb, ua);
 	sb_puts(sb, ",\"remoteIp\":");
 	sb_json_str(sb, peer ? peer : "");
@@ -205,12 +260,16 @@ void http_access_log(struct srv *s, struct evhttp_request *req, const char *rout
 	}
 	if (tin >= 0)
 		sb_printf(sb, ",\"tokensIn\":%d,\"tokensOut\":%d", tin, tout);
-	if (tr && s->project) {
-		size_t n = strcspn(tr, "/;");
-		char trace[300];
-		snprintf(trace, sizeof(trace), "projects/%s/traces/%.*s", s->project, (int)MIN(n, 64), tr);
+	if (project && http_trace_parse(evhttp_find_header(h, "traceparent"),
+					evhttp_find_header(h, "X-Cloud-Trace-Context"), &tr) == 0) {
+		char trace[ID_TRACE_MAX];
+		snprintf(trace, sizeof(trace), "projects/%s/traces/%s", project, tr.trace_id);
 		sb_puts(sb, ",\"logging.googleapis.com/trace\":");
 		sb_json_str(sb, trace);
+		if (tr.span_id[0])
+			sb_printf(sb, ",\"logging.googleapis.com/spanId\":\"%s\"", tr.span_id);
+		if (tr.sampled >= 0)
+			sb_printf(sb, ",\"logging.googleapis.com/trace_sampled\":%s", tr.sampled ? "true" : "false");
 	}
 	if (sb->oom)	/* no fields rather than a cut JSON fragment */
 		log_msg(lv, "%s %s %d", method, uri, status);

@@ -27,6 +27,10 @@ void http_error(struct srv *s, struct evhttp_request *req, const char *route, in
  * request id or NULL. Formats into s->log_line, nothing else. */
 void http_access_log(struct srv *s, struct evhttp_request *req, const char *route, int status,
 		     double t0, const char *who, int tin, int tout, const char *rid);
+/* The same for a streamed reply: sent, the body bytes already sent in
+ * chunks (responseSize counts them with what is still buffered). */
+void http_access_log_sent(struct srv *s, struct evhttp_request *req, const char *route, int status,
+			  double t0, const char *who, int tin, int tout, const char *rid, size_t sent);
 /* Counts req in srv->n_sending until it is written out (drain waits for it). */
 void http_track_send(struct srv *s, struct evhttp_request *req);
 /* Reads the body: 0, or an error already answered (413/400) and -1. */

@@ -1,7 +1,18 @@
 /*
  * metrics.c - counters and histograms for /metrics (see metrics.h).
  *
- * Histogram buckets are vLLM's. The HTTP counter keeps a small table of
+ * Names, help texts and bucket edges are vLLM's (vllm/v1/metrics/loggers.py,
+ * PrometheusStatLogger, at commit 005a810bc40f; the request phases as its
+ * vllm/v1/metrics/stats.py defines them: queue = scheduled - queued,
+ * prefill = first token - scheduled, decode = last token - first token,
+ * inference = last token - scheduled). Length histograms use vLLM's
+ * 1-2-5 edges (build_1_2_5_buckets) up to 100000 instead of up to
+ * max_model_len: the same edges, a few more of them, so the quantiles of
+ * any request are the same. vllm:iteration_tokens_total is built at render
+ * time from the engine's per-step power-of-two bins (eng_stats), which
+ * land exactly on vLLM's edges (1, 8, 16, ... 16384).
+ *
+ * The HTTP counter keeps a small table of
  * (handler, method, status) rows; handlers are a fixed set of route names
  * chosen by the router, so the table is bounded.
  */
@@ -34,6 +45,7 @@ struct http_row {
 static struct {
 	char model[256];		/* JSON/label-escaped model name */
 	struct hist ttft, tpot, itl, e2e, queue, prompt_len, gen_len;
+	struct hist prefill, decode, inference, prefill_per_tok, max_gen, params_n, params_max_tokens;
 	uint64_t success[4];		/* stop, length, abort, error */
 	uint64_t prompt_tokens, generation_tokens;
 	int n_rows;
@@ -92,6 +104,8 @@ void met_init(const char *model_name)
 					7680.0 };
 	static const double len_b[] = { 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
 					10000, 20000, 50000, 100000 };
+	static const double prefill_tok_b[] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0 };
+	static const double n_b[] = { 1, 2, 5, 10, 20 };
 
 	memset(&g, 0, sizeof(g));
 	label_escape(g.model, sizeof(g.model), model_name ? model_name : "");
@@ -109,14 +123,29 @@ void met_init(const char *model_name)
 		  len_b, ARRAY_SIZE(len_b));
 	hist_init(&g.gen_len, "vllm:request_generation_tokens", "Number of generation tokens processed.",
 		  len_b, ARRAY_SIZE(len_b));
+	hist_init(&g.prefill, "vllm:request_prefill_time_seconds",
+		  "Histogram of time spent in PREFILL phase for request.", e2e_b, ARRAY_SIZE(e2e_b));
+	hist_init(&g.decode, "vllm:request_decode_time_seconds",
+		  "Histogram of time spent in DECODE phase for request.", e2e_b, ARRAY_SIZE(e2e_b));
+	hist_init(&g.inference, "vllm:request_inference_time_seconds",
+		  "Histogram of time spent in RUNNING phase for request.", e2e_b, ARRAY_SIZE(e2e_b));
+	hist_init(&g.prefill_per_tok, "vllm:time_per_prefill_token_request_seconds",
+		  "Time spent per token during prefill phase in seconds", prefill_tok_b,
+		  ARRAY_SIZE(prefill_tok_b));
+	hist_init(&g.max_gen, "vllm:request_max_num_generation_tokens",
+		  "Histogram of maximum number of requested generation tokens.", len_b, ARRAY_SIZE(len_b));
+	hist_init(&g.params_n, "vllm:request_params_n", "Histogram of the n request parameter.", n_b,
+		  ARRAY_SIZE(n_b));
+	hist_init(&g.params_max_tokens, "vllm:request_params_max_tokens",
+		  "Histogram of the max_tokens request parameter.", len_b, ARRAY_SIZE(len_b));
 }
 
 void met_release(void)
 {
 }
 
-void met_request_done(const char *finish, int n_prompt, int n_generated, double t_arrival,
-		      double t_queued, double t_first_token, double t_done)
+void met_request_done(const char *finish, int n_prompt, int n_cached, int n_generated, double t_arrival,
+		      double t_queued, double t_scheduled, double t_first_token, double t_done)
 {
 	int k = 3;
 	for (int i = 0; i < 4; i++)
@@ -129,13 +158,34 @@ void met_request_done(const char *finish, int n_prompt, int n_generated, double 
 	hist_add(&g.gen_len, n_generated);
 	if (t_done > 0 && t_arrival > 0)
 		hist_add(&g.e2e, MAX(t_done - t_arrival, 0));
-	if (t_queued > 0 && t_arrival > 0)
-		hist_add(&g.queue, MAX(t_queued - t_arrival, 0));
+	if (t_scheduled > 0 && t_queued > 0) {
+		hist_add(&g.queue, MAX(t_scheduled - t_queued, 0));
+		if (t_done > 0) {
+			double first = t_first_token > 0 ? t_first_token : t_done;
+			double prefill = MAX(first - t_scheduled, 0);
+			hist_add(&g.prefill, prefill);
+			hist_add(&g.decode, MAX(t_done - first, 0));
+			hist_add(&g.inference, MAX(t_done - t_scheduled, 0));
+			/* per prompt token computed: those from the prefix cache took no time */
+			if (n_prompt - MAX(n_cached, 0) > 0)
+				hist_add(&g.prefill_per_tok, prefill / (n_prompt - MAX(n_cached, 0)));
+		}
+	} else if (t_queued > 0 && t_done > 0) {
+		hist_add(&g.queue, MAX(t_done - t_queued, 0));	/* never left the queue */
+	}
 	if (t_first_token > 0 && t_arrival > 0) {
 		hist_add(&g.ttft, MAX(t_first_token - t_arrival, 0));
 		if (n_generated > 1 && t_done > t_first_token)
 			hist_add(&g.tpot, (t_done - t_first_token) / (n_generated - 1));
 	}
+}
+
+void met_request_group_done(int n, int max_tokens_param, int max_generated)
+{
+	hist_add(&g.params_n, n);
+	if (max_tokens_param > 0)
+		hist_add(&g.params_max_tokens, max_tokens_param);
+	hist_add(&g.max_gen, MAX(max_generated, 0));
 }
 
 void met_inter_token(double seconds)
@@ -195,6 +245,32 @@ static void hist_render(struct sbuf *sb, const struct hist *h)
 	sb_printf(sb, "%s_count{model_name=\"%s\"} %llu\n", h->name, g.model, (unsigned long long)h->total);
 }
 
+/*
+ * vllm:iteration_tokens_total from eng_stats.step_tokens_bins: bin k holds
+ * steps of 2^(k-1) < n <= 2^k tokens, so vLLM's edge 2^j is bins 0..j.
+ */
+static void iteration_render(struct sbuf *sb, const struct eng_stats *e)
+{
+	static const int edges_log2[] = { 0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 };	/* 1, 8 ... 16384 */
+	const char *name = "vllm:iteration_tokens_total";
+	uint64_t cum = 0, total = 0;
+	int k = 0;
+
+	head(sb, name, "histogram", "Histogram of number of tokens per engine_step.");
+	for (int i = 0; e && i < ENG_STEP_BINS; i++)
+		total += e->step_tokens_bins[i];
+	for (size_t i = 0; i < ARRAY_SIZE(edges_log2); i++) {
+		for (; e && k <= edges_log2[i]; k++)
+			cum += e->step_tokens_bins[k];
+		sb_printf(sb, "%s_bucket{le=\"%d\",model_name=\"%s\"} %llu\n", name, 1 << edges_log2[i], g.model,
+			  (unsigned long long)cum);
+	}
+	sb_printf(sb, "%s_bucket{le=\"+Inf\",model_name=\"%s\"} %llu\n", name, g.model, (unsigned long long)total);
+	sb_printf(sb, "%s_sum{model_name=\"%s\"} %llu\n", name, g.model,
+		  (unsigned long long)(e ? e->step_tokens : 0));
+	sb_printf(sb, "%s_count{model_name=\"%s\"} %llu\n", name, g.model, (unsigned long long)total);
+}
+
 void met_render(struct sbuf *sb, const struct met_snapshot *s)
 {
 	const struct eng_stats *e = &s->eng;
@@ -236,6 +312,14 @@ void met_render(struct sbuf *sb, const struct met_snapshot *s)
 	hist_render(sb, &g.queue);
 	hist_render(sb, &g.prompt_len);
 	hist_render(sb, &g.gen_len);
+	hist_render(sb, &g.prefill);
+	hist_render(sb, &g.decode);
+	hist_render(sb, &g.inference);
+	hist_render(sb, &g.prefill_per_tok);
+	hist_render(sb, &g.max_gen);
+	hist_render(sb, &g.params_n);
+	hist_render(sb, &g.params_max_tokens);
+	iteration_render(sb, have ? e : NULL);
 
 	head(sb, "http_requests_total", "counter", "HTTP responses by route, method and status.");
 	for (int i = 0; i < g.n_rows; i++)

@@ -30,9 +30,18 @@ struct met_snapshot {
 void met_init(const char *model_name);
 void met_release(void);
 
-/* A finished engine request (final event). finish: "stop", "length", "abort", "error". */
-void met_request_done(const char *finish, int n_prompt, int n_generated, double t_arrival,
-		      double t_queued, double t_first_token, double t_done);
+/*
+ * A finished engine request (final event). finish: "stop", "length",
+ * "abort", "error"; n_cached: prompt tokens found in a prefix cache;
+ * times are now_sec() stamps (0: did not happen): HTTP arrival, engine
+ * queue, first scheduled, first token, done.
+ */
+void met_request_done(const char *finish, int n_prompt, int n_cached, int n_generated, double t_arrival,
+		      double t_queued, double t_scheduled, double t_first_token, double t_done);
+/* An HTTP request whose n choices all finished: its n and max_tokens
+ * parameters (max_tokens_param 0: not given) and the most tokens a choice
+ * generated (vllm:request_max_num_generation_tokens). */
+void met_request_group_done(int n, int max_tokens_param, int max_generated);
 /* One inter-token gap (seconds), fed as tokens are streamed out. */
 void met_inter_token(double seconds);
 /* An HTTP response: handler is the route ("/v1/completions") or "other". */

@@ -219,7 +219,7 @@ check tokenize_raw_nul_400 $? "code $code $(head -c 300 "$T/nul2")"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/models?key=QSECRET1&x=1&api_key=QSECRET2&Token=QSECRET3&api%5Fkey=QSECRET4")
 sleep 0.2
 [ "$code" = 401 ] && ! grep -q 'QSECRET' "$T/log" &&
-	grep -q '"requestUrl":"/v1/models?key=REDACTED&x=1&api_key=REDACTED&Token=REDACTED&api%5Fkey=REDACTED"' "$T/log"
+	grep -qF "\"requestUrl\":\"$U/v1/models?key=REDACTED&x=1&api_key=REDACTED&Token=REDACTED&api%5Fkey=REDACTED\"" "$T/log"
 check query_secrets_redacted "$?" "code $code; $(grep -o '"requestUrl":"[^"]*models[^"]*"' "$T/log" | tail -1)"
 
 # --- a 429 for an n=3 request that was partly queued is not an abort ---
