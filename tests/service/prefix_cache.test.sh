@@ -5,7 +5,7 @@
 # vllm:prefix_cache_hits_total (tokens) and gemma_run_kv_blocks_evictable
 # after a cold and a warm request; a different cache_salt shares nothing;
 # n=3 shares the prompt; greedy output identical cached or not; the debug
-# log line per hit; --no-enable-prefix-caching: no hit; a bad cache_salt
+# log line per hit; usage.prompt_tokens_details.cached_tokens; --no-enable-prefix-caching: no hit; a bad cache_salt
 # is a 400 naming it.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -39,6 +39,11 @@ code=$(post "$(body '' 1)"); cp "$T/b" "$T/warm"
 q=$(metric 'vllm:prefix_cache_queries_total'); h=$(metric 'vllm:prefix_cache_hits_total')
 [ "$code" = 200 ] && [ "$q" = 200 ] && [ "$h" = 96 ]
 check prefix_warm_request_hits $? "code $code queries $q hits $h (want 200, 96)"
+# what the client reads: usage.prompt_tokens_details.cached_tokens (OpenAI's field)
+[ "$(jq '.usage.prompt_tokens_details.cached_tokens' "$T/cold")" = 0 ] &&
+	[ "$(jq '.usage.prompt_tokens_details.cached_tokens' "$T/warm")" = 96 ] &&
+	[ "$(jq '.usage.prompt_tokens' "$T/warm")" = 100 ]
+check prefix_usage_cached_tokens $? "cold $(jq -c .usage "$T/cold") warm $(jq -c .usage "$T/warm")"
 [ "$(jq -c '.choices[0].text' "$T/cold")" = "$(jq -c '.choices[0].text' "$T/warm")" ] &&
 	jq -e '.choices[0].text | length > 0' "$T/warm" >/dev/null
 check prefix_warm_same_text $? "cold $(jq -c .choices "$T/cold") warm $(jq -c .choices "$T/warm")"
