@@ -32,6 +32,7 @@
 #include "service/config.h"
 #include "service/http/http.h"
 #include "service/http/http_gen.h"
+#include "service/http/http_output.h"
 #include "service/http/http_server.h"
 #include "service/http/metrics.h"
 #include "tokenizer/tokenizer.h"

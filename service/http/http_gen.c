@@ -8,11 +8,10 @@
  * response.completed (whatever the status, as vLLM); its text is kept
  * whole (ch.all) for the done events.
  *
- * The engine thread calls http_on_output(); everything else runs on the
- * loop thread. Pending output is double-buffered per choice (pend, filled
- * under srv->q_mu; work, consumed by the loop), so a wake-up that finds
- * several token groups sends them as one chunk, and buffers only grow
- * until they fit the largest burst (no allocation per token after that).
+ * The engine thread calls http_on_output() (http_output.c); everything else
+ * runs on the loop thread. Pending output is double-buffered per choice
+ * (pend, filled under srv->q_mu; work, consumed by the loop), so a wake-up
+ * that finds several token groups sends them as one chunk.
  *
  * Out of memory: a choice's output that could not be stored in full, or a
  * body or chunk that could not be built (sbuf's oom), is never sent as if
@@ -38,112 +37,10 @@
 #include "service/api/api_parse.h"
 #include "service/api/api_resp.h"
 #include "service/api/api_responses.h"
+#include "service/http/http_output.h"
 #include "service/http/http_prep.h"
 #include "service/http/http_util.h"
 #include "service/http/metrics.h"
-
-static int outbuf_grow(struct outbuf *b, int extra)
-{
-	if (b->n + extra <= b->cap)
-		return 0;
-	int cap = b->cap ? b->cap : 16;
-	while (cap < b->n + extra)
-		cap *= 2;
-	int *t = realloc(b->tokens, sizeof(int) * (size_t)cap);
-	if (!t)
-		return -1;
-	b->tokens = t;
-	float *lp = realloc(b->lp, sizeof(float) * (size_t)cap);
-	if (!lp)
-		return -1;
-	b->lp = lp;
-	struct eng_logprob *top = realloc(b->top, sizeof(*top) * (size_t)cap * ENG_MAX_LOGPROBS);
-	if (!top)
-		return -1;
-	b->top = top;
-	b->cap = cap;
-	return 0;
-}
-
-static void outbuf_append(struct outbuf *b, const int *tokens, int n, const char *text, size_t len,
-			  const float *lp, const struct eng_logprob *top, int n_top)
-{
-	sb_add(&b->text, text ? text : "", len);
-	if (b->text.oom)
-		b->oom = 1;
-	if (n <= 0)
-		return;
-	if (outbuf_grow(b, n) < 0) {
-		b->oom = 1;
-		return;
-	}
-	memcpy(b->tokens + b->n, tokens, sizeof(int) * (size_t)n);
-	if (lp) {
-		n_top = MIN(n_top, ENG_MAX_LOGPROBS);
-		memcpy(b->lp + b->n, lp, sizeof(float) * (size_t)n);
-		for (int i = 0; i < n; i++)
-			for (int k = 0; k < ENG_MAX_LOGPROBS; k++) {
-				struct eng_logprob *d = &b->top[(size_t)(b->n + i) * ENG_MAX_LOGPROBS + (size_t)k];
-				if (k < n_top)
-					*d = top[(size_t)i * (size_t)n_top + (size_t)k];
-				else
-					d->token = -1, d->logprob = 0;
-			}
-		b->n_top = n_top;
-	}
-	b->n += n;
-}
-
-static void outbuf_reset(struct outbuf *b)
-{
-	sb_reset(&b->text);
-	b->n = 0;
-	b->oom = 0;
-}
-
-static void outbuf_release(struct outbuf *b)
-{
-	sb_release(&b->text);
-	free(b->tokens);
-	free(b->lp);
-	free(b->top);
-	memset(b, 0, sizeof(*b));
-}
-
-/* Engine thread. Cheap: copy, link, wake. */
-void http_on_output(const struct eng_output *o)
-{
-	struct choice *c = o->user;
-	struct srv *s = c->r->srv;
-
-	pthread_mutex_lock(&s->q_mu);
-	outbuf_append(&c->pend, o->tokens, o->n_tokens, o->text, o->text_len, o->token_logprobs,
-		      o->top_logprobs, o->n_top);
-	if (o->final) {
-		c->pend_final = 1;
-		c->finish = o->finish;
-		if (o->error)
-			snprintf(c->error, sizeof(c->error), "%s", o->error);
-		c->n_prompt = o->n_prompt_tokens;
-		c->n_cached = o->n_cached_tokens;
-		c->n_gen = o->n_generated;
-		c->t_queued = o->t_queued;
-		c->t_sched = o->t_scheduled;
-		c->t_first = o->t_first_token;
-		c->t_done = o->t_done;
-	}
-	if (!c->on_ready) {
-		c->on_ready = 1;
-		c->next_ready = NULL;
-		if (s->ready_tail)
-			s->ready_tail->next_ready = c;
-		else
-			s->ready_head = c;
-		s->ready_tail = c;
-	}
-	pthread_mutex_unlock(&s->q_mu);
-	event_active(s->wake, EV_READ, 0);
-}
 
 static void detach_watchers(struct hreq *r)
 {
@@ -168,9 +65,9 @@ static void hreq_free(struct hreq *r)
 		r->next->prev = r->prev;
 	s->n_active--;
 	for (int i = 0; i < r->n_choices; i++) {
-		outbuf_release(&r->ch[i].pend);
-		outbuf_release(&r->ch[i].all);
-		outbuf_release(&r->ch[i].work);
+		http_outbuf_release(&r->ch[i].pend);
+		http_outbuf_release(&r->ch[i].all);
+		http_outbuf_release(&r->ch[i].work);
 	}
 	free(r->ch);
 	api_req_release(&r->api);
@@ -593,7 +490,7 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 		c->t_last_tok = now;
 	}
 	if (!r->stream || r->api.kind == API_GENERATE || r->api.kind == API_RESPONSES)
-		outbuf_append(&c->all, c->work.tokens, n, c->work.text.buf, c->work.text.len, c->work.lp,
+		http_outbuf_append(&c->all, c->work.tokens, n, c->work.text.buf, c->work.text.len, c->work.lp,
 			      c->work.top, c->work.n_top);
 	if (c->work.oom || c->all.oom)
 		r->oom = 1;	/* output is missing: the reply ends as an error */
@@ -601,7 +498,7 @@ static void process_choice(struct hreq *r, struct choice *c, int final)
 		stream_out(r, c, final);
 	if (r->api.kind == API_COMPLETION && r->api.logprobs >= 0)
 		c->text_off += api_utf8_chars(c->work.text.buf ? c->work.text.buf : "", c->work.text.len);
-	outbuf_reset(&c->work);
+	http_outbuf_reset(&c->work);
 	if (final) {
 		c->final = 1;
 		r->n_final++;
@@ -656,7 +553,7 @@ void http_drain_ready(struct srv *s)
 		struct outbuf t = c->work;
 		c->work = c->pend;
 		c->pend = t;
-		outbuf_reset(&c->pend);
+		http_outbuf_reset(&c->pend);
 		c->batch_final = c->pend_final;
 		c->pend_final = 0;
 		c->on_ready = 0;

@@ -12,7 +12,6 @@
 /* Loop thread: the route handler of the three generation routes. */
 void http_handle_generate(struct srv *s, struct evhttp_request *req, enum api_kind kind,
 			  const char *route, double t0, const char *who);
-void http_on_output(const struct eng_output *o);	/* engine thread (eng_create's callback) */
 void http_drain_ready(struct srv *s);			/* loop thread: sends what the engine produced */
 void http_cancel_all(struct srv *s);			/* loop thread: cancels every running choice */
 /* Frees the requests still listed in s->active (after evhttp_free: none has
