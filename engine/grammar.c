@@ -477,3 +477,25 @@ int gr_accepts(const struct gr_grammar *g, const void *text, size_t n)
 	gr_match_release(&m);
 	return ok;
 }
+
+const struct gr_class *gr_head_class(const struct gr_match *m, const struct gr_head *h)
+{
+	return &m->g->cls[m->g->el[h->pos].v];
+}
+
+int gr_state_key(const struct gr_match *m, int32_t *out, int cap)
+{
+	int n = 0;
+
+#define PUT(x) do { if (n < cap) out[n] = (x); n++; } while (0)
+	PUT(m->cur.accept);
+	for (int i = 0; i < m->cur.n; i++) {
+		const struct gr_head *h = &m->heads[m->cur.off + i];
+		PUT(h->pos);
+		for (int32_t s = h->stk; s >= 0; s = m->nodes[s * NODE_W + 1])
+			PUT(m->nodes[s * NODE_W]);
+		PUT(-1);
+	}
+#undef PUT
+	return n;
+}

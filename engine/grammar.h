@@ -139,6 +139,16 @@ static inline void gr_rewind(struct gr_match *m, struct gr_mark k)
 	m->n_nodes = k.n_nodes;
 }
 
+/* The byte class head h waits on. */
+const struct gr_class *gr_head_class(const struct gr_match *m, const struct gr_head *h);
+
+/*
+ * The current state serialised (accept flag, then per head its position
+ * and its stack's positions, -1 closing each) into out[0, cap): returns
+ * the length it needs (call with cap 0 to size it). Equal keys: equal states.
+ */
+int gr_state_key(const struct gr_match *m, int32_t *out, int cap);
+
 /* Whether the whole text is a sentence of g (a fresh matcher; for tests and the CLI). */
 int gr_accepts(const struct gr_grammar *g, const void *text, size_t n);
 
