@@ -221,6 +221,9 @@ static void eng_free(struct engine *e)
 	smp_destroy(e->smp);
 	if (e->s_rows)
 		be->ops->host_free(be->ctx, e->s_rows);
+	if (e->s_masks)
+		be->ops->host_free(be->ctx, e->s_masks);
+	gm_vocab_destroy(e->gv);
 	if (e->s_out)
 		be->ops->host_free(be->ctx, e->s_out);
 	if (e->s_pairs)

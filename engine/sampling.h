@@ -44,6 +44,14 @@ struct eng_sampling {
 	char *stop[ENG_MAX_STOP];	/* stop strings (owned by the request after submit) */
 	int n_stop_ids;
 	int stop_ids[ENG_MAX_STOP];	/* extra stop token ids */
+	/*
+	 * Structured outputs (engine/grammar_schema.h): guide_kind 0 = none,
+	 * else enum grs_kind with its text (borrowed until eng_submit returns;
+	 * the engine compiles it through the grammar cache at submit).
+	 */
+	int guide_kind;
+	const char *guide;
+	size_t guide_len;
 };
 
 /* Fills the defaults above (temperature 1, top_p 1, max_tokens 16, ...). */

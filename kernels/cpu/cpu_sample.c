@@ -525,9 +525,9 @@ static void sample_one(float *l, int V, const struct be_sample_row *r,
 			int e = V - w * 32 < 32 ? V - w * 32 : 32;
 			if (m == 0xffffffffu)
 				continue;
-			for (int b = 0; b < e; b++)
-				if (!((m >> b) & 1))
-					l[w * 32 + b] = -INFINITY;
+			for (int k = 0; k < e; k++)
+				if (!((m >> k) & 1))
+					l[w * 32 + k] = -INFINITY;
 		}
 	amax = row_argmax(l, V);
 	if (amax < 0)
