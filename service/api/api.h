@@ -43,6 +43,7 @@ struct api_req {
 	int logprobs;		/* -1 none, else top-N (chat: top_logprobs) */
 	int max_tokens_set;
 	struct eng_sampling smp;	/* stop strings malloc'd here until submitted */
+	char *guide;			/* structured outputs: smp.guide's text, malloc'd */
 };
 
 struct api_limits {
