@@ -499,3 +499,20 @@ int gr_state_key(const struct gr_match *m, int32_t *out, int cap)
 #undef PUT
 	return n;
 }
+
+int gr_state_equal(const struct gr_match *m, const struct gr_st *a, const struct gr_st *b)
+{
+	if (a->n != b->n || a->accept != b->accept)
+		return 0;
+	for (int i = 0; i < a->n; i++) {
+		const struct gr_head *h = &m->heads[a->off + i];
+		int found = 0;
+		for (int j = 0; j < b->n && !found; j++) {
+			const struct gr_head *k = &m->heads[b->off + j];
+			found = h->pos == k->pos && stk_equal(m, h->stk, k->stk);
+		}
+		if (!found)
+			return 0;
+	}
+	return 1;
+}

@@ -149,6 +149,9 @@ const struct gr_class *gr_head_class(const struct gr_match *m, const struct gr_h
  */
 int gr_state_key(const struct gr_match *m, int32_t *out, int cap);
 
+/* Whether states a and b of m hold the same heads (as sets) and completion. */
+int gr_state_equal(const struct gr_match *m, const struct gr_st *a, const struct gr_st *b);
+
 /* Whether the whole text is a sentence of g (a fresh matcher; for tests and the CLI). */
 int gr_accepts(const struct gr_grammar *g, const void *text, size_t n);
 

@@ -31,7 +31,15 @@ struct gm_vocab {
 	int32_t *tok;		/* ids in trie order */
 	int end_ids[GM_MAX_END];
 	int n_end;
+	uint32_t *plain;	/* [words] tokens made only of plain string bytes (plain_byte) */
+	uint8_t *np_sub;	/* [n_nodes] the subtree holds a byte that is not plain */
 };
+
+/* Bytes a JSON string holds as themselves: printable ASCII but '"' and '\\'. */
+static int plain_byte(unsigned x)
+{
+	return x >= 0x20 && x < 0x7f && x != '"' && x != '\\';
+}
 
 struct sort_ent {
 	const uint8_t *p;
@@ -78,6 +86,8 @@ void gm_vocab_destroy(struct gm_vocab *v)
 	free(v->tok_off);
 	free(v->tok_n);
 	free(v->tok);
+	free(v->plain);
+	free(v->np_sub);
 	free(v);
 }
 
@@ -178,6 +188,23 @@ int gm_vocab_create(const struct tokenizer *t, int vocab, const int *end, int n_
 	}
 	for (int d = depth; d >= 0; d--)
 		v->end[path[d]] = v->n_nodes;
+	/* the plain-token set and, bottom-up (reverse preorder), np_sub */
+	if (!(v->plain = calloc((size_t)v->words, sizeof(uint32_t))) ||
+	    !(v->np_sub = calloc((size_t)v->n_nodes, 1)))
+		goto out;
+	for (int id = 0; id < vocab; id++) {
+		int ok = v->off[id + 1] > v->off[id];
+		for (int64_t k = v->off[id]; k < v->off[id + 1] && ok; k++)
+			ok = plain_byte(v->bytes[k]);
+		if (ok)
+			v->plain[id >> 5] |= 1u << (id & 31);
+	}
+	for (int i = v->n_nodes - 1; i >= 0; i--) {	/* children come after their parent */
+		int any = i > 0 && !plain_byte(v->nbyte[i]);
+		for (int j = i + 1; j < v->end[i] && !any; j = v->end[j])
+			any = v->np_sub[j];
+		v->np_sub[i] = (uint8_t)any;
+	}
 	rc = 0;
 	*out = v;
 	v = NULL;
@@ -221,36 +248,119 @@ static void first_bytes(const struct gr_match *m, const struct gr_st *s, uint32_
 	}
 }
 
-/* Sets the tokens under node i reachable from state s; returns their count. */
-static int walk(const struct gm_vocab *v, struct gr_match *m, int i, const struct gr_st *s,
-		uint32_t *mask)
+/*
+ * A small DFA over the states the walk meets most (the inside of a JSON
+ * string: the loop state or the length-counting states, and the states
+ * inside a UTF-8 character), built before a walk from a state that takes
+ * many first bytes (MEMO_MIN_BYTES): the states at the bottom of the
+ * arena (below the walk's marks, so never rewound during it) and their
+ * transitions by byte, so the walk steps by table lookup there.
+ */
+#define MEMO_N 48
+#define MEMO_MIN_BYTES 64	/* a state taking this many first bytes gets a memo */
+#define MEMO_UNKNOWN -2
+#define MEMO_DEAD -1
+
+struct memo {
+	int n;
+	int loop;	/* state 0 is a string loop: every plain byte leads back to it */
+	struct gr_st st[MEMO_N];
+	int8_t next[MEMO_N][256];
+};
+
+/* Explores from memo state 0 (breadth first), registering up to MEMO_N states. */
+static int memo_build(struct gr_match *m, struct memo *me)
+{
+	memset(me->next, MEMO_UNKNOWN, sizeof(me->next));
+	for (int i = 0; i < me->n; i++) {
+		uint32_t u[8];
+		first_bytes(m, &me->st[i], u);
+		for (unsigned x = 0; x < 256; x++) {
+			struct gr_mark k = gr_mark(m);
+			struct gr_st t;
+			int rc, id = -1;
+			if (!((u[x >> 5] >> (x & 31)) & 1)) {
+				me->next[i][x] = MEMO_DEAD;
+				continue;
+			}
+			if ((rc = gr_step(m, &me->st[i], (unsigned char)x, &t)) < 0)
+				return rc;
+			if (rc == 0) {
+				me->next[i][x] = MEMO_DEAD;
+				gr_rewind(m, k);
+				continue;
+			}
+			for (int j = 0; j < me->n && id < 0; j++)
+				if (gr_state_equal(m, &me->st[j], &t))
+					id = j;
+			if (id >= 0) {
+				gr_rewind(m, k);
+			} else if (me->n < MEMO_N && t.n > 0) {
+				id = me->n++;
+				me->st[id] = t;	/* kept: the arena is not rewound past it */
+			} else {
+				gr_rewind(m, k);
+				continue;	/* unknown: stepped during the walk */
+			}
+			me->next[i][x] = (int8_t)id;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Sets the tokens under node i reachable from state s (memo state id, or
+ * -1). Under memo state 0 (the string loop) a plain byte keeps the state,
+ * and when the path from the root is plain bytes too (plain_path),
+ * subtrees of plain bytes only are skipped (v->plain has their tokens).
+ */
+static int walk(const struct gm_vocab *v, struct gr_match *m, const struct memo *me, int i,
+		const struct gr_st *s, int id, int plain_path, uint32_t *mask)
 {
 	uint32_t u[8];
 	int n = 0;
 
-	first_bytes(m, s, u);
+	if (id < 0)
+		first_bytes(m, s, u);
 	for (int j = i + 1; j < v->end[i]; j = v->end[j]) {
 		unsigned x = v->nbyte[j];
 		struct gr_mark k;
 		struct gr_st t;
-		int rc;
-		if (!((u[x >> 5] >> (x & 31)) & 1))
+		int rc, nid = -1;
+		if (id >= 0) {
+			int8_t q = me->next[id][x];
+			if (q == MEMO_DEAD)
+				continue;
+			if (q >= 0) {
+				int pp = plain_path && plain_byte(x);
+				if (pp && me->loop && q == 0 && id == 0 && !v->np_sub[j])
+					continue;	/* only plain tokens below: in v->plain */
+				for (int e = 0; e < v->tok_n[j]; e++) {
+					int tid = v->tok[v->tok_off[j] + e];
+					mask[tid >> 5] |= 1u << (tid & 31);
+				}
+				if (v->end[j] > j + 1 &&
+				    (rc = walk(v, m, me, j, &me->st[q], q, pp, mask)) < 0)
+					return rc;
+				continue;
+			}
+		} else if (!((u[x >> 5] >> (x & 31)) & 1)) {
 			continue;
+		}
 		k = gr_mark(m);
 		rc = gr_step(m, s, (unsigned char)x, &t);
 		if (rc < 0)
 			return rc;
 		if (rc > 0) {
-			for (int q = 0; q < v->tok_n[j]; q++) {
-				int id = v->tok[v->tok_off[j] + q];
-				mask[id >> 5] |= 1u << (id & 31);
+			for (int e = 0; e < v->tok_n[j]; e++) {
+				int tid = v->tok[v->tok_off[j] + e];
+				mask[tid >> 5] |= 1u << (tid & 31);
 				n++;
 			}
 			if (t.n > 0 && v->end[j] > j + 1) {
-				int r = walk(v, m, j, &t, mask);
+				int r = walk(v, m, me, j, &t, nid, 0, mask);
 				if (r < 0)
 					return r;
-				n += r;
 			}
 		}
 		gr_rewind(m, k);
@@ -291,14 +401,42 @@ int gm_mask(const struct gm_vocab *v, struct gr_match *m, struct gm_cache *c, ui
 				}
 		}
 	}
-	memset(mask, 0, (size_t)v->words * sizeof(*mask));
-	n = walk(v, m, 0, &m->cur, mask);
-	gr_rewind(m, k);
-	if (n >= 0 && gr_accepting(m))
-		for (int i = 0; i < v->n_end; i++) {
-			mask[v->end_ids[i] >> 5] |= 1u << (v->end_ids[i] & 31);
-			n++;
+	struct memo me;
+	uint32_t u[8];
+	int n_first = 0, loop = 0;
+
+	me.n = 0;
+	me.loop = 0;
+	first_bytes(m, &m->cur, u);
+	for (int w = 0; w < 8; w++)
+		n_first += __builtin_popcount(u[w]);
+	if (n_first >= MEMO_MIN_BYTES) {
+		me.n = 1;
+		me.st[0] = m->cur;
+		if ((n = memo_build(m, &me)) < 0) {
+			gr_rewind(m, k);
+			free(key);
+			return n;
 		}
+		loop = 1;
+		for (unsigned x = 0; x < 256 && loop; x++)
+			loop = !plain_byte(x) || me.next[0][x] == 0;
+		me.loop = loop;
+	}
+	memset(mask, 0, (size_t)v->words * sizeof(*mask));
+	n = walk(v, m, &me, 0, &m->cur, me.n ? 0 : -1, 1, mask);
+	gr_rewind(m, k);
+	if (n >= 0) {
+		if (loop)
+			for (int w = 0; w < v->words; w++)
+				mask[w] |= v->plain[w];
+		if (gr_accepting(m))
+			for (int i = 0; i < v->n_end; i++)
+				mask[v->end_ids[i] >> 5] |= 1u << (v->end_ids[i] & 31);
+		n = 0;
+		for (int w = 0; w < v->words; w++)
+			n += __builtin_popcount(mask[w]);
+	}
 	if (c && key && n >= 0) {
 		c->misses++;
 		for (int i = 0; i < GM_CACHE_N && slot < 0; i++)
