@@ -60,6 +60,7 @@ struct eng_req {
 	/* structured outputs: the grammar (a reference from grs_get), its state
 	 * after every generated token, the masks of recent states */
 	const struct gr_grammar *grammar;
+	int guide_failed;		/* no mask could be made this step: the request fails */
 	struct gr_match gm;
 	struct gm_cache gcache;
 	/* this step's sample (from the sample op's output) */

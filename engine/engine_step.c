@@ -220,6 +220,11 @@ static void process_token(struct engine *e, struct eng_req *q)
 		q->t_first = now_sec();
 	check = q->n_gen >= q->sp.min_tokens;
 
+	if (q->grammar && q->guide_failed) {
+		q->finish = ENG_FINISH_ERROR;
+		q->error = "structured output: no memory for the token mask";
+		return;
+	}
 	if (q->grammar && !gm_is_end(e->gv, tok) && gm_advance(e->gv, &q->gm, tok) < 0) {
 		/* cannot happen: the mask allowed only tokens the grammar takes */
 		q->finish = ENG_FINISH_ERROR;
@@ -292,12 +297,16 @@ static void sample_row(struct engine *e, struct eng_req *q, int r)
 	}
 	e->n_pairs += n;
 	e->s_rows[r].has_mask = 0;
-	if (q->grammar && guide_ready(e) == 0) {
-		uint32_t *m = e->s_masks + (size_t)r * gm_words(e->gv);
-		if (gm_mask(e->gv, &q->gm, &q->gcache, m) >= 0) {
-			e->s_rows[r].has_mask = 1;
-			e->n_masked++;
+	q->guide_failed = 0;
+	if (q->grammar) {
+		uint32_t *m;
+		if (guide_ready(e) < 0 ||
+		    gm_mask(e->gv, &q->gm, &q->gcache, m = e->s_masks + (size_t)r * gm_words(e->gv)) < 0) {
+			q->guide_failed = 1;	/* process_token fails the request */
+			return;
 		}
+		e->s_rows[r].has_mask = 1;
+		e->n_masked++;
 	}
 }
 
