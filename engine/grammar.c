@@ -485,12 +485,45 @@ const struct gr_class *gr_head_class(const struct gr_match *m, const struct gr_h
 
 int gr_state_key(const struct gr_match *m, int32_t *out, int cap)
 {
+	return gr_state_key_of(m, &m->cur, out, cap);
+}
+
+static int32_t copy_chain(struct gr_match *dst, const struct gr_match *src, int32_t a)
+{
+	int32_t next;
+
+	if (a < 0)
+		return -1;
+	next = copy_chain(dst, src, src->nodes[a * NODE_W + 1]);
+	if (next < -1)
+		return next;
+	return push_node(dst, src->nodes[a * NODE_W], next);
+}
+
+int gr_state_copy(struct gr_match *dst, const struct gr_match *src, const struct gr_st *s,
+		  struct gr_st *out)
+{
+	struct gr_st o = { dst->n_heads, 0, s->accept };
+
+	for (int i = 0; i < s->n; i++) {
+		struct gr_head h = src->heads[s->off + i];
+		int32_t stk = copy_chain(dst, src, h.stk);
+		if (stk < -1 || dst->failed)
+			return ST_ENOMEM;
+		add_head(dst, &o, h.pos, stk);
+	}
+	*out = o;
+	return dst->failed ? ST_ENOMEM : 0;
+}
+
+int gr_state_key_of(const struct gr_match *m, const struct gr_st *st, int32_t *out, int cap)
+{
 	int n = 0;
 
 #define PUT(x) do { if (n < cap) out[n] = (x); n++; } while (0)
-	PUT(m->cur.accept);
-	for (int i = 0; i < m->cur.n; i++) {
-		const struct gr_head *h = &m->heads[m->cur.off + i];
+	PUT(st->accept);
+	for (int i = 0; i < st->n; i++) {
+		const struct gr_head *h = &m->heads[st->off + i];
 		PUT(h->pos);
 		for (int32_t s = h->stk; s >= 0; s = m->nodes[s * NODE_W + 1])
 			PUT(m->nodes[s * NODE_W]);

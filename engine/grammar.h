@@ -148,6 +148,12 @@ const struct gr_class *gr_head_class(const struct gr_match *m, const struct gr_h
  * the length it needs (call with cap 0 to size it). Equal keys: equal states.
  */
 int gr_state_key(const struct gr_match *m, int32_t *out, int cap);
+/* The same for state s of m. */
+int gr_state_key_of(const struct gr_match *m, const struct gr_st *s, int32_t *out, int cap);
+
+/* Copies state s of src into dst's arena as *out (same grammar): 0 or ST_ENOMEM. */
+int gr_state_copy(struct gr_match *dst, const struct gr_match *src, const struct gr_st *s,
+		  struct gr_st *out);
 
 /* Whether states a and b of m hold the same heads (as sets) and completion. */
 int gr_state_equal(const struct gr_match *m, const struct gr_st *a, const struct gr_st *b);

@@ -249,123 +249,144 @@ static void first_bytes(const struct gr_match *m, const struct gr_st *s, uint32_
 }
 
 /*
- * A small DFA over the states the walk meets most (the inside of a JSON
- * string: the loop state or the length-counting states, and the states
- * inside a UTF-8 character), built before a walk from a state that takes
- * many first bytes (MEMO_MIN_BYTES): the states at the bottom of the
- * arena (below the walk's marks, so never rewound during it) and their
- * transitions by byte, so the walk steps by table lookup there.
+ * A DFA over the states the walk meets most, for a walk from a state that
+ * takes many first bytes (MEMO_MIN_BYTES: the inside of a JSON string):
+ * states are registered as the walk meets them (up to MEMO_N), in a
+ * second matcher (me->m) whose arena only grows while states are being
+ * registered, with their transitions by byte, so most trie nodes are
+ * stepped by a table lookup. Equal states are found by a hash of their
+ * key (a state reached in two head orders may take two slots: harmless).
  */
-#define MEMO_N 48
-#define MEMO_MIN_BYTES 64	/* a state taking this many first bytes gets a memo */
+#define MEMO_N 256
+#define MEMO_MIN_BYTES 64
 #define MEMO_UNKNOWN -2
 #define MEMO_DEAD -1
+#define MEMO_KEY_MAX 4096
 
 struct memo {
-	int n;
-	int loop;	/* state 0 is a string loop: every plain byte leads back to it */
+	struct gr_match m;	/* the registered states' arena */
+	int n, full;
+	int loop;		/* state 0 is a string loop: every plain byte leads back to it */
 	struct gr_st st[MEMO_N];
-	int8_t next[MEMO_N][256];
+	uint64_t hash[MEMO_N];
+	uint32_t first[MEMO_N][8];	/* first_bytes of each state */
+	int16_t next[MEMO_N][256];
+	int32_t key[MEMO_KEY_MAX];
 };
 
-/* Explores from memo state 0 (breadth first), registering up to MEMO_N states. */
-static int memo_build(struct gr_match *m, struct memo *me)
+/* A hash of state s that does not depend on the order of its heads (a sum over heads). */
+static uint64_t state_hash(struct memo *me, const struct gr_st *s)
 {
-	memset(me->next, MEMO_UNKNOWN, sizeof(me->next));
-	for (int i = 0; i < me->n; i++) {
-		uint32_t u[8];
-		first_bytes(m, &me->st[i], u);
-		for (unsigned x = 0; x < 256; x++) {
-			struct gr_mark k = gr_mark(m);
-			struct gr_st t;
-			int rc, id = -1;
-			if (!((u[x >> 5] >> (x & 31)) & 1)) {
-				me->next[i][x] = MEMO_DEAD;
-				continue;
-			}
-			if ((rc = gr_step(m, &me->st[i], (unsigned char)x, &t)) < 0)
-				return rc;
-			if (rc == 0) {
-				me->next[i][x] = MEMO_DEAD;
-				gr_rewind(m, k);
-				continue;
-			}
-			for (int j = 0; j < me->n && id < 0; j++)
-				if (gr_state_equal(m, &me->st[j], &t))
-					id = j;
-			if (id >= 0) {
-				gr_rewind(m, k);
-			} else if (me->n < MEMO_N && t.n > 0) {
-				id = me->n++;
-				me->st[id] = t;	/* kept: the arena is not rewound past it */
-			} else {
-				gr_rewind(m, k);
-				continue;	/* unknown: stepped during the walk */
-			}
-			me->next[i][x] = (int8_t)id;
+	int n = gr_state_key_of(&me->m, s, me->key, MEMO_KEY_MAX);
+	uint64_t sum = (uint64_t)me->key[0] * 0x9e3779b97f4a7c15ULL, h = 1469598103934665603ULL;
+
+	if (n > MEMO_KEY_MAX)
+		n = MEMO_KEY_MAX;
+	for (int i = 1; i < n; i++) {	/* key: accept, then per head pos, stack..., -1 */
+		h = (h ^ (uint32_t)me->key[i]) * 1099511628211ULL;
+		if (me->key[i] == -1) {
+			sum += h ^ (h >> 29);
+			h = 1469598103934665603ULL;
 		}
 	}
-	return 0;
+	return sum;
+}
+
+/* Registers t (in me->m) unless an equal state is known: its id, or -1 when full. */
+static int memo_find_or_add(struct memo *me, const struct gr_st *t, int *added)
+{
+	uint64_t h = state_hash(me, t);
+
+	*added = 0;
+	for (int j = 0; j < me->n; j++)
+		if (me->hash[j] == h && gr_state_equal(&me->m, &me->st[j], t))
+			return j;
+	if (me->n >= MEMO_N) {
+		me->full = 1;
+		return -1;
+	}
+	me->st[me->n] = *t;
+	me->hash[me->n] = h;
+	first_bytes(&me->m, t, me->first[me->n]);
+	for (int x = 0; x < 256; x++)
+		me->next[me->n][x] = MEMO_UNKNOWN;
+	*added = 1;
+	return me->n++;
+}
+
+static void set_tokens(const struct gm_vocab *v, int j, uint32_t *mask)
+{
+	for (int e = 0; e < v->tok_n[j]; e++) {
+		int tid = v->tok[v->tok_off[j] + e];
+		mask[tid >> 5] |= 1u << (tid & 31);
+	}
 }
 
 /*
- * Sets the tokens under node i reachable from state s (memo state id, or
- * -1). Under memo state 0 (the string loop) a plain byte keeps the state,
- * and when the path from the root is plain bytes too (plain_path),
- * subtrees of plain bytes only are skipped (v->plain has their tokens).
+ * Sets the tokens under node i reachable from state s of matcher mm
+ * (memo state id, or -1). Under memo state 0 when it is a string loop, a
+ * plain byte keeps the state, and when the path from the root is plain
+ * bytes too (plain_path), subtrees of plain bytes only are skipped
+ * (v->plain has their tokens).
  */
-static int walk(const struct gm_vocab *v, struct gr_match *m, const struct memo *me, int i,
+static int walk(const struct gm_vocab *v, struct gr_match *mm, struct memo *me, int i,
 		const struct gr_st *s, int id, int plain_path, uint32_t *mask)
 {
-	uint32_t u[8];
-	int n = 0;
+	uint32_t uu[8];
+	const uint32_t *u = uu;
+	int rc;
 
-	if (id < 0)
-		first_bytes(m, s, u);
+	if (id >= 0)
+		u = me->first[id];
+	else
+		first_bytes(mm, s, uu);
 	for (int j = i + 1; j < v->end[i]; j = v->end[j]) {
 		unsigned x = v->nbyte[j];
 		struct gr_mark k;
 		struct gr_st t;
-		int rc, nid = -1;
-		if (id >= 0) {
-			int8_t q = me->next[id][x];
-			if (q == MEMO_DEAD)
-				continue;
-			if (q >= 0) {
-				int pp = plain_path && plain_byte(x);
-				if (pp && me->loop && q == 0 && id == 0 && !v->np_sub[j])
-					continue;	/* only plain tokens below: in v->plain */
-				for (int e = 0; e < v->tok_n[j]; e++) {
-					int tid = v->tok[v->tok_off[j] + e];
-					mask[tid >> 5] |= 1u << (tid & 31);
-				}
+		int q = MEMO_UNKNOWN, added = 0;
+		if (!((u[x >> 5] >> (x & 31)) & 1))
+			continue;
+		if (id >= 0 && (q = me->next[id][x]) == MEMO_DEAD)
+			continue;
+		if (q >= 0) {
+			int pp = plain_path && plain_byte(x);
+			if (pp && me->loop && q == 0 && id == 0 && !v->np_sub[j])
+				continue;	/* only plain tokens below: in v->plain */
+			set_tokens(v, j, mask);
+			if (v->end[j] > j + 1 &&
+			    (rc = walk(v, &me->m, me, j, &me->st[q], q, pp, mask)) < 0)
+				return rc;
+			continue;
+		}
+		k = gr_mark(mm);
+		if ((rc = gr_step(mm, s, (unsigned char)x, &t)) < 0)
+			return rc;
+		if (rc == 0) {
+			if (id >= 0)
+				me->next[id][x] = MEMO_DEAD;
+			gr_rewind(mm, k);
+			continue;
+		}
+		set_tokens(v, j, mask);
+		if (id >= 0 && t.n > 0 && !me->full) {	/* mm is me->m: register t */
+			int nid = memo_find_or_add(me, &t, &added);
+			if (nid >= 0) {
+				if (!added)
+					gr_rewind(mm, k);
+				me->next[id][x] = (int16_t)nid;
 				if (v->end[j] > j + 1 &&
-				    (rc = walk(v, m, me, j, &me->st[q], q, pp, mask)) < 0)
+				    (rc = walk(v, &me->m, me, j, &me->st[nid], nid,
+					       plain_path && plain_byte(x), mask)) < 0)
 					return rc;
 				continue;
 			}
-		} else if (!((u[x >> 5] >> (x & 31)) & 1)) {
-			continue;
 		}
-		k = gr_mark(m);
-		rc = gr_step(m, s, (unsigned char)x, &t);
-		if (rc < 0)
+		if (t.n > 0 && v->end[j] > j + 1 && (rc = walk(v, mm, me, j, &t, -1, 0, mask)) < 0)
 			return rc;
-		if (rc > 0) {
-			for (int e = 0; e < v->tok_n[j]; e++) {
-				int tid = v->tok[v->tok_off[j] + e];
-				mask[tid >> 5] |= 1u << (tid & 31);
-				n++;
-			}
-			if (t.n > 0 && v->end[j] > j + 1) {
-				int r = walk(v, m, me, j, &t, nid, 0, mask);
-				if (r < 0)
-					return r;
-			}
-		}
-		gr_rewind(m, k);
+		gr_rewind(mm, k);
 	}
-	return n;
+	return 0;
 }
 
 void gm_cache_release(struct gm_cache *c)
@@ -401,30 +422,47 @@ int gm_mask(const struct gm_vocab *v, struct gr_match *m, struct gm_cache *c, ui
 				}
 		}
 	}
-	struct memo me;
+	struct memo *me = NULL;
 	uint32_t u[8];
 	int n_first = 0, loop = 0;
 
-	me.n = 0;
-	me.loop = 0;
 	first_bytes(m, &m->cur, u);
 	for (int w = 0; w < 8; w++)
 		n_first += __builtin_popcount(u[w]);
-	if (n_first >= MEMO_MIN_BYTES) {
-		me.n = 1;
-		me.st[0] = m->cur;
-		if ((n = memo_build(m, &me)) < 0) {
-			gr_rewind(m, k);
-			free(key);
-			return n;
-		}
-		loop = 1;
-		for (unsigned x = 0; x < 256 && loop; x++)
-			loop = !plain_byte(x) || me.next[0][x] == 0;
-		me.loop = loop;
-	}
 	memset(mask, 0, (size_t)v->words * sizeof(*mask));
-	n = walk(v, m, &me, 0, &m->cur, me.n ? 0 : -1, 1, mask);
+	if (n_first >= MEMO_MIN_BYTES && (me = calloc(1, sizeof(*me)))) {
+		struct gr_st s0;
+		int added;
+		if (gr_match_init(&me->m, m->g) < 0 || gr_state_copy(&me->m, m, &m->cur, &s0) < 0) {
+			gr_match_release(&me->m);
+			free(me);
+			me = NULL;
+		} else {
+			memo_find_or_add(me, &s0, &added);
+			/* string loop: every plain byte leads back to state 0 */
+			loop = 1;
+			for (unsigned x = 0x20; x < 0x7f && loop; x++) {
+				struct gr_mark mk = gr_mark(&me->m);
+				struct gr_st t;
+				if (!plain_byte(x))
+					continue;
+				loop = gr_step(&me->m, &me->st[0], (unsigned char)x, &t) > 0 &&
+				       gr_state_equal(&me->m, &me->st[0], &t);
+				gr_rewind(&me->m, mk);
+				if (loop)
+					me->next[0][x] = 0;
+			}
+			me->loop = loop;
+		}
+	}
+	if (me)
+		n = walk(v, &me->m, me, 0, &me->st[0], 0, 1, mask);
+	else
+		n = walk(v, m, NULL, 0, &m->cur, -1, 1, mask);
+	if (me) {
+		gr_match_release(&me->m);
+		free(me);
+	}
 	gr_rewind(m, k);
 	if (n >= 0) {
 		if (loop)
