@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "engine/engine_req.h"
+#include "engine/grammar_cache.h"
 #include "engine/grammar_schema.h"
 
 void eng_list_push_back(struct eng_list *l, struct eng_req *q)

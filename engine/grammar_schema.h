@@ -1,8 +1,8 @@
 /*
  * grammar_schema.h - what a request constrains its output with, compiled
  * into a grammar: a JSON Schema, any JSON object (json_object), a regular
- * expression, or one of a list of strings (choice); compiled grammars are
- * cached by (kind, text).
+ * expression, or one of a list of strings (choice). Shared compiled
+ * grammars: engine/grammar_cache.h.
  *
  * JSON Schema support (docs/API.md lists it): type (all seven, or a list),
  * properties / required / additionalProperties (absent counts as false,
@@ -33,15 +33,5 @@ enum grs_kind { GRS_JSON_SCHEMA = 1, GRS_JSON_OBJECT = 2, GRS_REGEX = 3, GRS_CHO
  */
 int grs_compile(enum grs_kind kind, const char *text, size_t n, struct gr_grammar **out,
 		char *err, size_t errlen);
-
-/*
- * The same through a process-wide cache (thread-safe, at most
- * GRS_CACHE_MAX entries, least recently used evicted): *out is borrowed
- * until grs_release(*out).
- */
-#define GRS_CACHE_MAX 64
-int grs_get(enum grs_kind kind, const char *text, size_t n, const struct gr_grammar **out,
-	    char *err, size_t errlen);
-void grs_release(const struct gr_grammar *g);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "common/util.h"
+#include "engine/grammar_cache.h"
 #include "engine/grammar_schema.h"
 #include "service/api/api_chat.h"
 #include "tokenizer/tokenizer.h"

@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "engine/grammar.h"
 #include "engine/grammar_regex.h"
+#include "engine/grammar_cache.h"
 #include "engine/grammar_schema.h"
 #include "tests/harness.h"
 
