@@ -326,12 +326,43 @@ static void add_head(struct gr_match *m, struct gr_st *o, int32_t pos, int32_t s
 	o->n++;
 }
 
+/* Whether rule expansion (pos, stk) was made in this step (and marks it). */
+static int seen(struct gr_match *m, int32_t pos, int32_t stk)
+{
+	uint64_t key = ((uint64_t)(uint32_t)pos << 32) | (uint32_t)stk;
+	uint32_t h = (uint32_t)((key * 0x9e3779b97f4a7c15ULL) >> 40) & (GR_VIS_N - 1);
+
+	if (!m->vis_key)
+		return 0;
+	for (int probe = 0; probe < 8; probe++, h = (h + 1) & (GR_VIS_N - 1)) {
+		if (m->vis_gen[h] != m->gen) {
+			m->vis_gen[h] = m->gen;
+			m->vis_key[h] = key;
+			return 0;
+		}
+		if (m->vis_key[h] == key)
+			return 1;
+	}
+	return 0;	/* table crowded: expand again (the budget bounds it) */
+}
+
+/* Starts a step: a fresh expansion set and budget. */
+static void step_begin(struct gr_match *m)
+{
+	if (++m->gen == 0) {	/* wrapped: clear the stamps */
+		if (m->vis_gen)
+			memset(m->vis_gen, 0, GR_VIS_N * sizeof(*m->vis_gen));
+		m->gen = 1;
+	}
+	m->budget = GR_STEP_BUDGET;
+}
+
 /* Expands (pos, stk) until every head waits on a byte class; into o. */
 static void closure(struct gr_match *m, struct gr_st *o, int32_t pos, int32_t stk, int depth)
 {
 	const struct gr_grammar *g = m->g;
 
-	if (depth > CLOSURE_MAX_DEPTH || m->failed)
+	if (depth > CLOSURE_MAX_DEPTH || m->failed || --m->budget < 0)
 		return;
 	for (;;) {
 		const struct gr_elem *e = &g->el[pos];
@@ -348,9 +379,11 @@ static void closure(struct gr_match *m, struct gr_st *o, int32_t pos, int32_t st
 			stk = m->nodes[stk * NODE_W + 1];
 			continue;
 		}
-		/* GR_E_REF */
+		/* GR_E_REF: once per (pos, stk) in a step */
 		int32_t ns = stk, r = e->v;
 		int t = g->el[pos + 1].type;
+		if (seen(m, pos, stk))
+			return;
 		if (t != GR_E_ALT && t != GR_E_END && (ns = push_node(m, pos + 1, stk)) < 0)
 			return;
 		for (int a = g->alt_off[r]; a < g->alt_off[r + 1]; a++)
@@ -364,6 +397,7 @@ int gr_step(struct gr_match *m, const struct gr_st *s, unsigned char x, struct g
 	const struct gr_grammar *g = m->g;
 	struct gr_st o = { m->n_heads, 0, 0 };
 
+	step_begin(m);
 	for (int i = 0; i < s->n; i++) {
 		struct gr_head h = m->heads[s->off + i];
 		if (gr_class_has(&g->cls[g->el[h.pos].v], x))
@@ -379,8 +413,12 @@ static void release_arrays(struct gr_match *m)
 {
 	free(m->heads);
 	free(m->nodes);
+	free(m->vis_key);
+	free(m->vis_gen);
 	m->heads = NULL;
 	m->nodes = NULL;
+	m->vis_key = NULL;
+	m->vis_gen = NULL;
 	m->n_heads = m->cap_heads = m->n_nodes = m->cap_nodes = 0;
 }
 
@@ -389,6 +427,13 @@ int gr_match_init(struct gr_match *m, const struct gr_grammar *g)
 	memset(m, 0, sizeof(*m));
 	m->g = g;
 	m->cur.off = 0;
+	m->vis_key = malloc(GR_VIS_N * sizeof(*m->vis_key));
+	m->vis_gen = calloc(GR_VIS_N, sizeof(*m->vis_gen));
+	if (!m->vis_key || !m->vis_gen) {
+		release_arrays(m);
+		return ST_ENOMEM;
+	}
+	step_begin(m);
 	for (int a = g->alt_off[g->root]; a < g->alt_off[g->root + 1]; a++)
 		closure(m, &m->cur, g->alt[a], -1, 0);
 	if (m->failed) {

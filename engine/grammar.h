@@ -16,7 +16,9 @@
  * on a byte class again; a head that returns from the root rule marks the
  * state accepting. Grammars must not be left-recursive (the compilers
  * here only make right recursion); the closure's depth and the head count
- * are bounded (GR_MAX_DEPTH, GR_MAX_HEADS) so no grammar can hang it.
+ * are bounded (GR_MAX_DEPTH, GR_MAX_HEADS), a rule expansion is made once
+ * per (position, stack) in a step, and a step's work is capped
+ * (GR_STEP_BUDGET), so no grammar can hang it.
  * States live in the matcher's arena; gr_mark / gr_rewind discard those
  * made after a mark (the mask's trie walk), gr_commit compacts the arena
  * to the current state (once per token).
@@ -30,6 +32,8 @@
 #define GR_MAX_ELEMS (1 << 22)	/* elements of one grammar */
 #define GR_MAX_HEADS 512
 #define GR_MAX_DEPTH 2048	/* return-stack depth (JSON nesting) */
+#define GR_VIS_N 1024		/* expansion keys remembered per step */
+#define GR_STEP_BUDGET 50000	/* closure calls per step (heads past it are dropped) */
 
 enum gr_etype { GR_E_CHAR = 1, GR_E_REF = 2, GR_E_ALT = 3, GR_E_END = 4 };
 
@@ -104,6 +108,13 @@ struct gr_match {
 	int32_t n_nodes, cap_nodes;
 	struct gr_st cur;	/* the state after every committed byte */
 	int failed;		/* out of memory */
+	/* per step: rule expansions already made ((pos, stack) keys stamped
+	 * with gen; a nullable loop would otherwise re-expand without end) and
+	 * the expansions left (GR_STEP_BUDGET) */
+	uint64_t *vis_key;	/* [GR_VIS_N] */
+	uint32_t *vis_gen;	/* [GR_VIS_N] */
+	uint32_t gen;
+	int32_t budget;
 };
 
 struct gr_mark {

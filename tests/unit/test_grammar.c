@@ -68,6 +68,9 @@ static const struct gcase cases[] = {
 	{ GRS_REGEX, "(cat|dog)s?[0-9]{1,2}", { "cat1", "dogs42" }, { "cow1", "cat", "cat123", "xcat1" } },
 	{ GRS_REGEX, "\\w+@\\d*\\.?", { "ab@", "a_b@12." }, { "@1", "ab@x" } },
 	{ GRS_REGEX, "[^a-c]x.", { "dx\xc3\xa9", "zx!" }, { "ax!", "dx\n" } },
+	/* nullable loops (the fuzzer found them hanging the closure): bounded, still exact */
+	{ GRS_REGEX, "(a?|b?|)+c", { "c", "abc", "aac", "bbbc" }, { "d", "ca", "" } },
+	{ GRS_REGEX, "((x*)*)*y{0,3}", { "", "xxx", "xyy", "yyy" }, { "yyyy", "yx" } },
 	{ GRS_CHOICE, "[\"yes\",\"no\",\"maybe\"]", { "yes", "no", "maybe" }, { "ye", "yess", "" } },
 };
 
