@@ -138,7 +138,7 @@ static int eng_plan_checked(const struct eng_opts *o, const struct g2_weights *w
 	in.activation_bytes = mem_plan_activation_bytes(c, o->max_num_batched_tokens,
 							o->max_num_seqs, max_blocks, in.host_memory);
 	in.activation_bytes += g2_sampling_bytes(o->max_num_seqs,
-						 eng_pairs_cap(o, max_blocks * o->block_size));
+						 eng_pairs_cap(o, max_blocks * o->block_size), c->vocab_size);
 	in.reserve_bytes = in.host_memory ? 0 : MEM_PLAN_CUDA_RESERVE;
 	in.kv_bytes = o->kv_bytes;
 	in.kv_dtype = be->ops->kv_dtype;
@@ -224,6 +224,9 @@ static void eng_free(struct engine *e)
 	smp_destroy(e->smp);
 	if (e->s_rows)
 		be->ops->host_free(be->ctx, e->s_rows);
+	if (e->s_masks)
+		be->ops->host_free(be->ctx, e->s_masks);
+	gm_vocab_destroy(e->gv);
 	if (e->s_out)
 		be->ops->host_free(be->ctx, e->s_out);
 	if (e->s_pairs)

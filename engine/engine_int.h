@@ -24,6 +24,8 @@
 #include "kernels/gemma2.h"
 #include "kernels/kv_cache.h"
 #include "engine/engine_types.h"
+#include "engine/grammar.h"
+#include "engine/grammar_mask.h"
 #include "engine/mem_plan.h"
 #include "engine/sampling.h"
 #include "engine/stop.h"
@@ -61,6 +63,12 @@ struct eng_req {
 	struct stop_matcher stop;
 	char *text;			/* [text_cap] this event's text */
 	size_t text_len, text_cap;
+	/* structured outputs: the grammar (a reference from grs_get), its state
+	 * after every generated token, the masks of recent states */
+	const struct gr_grammar *grammar;
+	int guide_failed;		/* no mask could be made this step: the request fails */
+	struct gr_match gm;
+	struct gm_cache gcache;
 	/* this step's sample (from the sample op's output) */
 	struct smp_result res;
 	int smp_rc;
@@ -102,6 +110,11 @@ struct engine {
 	struct be_sample_pair *s_pairs;		/* [s_pairs_cap] */
 	struct be_sample_out *s_out;		/* [max_seqs] */
 	int s_pairs_cap, n_pairs;
+	/* structured outputs, made on the first guided request (engine thread):
+	 * the vocabulary trie and this step's allow masks [max_seqs * words] */
+	struct gm_vocab *gv;
+	uint32_t *s_masks;
+	int n_masked;		/* rows with a mask this step */
 	struct eng_req **sched;			/* [max_seqs] scheduled this step */
 	int n_sched;
 	struct eng_req **rows;			/* [max_seqs] sampled this step, logit order */

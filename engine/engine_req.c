@@ -15,6 +15,8 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "engine/engine_req.h"
+#include "engine/grammar_cache.h"
+#include "engine/grammar_schema.h"
 
 void eng_list_push_back(struct eng_list *l, struct eng_req *q)
 {
@@ -71,6 +73,11 @@ void eng_req_destroy(struct eng_req *q)
 		return;
 	for (int i = 0; i < q->sp.n_stop; i++)
 		free(q->sp.stop[i]);
+	if (q->grammar) {
+		gr_match_release(&q->gm);
+		gm_cache_release(&q->gcache);
+		grs_release(q->grammar);
+	}
 	stop_release(&q->stop);
 	free(q->ts);
 	free(q->text);
@@ -116,6 +123,8 @@ int eng_req_create(struct engine *e, const int *prompt, int n_prompt,
 		return ST_EINVAL;
 	if (s->n_stop > 0 && !e->tok)
 		SUBMIT_FAIL(ST_EINVAL, "stop: stop strings need a tokenizer");
+	if (s->guide_kind && !e->tok)
+		SUBMIT_FAIL(ST_EINVAL, "response_format: structured outputs need a tokenizer");
 
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -131,6 +140,20 @@ int eng_req_create(struct engine *e, const int *prompt, int n_prompt,
 	}
 	for (int i = s->n_stop; i < ENG_MAX_STOP; i++)
 		q->sp.stop[i] = NULL;
+	q->sp.guide = NULL;	/* borrowed text: only the compiled grammar is kept */
+	if (s->guide_kind) {
+		int rc = grs_get((enum grs_kind)s->guide_kind, s->guide, s->guide_len, &q->grammar,
+				 err, errlen);
+		if (rc < 0) {
+			q->grammar = NULL;
+			eng_req_destroy(q);
+			return rc == ST_ENOMEM ? ST_ENOMEM : ST_EINVAL;
+		}
+		if (gr_match_init(&q->gm, q->grammar) < 0) {
+			gr_match_release(&q->gm);
+			goto out_nomem;
+		}
+	}
 	q->n_prompt = n_prompt;
 	q->n_tokens = n_prompt;
 	q->cap = (int)MIN((int64_t)n_prompt + s->max_tokens, (int64_t)e->max_model_len);

@@ -298,6 +298,17 @@ static void process_token(struct engine *e, struct eng_req *q)
 		q->t_first = now_sec();
 	check = q->n_gen >= q->sp.min_tokens;
 
+	if (q->grammar && q->guide_failed) {
+		q->finish = ENG_FINISH_ERROR;
+		q->error = "structured output: no memory for the token mask";
+		return;
+	}
+	if (q->grammar && !gm_is_end(e->gv, tok) && gm_advance(e->gv, &q->gm, tok) < 0) {
+		/* cannot happen: the mask allowed only tokens the grammar takes */
+		q->finish = ENG_FINISH_ERROR;
+		q->error = "structured output: the sampled token does not fit the grammar";
+		return;
+	}
 	if (stop_token_ends(&q->sp, e->eos, e->n_eos, tok, q->n_gen)) {
 		/* EOS / stop id: its text is not emitted; held text is released */
 		text_finish(q, check);
@@ -314,10 +325,36 @@ static void process_token(struct engine *e, struct eng_req *q)
 			return;
 		}
 	}
+	if (q->grammar && gr_accepting(&q->gm) && !gr_can_continue(&q->gm)) {
+		/* the value is complete and nothing can follow: done, as at EOS */
+		q->finish = ENG_FINISH_STOP;
+		text_finish(q, check);
+		return;
+	}
 	if (stop_length(&q->sp, q->n_gen, q->n_tokens, e->max_model_len)) {
 		q->finish = ENG_FINISH_LENGTH;
 		text_finish(q, check);
 	}
+}
+
+/*
+ * Structured outputs' per-engine state, made on the first guided row (the
+ * engine thread): the vocabulary trie and pinned mask rows. A failure
+ * leaves the row unmasked and is logged once per attempt.
+ */
+static int guide_ready(struct engine *e)
+{
+	const struct be *be = e->w.be;
+
+	if (e->gv && e->s_masks)
+		return 0;
+	if (!e->gv && gm_vocab_create(e->tok, e->vocab, e->eos, e->n_eos, &e->gv) < 0)
+		return log_err(ST_ENOMEM, "engine: no memory for the structured-output vocabulary");
+	e->s_masks = be->ops->host_alloc(be->ctx, (size_t)e->max_seqs * gm_words(e->gv) *
+					 sizeof(uint32_t));
+	if (!e->s_masks)
+		return log_err(ST_ENOMEM, "engine: no memory for structured-output masks");
+	return 0;
 }
 
 /*
@@ -337,6 +374,18 @@ static void sample_row(struct engine *e, struct eng_req *q, int r)
 		return;
 	}
 	e->n_pairs += n;
+	e->s_rows[r].has_mask = 0;
+	q->guide_failed = 0;
+	if (q->grammar) {
+		uint32_t *m;
+		if (guide_ready(e) < 0 ||
+		    gm_mask(e->gv, &q->gm, &q->gcache, m = e->s_masks + (size_t)r * gm_words(e->gv)) < 0) {
+			q->guide_failed = 1;	/* process_token fails the request */
+			return;
+		}
+		e->s_rows[r].has_mask = 1;
+		e->n_masked++;
+	}
 }
 
 /* Fills the batch arrays from e->sched; returns the token count. */
@@ -345,6 +394,7 @@ static int build_batch(struct engine *e, struct g2_batch *b)
 	int stride = 1, n_tok = 0, n_logits = 0;
 
 	e->n_pairs = 0;
+	e->n_masked = 0;
 	for (int r = 0; r < e->n_sched; r++) {
 		struct eng_req *q = e->sched[r];
 		stride = MAX(stride, blocks_for(e, q->n_computed + q->take));
@@ -381,6 +431,7 @@ static int build_batch(struct engine *e, struct g2_batch *b)
 	b->sample_pairs = e->s_pairs;
 	b->n_pairs = e->n_pairs;
 	b->sample_out = e->s_out;
+	b->sample_masks = e->n_masked > 0 ? e->s_masks : NULL;
 	return n_tok;
 }
 

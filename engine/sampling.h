@@ -50,6 +50,14 @@ struct eng_sampling {
 	int bias_ids[ENG_MAX_LOGIT_BIAS];
 	float bias[ENG_MAX_LOGIT_BIAS];
 	uint64_t cache_salt;		/* eng_cache_salt(request's cache_salt); 0: none */
+	/*
+	 * Structured outputs (engine/grammar_schema.h): guide_kind 0 = none,
+	 * else enum grs_kind with its text (borrowed until eng_submit returns;
+	 * the engine compiles it through the grammar cache at submit).
+	 */
+	int guide_kind;
+	const char *guide;
+	size_t guide_len;
 };
 
 /*

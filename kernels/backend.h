@@ -181,11 +181,13 @@ struct be_ops {
 			   int n_rows, int d);
 
 	/* One token per row of logits (n_rows, vocab), modified in place (masks,
-	 * penalties); rows[n_rows], pairs (written: orig) and out[n_rows] are
-	 * device memory. The pipeline and its arithmetic: kernels/sample.h. */
+	 * penalties); rows[n_rows], pairs (written: orig), masks and out[n_rows]
+	 * are device memory. masks (n_rows, BE_MASK_WORDS(vocab)): row r's
+	 * allowed ids when rows[r].has_mask (NULL when no row has one). The
+	 * pipeline and its arithmetic: kernels/sample.h. */
 	int (*sample)(void *ctx, struct be_sample_out *out, float *logits,
-		      const struct be_sample_row *rows, struct be_sample_pair *pairs, int n_rows,
-		      int vocab);
+		      const struct be_sample_row *rows, struct be_sample_pair *pairs,
+		      const uint32_t *masks, int n_rows, int vocab);
 };
 
 /*

@@ -60,6 +60,7 @@ struct g2_model {
 	struct be_sample_row *d_srows;	/* [smp_rows] */
 	struct be_sample_out *d_sout;	/* [smp_rows] */
 	struct be_sample_pair *d_pairs;	/* [smp_pairs] */
+	uint32_t *d_masks;		/* [smp_rows * BE_MASK_WORDS(vocab)] allow masks */
 	int smp_rows, smp_pairs;
 	/* host scratch */
 	int32_t *slots;			/* [max_tokens] */
@@ -290,10 +291,11 @@ void g2_model_destroy(struct g2_model *g)
 	free(g);
 }
 
-size_t g2_sampling_bytes(int max_rows, int max_pairs)
+size_t g2_sampling_bytes(int max_rows, int max_pairs, int vocab)
 {
 	return (size_t)max_rows * (sizeof(struct be_sample_row) + sizeof(struct be_sample_out)) +
-	       (size_t)max_pairs * sizeof(struct be_sample_pair);
+	       (size_t)max_pairs * sizeof(struct be_sample_pair) +
+	       (size_t)max_rows * BE_MASK_WORDS(vocab) * sizeof(uint32_t);
 }
 
 int g2_model_enable_sampling(struct g2_model *g, int max_rows, int max_pairs)
@@ -310,7 +312,9 @@ int g2_model_enable_sampling(struct g2_model *g, int max_rows, int max_pairs)
 	if (!(g->d_srows = dev_alloc(g, (size_t)max_rows * sizeof(struct be_sample_row))) ||
 	    !(g->d_sout = dev_alloc(g, (size_t)max_rows * sizeof(struct be_sample_out))) ||
 	    !(g->d_pairs = dev_alloc(g, (size_t)(max_pairs > 0 ? max_pairs : 1) *
-					sizeof(struct be_sample_pair)))) {
+					sizeof(struct be_sample_pair))) ||
+	    !(g->d_masks = dev_alloc(g, (size_t)max_rows * BE_MASK_WORDS(g->cfg.vocab_size) *
+					 sizeof(uint32_t)))) {
 		g->d_srows = NULL;
 		return log_err(ST_ENOMEM, "model: no device memory for sampling %d rows", max_rows);
 	}
@@ -382,7 +386,7 @@ static int check_batch(struct g2_model *g, struct kv_cache *kv, const struct g2_
 			const struct be_sample_row *sr = &b->sample_rows[r];
 			if (sr->pair_off < 0 || sr->n_pairs < 0 || sr->pair_off > b->n_pairs ||
 			    sr->n_pairs > b->n_pairs - sr->pair_off ||
-			    sr->n_logprobs > BE_SAMPLE_MAX_TOP)
+			    sr->n_logprobs > BE_SAMPLE_MAX_TOP || (sr->has_mask && !b->sample_masks))
 				return log_err(ST_EINVAL, "forward: sample row %d: pairs [%d, +%d) of %d, "
 					       "logprobs %d", r, sr->pair_off, sr->n_pairs, b->n_pairs,
 					       sr->n_logprobs);
@@ -467,6 +471,9 @@ int g2_forward(struct g2_model *g, struct kv_cache *kv, const struct g2_batch *b
 	if (b->sample_out && b->n_pairs > 0)
 		TRY(o->copy_h2d(cx, g->d_pairs, b->sample_pairs,
 				(size_t)b->n_pairs * sizeof(struct be_sample_pair)));
+	if (b->sample_out && b->sample_masks && b->n_logits > 0)
+		TRY(o->copy_h2d(cx, g->d_masks, b->sample_masks, (size_t)b->n_logits *
+				BE_MASK_WORDS(vocab) * sizeof(uint32_t)));
 
 	memset(&a, 0, sizeof(a));
 	a.n_tok = n;
@@ -496,8 +503,9 @@ int g2_forward(struct g2_model *g, struct kv_cache *kv, const struct g2_batch *b
 			TRY(o->softcap(cx, g->logits, (size_t)nr * vocab,
 				       (float)c->final_logit_softcapping));
 		if (b->sample_out) {
-			TRY(o->sample(cx, g->d_sout + r0, g->logits, g->d_srows + r0, g->d_pairs, nr,
-				      vocab));
+			TRY(o->sample(cx, g->d_sout + r0, g->logits, g->d_srows + r0, g->d_pairs,
+				      b->sample_masks ? g->d_masks + (size_t)r0 * BE_MASK_WORDS(vocab) :
+				      NULL, nr, vocab));
 			TRY(o->copy_d2h(cx, b->sample_out + r0, g->d_sout + r0,
 					(size_t)nr * sizeof(struct be_sample_out)));
 		} else {

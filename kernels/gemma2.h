@@ -79,6 +79,9 @@ struct g2_batch {
 	const struct be_sample_pair *sample_pairs;	/* [n_pairs], every row's pairs */
 	int n_pairs;
 	struct be_sample_out *sample_out;		/* [n_logits] */
+	/* [n_logits * BE_MASK_WORDS(vocab)] allow masks of the rows with has_mask
+	 * (structured outputs); NULL when no row has one */
+	const uint32_t *sample_masks;
 };
 
 /*
@@ -111,8 +114,8 @@ size_t g2_scratch_bytes(const struct g2_config *c, int max_tokens, int max_seqs,
  */
 int g2_model_enable_sampling(struct g2_model *g, int max_rows, int max_pairs);
 
-/* Device bytes g2_model_enable_sampling(g, max_rows, max_pairs) allocates. */
-size_t g2_sampling_bytes(int max_rows, int max_pairs);
+/* Device bytes g2_model_enable_sampling(g, max_rows, max_pairs) allocates (vocab: the model's). */
+size_t g2_sampling_bytes(int max_rows, int max_pairs, int vocab);
 
 const struct g2_config *g2_model_config(const struct g2_model *g);
 int g2_model_max_tokens(const struct g2_model *g);

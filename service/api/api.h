@@ -46,6 +46,7 @@ struct api_req {
 	int max_tokens_set;
 	char *instructions;	/* responses: echoed in the response object, malloc'd or NULL */
 	struct eng_sampling smp;	/* stop strings malloc'd here until submitted */
+	char *guide;			/* structured outputs: smp.guide's text, malloc'd */
 };
 
 struct api_limits {

@@ -18,6 +18,8 @@
 
 #include "common/status.h"
 #include "common/util.h"
+#include "engine/grammar_cache.h"
+#include "engine/grammar_schema.h"
 #include "service/api/api_chat.h"
 #include "tokenizer/tokenizer.h"
 
@@ -79,6 +81,7 @@ void api_req_release(struct api_req *r)
 	for (int i = 0; i < r->smp.n_stop; i++)
 		free(r->smp.stop[i]);
 	free(r->instructions);
+	free(r->guide);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -268,23 +271,122 @@ out:
 }
 
 /*
- * response_format: only {"type": "text"} (the default) until structured
- * outputs exist; anything else would silently come back as free text.
- * Structured outputs replace this one function.
+ * Structured outputs: the one constraint of the request, as (kind, text)
+ * for the engine, compiled once here (through the grammar cache) so that
+ * a schema or regex we cannot compile is a 400 naming the keyword.
+ * Forms: OpenAI response_format {type: text | json_object | json_schema
+ * {name, schema, strict}}; vLLM guided_json / guided_regex /
+ * guided_choice and structured_outputs {json, regex, choice};
+ * llama-server json_schema. guided_grammar / structured_outputs.grammar
+ * (GBNF, EBNF) are refused.
  */
-static int refuse_response_format(const cJSON *body, struct api_err *e)
+static int set_guide(struct api_req *r, int kind, const cJSON *v, const char *param,
+		     struct api_err *e)
 {
-	const cJSON *v = get(body, "response_format"), *t;
+	const struct gr_grammar *g;
+	char err[200];
 	int rc = 0;
 
-	if (!v)
-		return 0;
-	t = cJSON_IsObject(v) ? get(v, "type") : NULL;
-	if (!t || !cJSON_IsString(t))
-		FAIL(400, "response_format", "response_format must be an object with a string \"type\"");
-	if (strcmp(t->valuestring, "text") != 0)
-		FAIL(400, "response_format", "response_format type '%.40s' is not supported (only \"text\"): "
-		     "this server has no structured outputs", t->valuestring);
+	if (r->smp.guide_kind)
+		FAIL(400, param, "only one structured-output constraint may be given (%s and another)", param);
+	if (kind == GRS_REGEX)
+		r->guide = strdup(v->valuestring);
+	else if (kind == GRS_JSON_SCHEMA && cJSON_IsString(v))	/* a schema sent as its text */
+		r->guide = strdup(v->valuestring);
+	else if (kind == GRS_JSON_OBJECT)
+		r->guide = strdup("");
+	else
+		r->guide = cJSON_PrintUnformatted(v);
+	if (!r->guide)
+		FAIL(500, NULL, "out of memory");
+	if ((rc = grs_get((enum grs_kind)kind, r->guide, strlen(r->guide), &g, err, sizeof(err))) < 0) {
+		rc = ST_EINVAL;
+		FAIL(400, param, "%s: %s", param, err[0] ? err : "cannot be compiled");
+	}
+	grs_release(g);
+	r->smp.guide_kind = kind;
+	r->smp.guide = r->guide;
+	r->smp.guide_len = strlen(r->guide);
+out:
+	return rc;
+}
+
+static int parse_guide(const cJSON *body, struct api_req *r, struct api_err *e)
+{
+	const cJSON *v, *t, *so;
+	int rc = 0;
+
+	if ((v = get(body, "response_format"))) {
+		if (!cJSON_IsObject(v) || !cJSON_IsString(t = get(v, "type")))
+			FAIL(400, "response_format", "response_format must be an object with a string type");
+		if (!strcmp(t->valuestring, "json_object")) {
+			if ((rc = set_guide(r, GRS_JSON_OBJECT, v, "response_format", e)) < 0)
+				goto out;
+		} else if (!strcmp(t->valuestring, "json_schema")) {
+			const cJSON *js = get(v, "json_schema"), *sc;
+			if (!cJSON_IsObject(js))
+				FAIL(400, "response_format", "response_format.json_schema must be an object");
+			sc = get(js, "schema");
+			if (!sc || !(cJSON_IsObject(sc) || cJSON_IsTrue(sc)))
+				FAIL(400, "response_format", "response_format.json_schema.schema must be a JSON Schema object");
+			if (get(js, "strict") && !cJSON_IsBool(get(js, "strict")))
+				FAIL(400, "response_format", "response_format.json_schema.strict must be a boolean");
+			if ((rc = set_guide(r, GRS_JSON_SCHEMA, sc, "response_format", e)) < 0)
+				goto out;
+		} else if (strcmp(t->valuestring, "text") != 0) {
+			FAIL(400, "response_format", "response_format.type must be text, json_object or json_schema");
+		}
+	}
+	if ((v = get(body, "guided_json")) || (v = get(body, "json_schema"))) {
+		const char *p = get(body, "guided_json") ? "guided_json" : "json_schema";
+		if (!cJSON_IsObject(v) && !cJSON_IsString(v) && !cJSON_IsTrue(v))
+			FAIL(400, p, "%s must be a JSON Schema (an object, or its text)", p);
+		if ((rc = set_guide(r, GRS_JSON_SCHEMA, v, p, e)) < 0)
+			goto out;
+	}
+	if ((v = get(body, "guided_regex"))) {
+		if (!cJSON_IsString(v))
+			FAIL(400, "guided_regex", "guided_regex must be a string");
+		if ((rc = set_guide(r, GRS_REGEX, v, "guided_regex", e)) < 0)
+			goto out;
+	}
+	if ((v = get(body, "guided_choice"))) {
+		if (!cJSON_IsArray(v))
+			FAIL(400, "guided_choice", "guided_choice must be an array of strings");
+		if ((rc = set_guide(r, GRS_CHOICE, v, "guided_choice", e)) < 0)
+			goto out;
+	}
+	if (get(body, "guided_grammar"))
+		FAIL(400, "guided_grammar", "guided_grammar is not supported (use guided_json, guided_regex or guided_choice)");
+	if (get(body, "grammar"))
+		FAIL(400, "grammar", "grammar (GBNF) is not supported (use json_schema or response_format)");
+	if ((so = get(body, "structured_outputs"))) {
+		if (!cJSON_IsObject(so))
+			FAIL(400, "structured_outputs", "structured_outputs must be an object");
+		if ((v = get(so, "json"))) {
+			if (!cJSON_IsObject(v) && !cJSON_IsString(v) && !cJSON_IsTrue(v))
+				FAIL(400, "structured_outputs", "structured_outputs.json must be a JSON Schema");
+			if ((rc = set_guide(r, GRS_JSON_SCHEMA, v, "structured_outputs", e)) < 0)
+				goto out;
+		}
+		if ((v = get(so, "regex"))) {
+			if (!cJSON_IsString(v))
+				FAIL(400, "structured_outputs", "structured_outputs.regex must be a string");
+			if ((rc = set_guide(r, GRS_REGEX, v, "structured_outputs", e)) < 0)
+				goto out;
+		}
+		if ((v = get(so, "choice"))) {
+			if (!cJSON_IsArray(v))
+				FAIL(400, "structured_outputs", "structured_outputs.choice must be an array of strings");
+			if ((rc = set_guide(r, GRS_CHOICE, v, "structured_outputs", e)) < 0)
+				goto out;
+		}
+		if ((v = get(so, "json_object")) && cJSON_IsTrue(v) &&
+		    (rc = set_guide(r, GRS_JSON_OBJECT, v, "structured_outputs", e)) < 0)
+			goto out;
+		if (get(so, "grammar"))
+			FAIL(400, "structured_outputs", "structured_outputs.grammar is not supported");
+	}
 out:
 	return rc;
 }
@@ -295,7 +397,7 @@ static int parse_sampling(const cJSON *body, const struct api_limits *lim, struc
 	struct eng_sampling *s = &r->smp;
 	int64_t i64;
 	double d;
-	int b, rc = 0, k;
+	int b = 0, rc = 0, k;
 
 	if ((k = num_field(body, "temperature", 0, 100, &d)) < 0)
 		FAIL(400, "temperature", "temperature must be a number in [0, 100]");
@@ -353,7 +455,7 @@ static int parse_sampling(const cJSON *body, const struct api_limits *lim, struc
 		r->n = (int)i64;
 	if ((k = int_field(body, "best_of", 1, API_MAX_N, &i64)) < 0 || (k && i64 != r->n))
 		FAIL(400, "best_of", "best_of must equal n");
-	if ((rc = parse_logit_bias(body, lim, r, e)) < 0 || (rc = refuse_response_format(body, e)) < 0)
+	if ((rc = parse_logit_bias(body, lim, r, e)) < 0)
 		goto out;
 	const cJSON *v = get(body, "suffix");
 	if (v && (!cJSON_IsString(v) || *v->valuestring))
@@ -381,6 +483,8 @@ static int parse_sampling(const cJSON *body, const struct api_limits *lim, struc
 		FAIL(400, "cache_salt", "cache_salt must be a non-empty string");
 	s->cache_salt = v ? eng_cache_salt(v->valuestring) : 0;
 	if ((rc = parse_stop(body, r, e)) < 0)
+		goto out;
+	if ((rc = parse_guide(body, r, e)) < 0)
 		goto out;
 out:
 	return rc;

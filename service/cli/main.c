@@ -16,6 +16,7 @@
 #include "service/cli/cmd_load.h"
 #include "service/cli/cmd_logits.h"
 #include "service/cli/cmd_quantize.h"
+#include "service/cli/cmd_schema_check.h"
 #include "service/cli/cmd_serve.h"
 #include "service/cli/cmd_tokenize.h"
 
@@ -32,6 +33,7 @@ static const struct {
 	{ "load", cmd_load, "load the model only and report bytes, seconds and GB/s per stage" },
 	{ "checksum", cmd_checksum, "write crc32c.json for a local model directory" },
 	{ "quantize", cmd_quantize, "write an FP8 (compressed-tensors) copy of a local model directory" },
+	{ "schema-check", cmd_schema_check, "exit 0 when the structured-output grammar of --schema accepts a JSON document" },
 	{ "inspect", cmd_inspect, "parse and validate a model directory, print its config and tensors" },
 };
 

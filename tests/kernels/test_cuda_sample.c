@@ -10,6 +10,8 @@
  * to a boundary may pick the neighbour: at most 1 % of random rows may
  * differ (expected: none). Greedy rows, the top-N ids and the error rows
  * must be identical; logprobs within 1e-4 (float vs double sums).
+ * The *_masked cases give every other row a dense allow mask (structured
+ * outputs: kernels/sample.h step 2) of random density, the same to both ops.
  * Without a device every case prints "SKIP ...: no CUDA device".
  */
 #include "tests/kernels/cuda_test_util.h"
@@ -17,8 +19,10 @@
 
 #define ROWS 64
 
-static void family(int v, uint64_t seed, int n_batches)
+static void family(int v, uint64_t seed, int n_batches, int masked)
 {
+	int words = BE_MASK_WORDS(v);
+	uint32_t *masks = calloc((size_t)ROWS * words, sizeof(uint32_t));
 	struct be_sample_row rows[ROWS];
 	struct be_sample_pair *pairs = malloc(ROWS * (SC_MAX_PAIRS) * sizeof(*pairs));
 	struct be_sample_pair *pairs_cu = malloc(ROWS * (SC_MAX_PAIRS) * sizeof(*pairs));
@@ -33,7 +37,7 @@ static void family(int v, uint64_t seed, int n_batches)
 	CHECK(smp_create(v, &s) == 0, "smp_create");
 	for (int b = 0; b < n_batches; b++) {
 		int n_pairs = 0;
-		void *d_l, *d_rows, *d_pairs, *d_out;
+		void *d_l, *d_rows, *d_pairs, *d_out, *d_masks;
 		for (int i = 0; i < ROWS; i++) {
 			struct sample_case c;
 			struct rng r;
@@ -44,17 +48,36 @@ static void family(int v, uint64_t seed, int n_batches)
 						  c.n_mask, &rows[i], n_pairs, pairs + n_pairs,
 						  SC_MAX_PAIRS);
 			sc_free(&c);
+			rows[i].has_mask = masked && (i & 1);
+			if (rows[i].has_mask) {	/* density 1/2^(1..4), never the whole row */
+				uint64_t x = seed * 7919 + (uint64_t)(b * ROWS + i);
+				int sh = 1 + i % 4;
+				for (int w = 0; w < words; w++) {
+					x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+					uint32_t m = (uint32_t)(x >> 32);
+					for (int k = 1; k < sh; k++)
+						m &= (uint32_t)(x >> (32 - 7 * k)) | (uint32_t)(x << (3 * k));
+					masks[(size_t)i * words + w] = m;
+				}
+			}
 		}
 		memcpy(pairs_cu, pairs, (size_t)n_pairs * sizeof(*pairs));
 		d_l = cu_dup(l, (size_t)ROWS * v * sizeof(float));
 		d_rows = cu_dup(rows, sizeof(rows));
 		d_pairs = cu_dup(pairs_cu, (size_t)(n_pairs ? n_pairs : 1) * sizeof(*pairs));
 		d_out = cu_dup(got, sizeof(got));
-		CHECK(g_cu.ops->sample(g_cu.ctx, d_out, d_l, d_rows, d_pairs, ROWS, v) == 0,
+		d_masks = cu_dup(masks, (size_t)ROWS * words * sizeof(uint32_t));
+		CHECK(g_cu.ops->sample(g_cu.ctx, d_out, d_l, d_rows, d_pairs, masked ? d_masks : NULL,
+				       ROWS, v) == 0,
 		      "cuda sample op");
 		cu_get(got, d_out, sizeof(got));
 		cu_get(pairs_cu, d_pairs, (size_t)n_pairs * sizeof(*pairs));
-		CHECK(g_cpu.ops->sample(g_cpu.ctx, ref, l, rows, pairs, ROWS, v) == 0, "cpu op");
+		CHECK(g_cpu.ops->sample(g_cpu.ctx, ref, l, rows, pairs, masked ? masks : NULL, ROWS, v) == 0,
+		      "cpu op");
+		for (int i = 0; i < ROWS; i++)	/* the CPU op honours the mask (test_sample.c checks more) */
+			CHECK(!rows[i].has_mask || ref[i].token < 0 ||
+			      smp_mask_allows(masks + (size_t)i * words, ref[i].token),
+			      "row %d: cpu chose masked token %d", i, ref[i].token);
 		for (int j = 0; j < n_pairs; j++)
 			CHECK(pairs_cu[j].orig == pairs[j].orig || (isnan(pairs[j].orig) &&
 			      isnan(pairs_cu[j].orig)), "pair %d: orig cuda %g cpu %g", j,
@@ -92,6 +115,7 @@ static void family(int v, uint64_t seed, int n_batches)
 		cu_release(d_rows);
 		cu_release(d_pairs);
 		cu_release(d_out);
+		cu_release(d_masks);
 	}
 	CHECK(n_greedy_bad == 0, "vocab %d: %d greedy / error rows differ", v, n_greedy_bad);
 	CHECK(n_rand_bad * 100 <= n_rand, "vocab %d: %d of %d random rows differ (> 1 %%)", v,
@@ -104,12 +128,16 @@ out:
 	free(pairs);
 	free(pairs_cu);
 	free(l);
+	free(masks);
 }
 
-static void cuda_sample_small(void) { family(7, 11, 20); }
-static void cuda_sample_medium(void) { family(1000, 22, 10); }
-static void cuda_sample_odd(void) { family(4099, 44, 4); }
-static void cuda_sample_gemma_vocab(void) { family(256000, 33, 2); }
+static void cuda_sample_small(void) { family(7, 11, 20, 0); }
+static void cuda_sample_medium(void) { family(1000, 22, 10, 0); }
+static void cuda_sample_odd(void) { family(4099, 44, 4, 0); }
+static void cuda_sample_gemma_vocab(void) { family(256000, 33, 2, 0); }
+static void cuda_sample_small_masked(void) { family(7, 12, 20, 1); }
+static void cuda_sample_odd_masked(void) { family(4099, 45, 4, 1); }
+static void cuda_sample_gemma_vocab_masked(void) { family(256000, 34, 2, 1); }
 
 int main(void)
 {
@@ -119,6 +147,9 @@ int main(void)
 	RUN(cuda_sample_medium);
 	RUN(cuda_sample_odd);
 	RUN(cuda_sample_gemma_vocab);
+	RUN(cuda_sample_small_masked);
+	RUN(cuda_sample_odd_masked);
+	RUN(cuda_sample_gemma_vocab_masked);
 	cut_fini();
 	return th_done();
 }

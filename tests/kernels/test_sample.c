@@ -43,7 +43,7 @@ static int op_sample(const struct sample_case *c, struct smp *s, struct be_sampl
 		free(l);
 		return n;
 	}
-	rc = g_cpu.ops->sample(g_cpu.ctx, o, l, &row, pairs, 1, c->vocab);
+	rc = g_cpu.ops->sample(g_cpu.ctx, o, l, &row, pairs, NULL, 1, c->vocab);
 	free(l);
 	return rc;
 }
@@ -296,6 +296,72 @@ static void sample_matches_ref_small(void) { family(7, 11, 3000); }
 static void sample_matches_ref_medium(void) { family(1000, 22, 1500); }
 static void sample_matches_ref_gemma_vocab(void) { family(256000, 33, 40); }
 
+/*
+ * The dense allow mask (structured outputs): the op with a mask picks what
+ * it picks on the row with the masked logits set to -inf (the same draw),
+ * never a masked id, and its logprobs stay the raw row's.
+ */
+static void mask_family(int v, uint64_t seed, int n_cases)
+{
+	struct smp *s = NULL;
+	int words = BE_MASK_WORDS(v), n_checked = 0;
+	uint32_t *mask = malloc((size_t)words * sizeof(uint32_t));
+	float *la = malloc((size_t)v * sizeof(float)), *lb = malloc((size_t)v * sizeof(float));
+
+	CHECK(smp_create(v, &s) == 0, "smp_create");
+	for (int i = 0; i < n_cases; i++) {
+		struct sample_case c;
+		struct be_sample_row row;
+		struct be_sample_pair pa[SC_MAX_PAIRS], pb[SC_MAX_PAIRS];
+		struct be_sample_out oa, ob, oc;
+		struct rng r;
+		uint64_t x = seed * 31 + (uint64_t)i;
+		int n;
+
+		sc_make(&c, v, seed, i);
+		rng_seed(&r, c.seed);
+		n = smp_row_build(s, &c.p, &r, c.tokens, c.n_prompt, c.n_tokens, c.mask, c.n_mask, &row,
+				  0, pa, SC_MAX_PAIRS);
+		CHECK(n >= 0, "row build");
+		for (int w = 0; w < words; w++) {
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+			mask[w] = (uint32_t)(x >> 32) & (i % 3 ? (uint32_t)(x >> 16) : 0xffffffffu);
+		}
+		memcpy(pb, pa, sizeof(pa));
+		memcpy(la, c.logits, (size_t)v * sizeof(float));
+		for (int t = 0; t < v; t++)
+			lb[t] = smp_mask_allows(mask, t) ? c.logits[t] : -INFINITY;
+		row.has_mask = 1;
+		CHECK(g_cpu.ops->sample(g_cpu.ctx, &oa, la, &row, pa, mask, 1, v) == 0, "masked op");
+		CHECK(g_cpu.ops->sample(g_cpu.ctx, &oa, la, &row, pa, NULL, 1, v) == ST_EINVAL,
+		      "has_mask without masks is refused");
+		memcpy(la, c.logits, (size_t)v * sizeof(float));
+		memcpy(pa, pb, sizeof(pa));
+		g_cpu.ops->sample(g_cpu.ctx, &oa, la, &row, pa, mask, 1, v);
+		row.has_mask = 0;
+		CHECK(g_cpu.ops->sample(g_cpu.ctx, &ob, lb, &row, pb, NULL, 1, v) == 0, "-inf op");
+		CHECK(oa.token == ob.token, "case %d: masked %d, -inf row %d", i, oa.token, ob.token);
+		CHECK(oa.token < 0 || smp_mask_allows(mask, oa.token), "case %d: chose masked id %d", i,
+		      oa.token);
+		memcpy(la, c.logits, (size_t)v * sizeof(float));
+		memcpy(pa, pb, sizeof(pa));
+		g_cpu.ops->sample(g_cpu.ctx, &oc, la, &row, pa, NULL, 1, v);
+		CHECK(oa.n_top == oc.n_top && !memcmp(oa.top_id, oc.top_id, sizeof(int32_t) * (size_t)oa.n_top),
+		      "case %d: top logprobs are the raw row's", i);
+		n_checked += oa.token >= 0;
+		sc_free(&c);
+	}
+	CHECK(n_checked > n_cases / 2, "only %d of %d cases sampled a token", n_checked, n_cases);
+	smp_destroy(s);
+	free(mask);
+	free(la);
+	free(lb);
+}
+
+static void sample_dense_mask_small(void) { mask_family(7, 5, 2000); }
+static void sample_dense_mask_odd(void) { mask_family(1001, 6, 400); }
+static void sample_dense_mask_gemma_vocab(void) { mask_family(256000, 7, 10); }
+
 static void sample_keys_order(void)
 {
 	/* logit descending, then id ascending; NaN after -inf; -0 == +0 */
@@ -322,7 +388,7 @@ static struct be_sample_out run1(const float *logits, int v, struct be_sample_ro
 	float *l = malloc((size_t)v * sizeof(float));
 	memcpy(l, logits, (size_t)v * sizeof(float));
 	memset(&o, 0xff, sizeof(o));
-	CHECK(g_cpu.ops->sample(g_cpu.ctx, &o, l, &row, pairs, 1, v) == 0, "sample op");
+	CHECK(g_cpu.ops->sample(g_cpu.ctx, &o, l, &row, pairs, NULL, 1, v) == 0, "sample op");
 	free(l);
 	return o;
 }
@@ -504,7 +570,7 @@ static void sample_many_rows(void)
 		pairs[i] = (struct be_sample_pair){ .token = i, .flags = BE_PAIR_MASK };
 	}
 	memcpy(l0, l, V * R * sizeof(float));
-	CHECK(g_cpu.ops->sample(g_cpu.ctx, o, l, rows, pairs, R, V) == 0, "op");
+	CHECK(g_cpu.ops->sample(g_cpu.ctx, o, l, rows, pairs, NULL, R, V) == 0, "op");
 	for (int i = 0; i < R; i++) {
 		struct be_sample_pair p1 = { .token = i, .flags = BE_PAIR_MASK };
 		struct be_sample_row r1 = rows[i];
@@ -748,7 +814,7 @@ static int vs_old(const float *logits, int v, const struct be_sample_row *rows,
 	memcpy(b, logits, bytes);
 	memcpy(pa, pairs, (size_t)n_pairs * sizeof(*pa));
 	memcpy(pb, pairs, (size_t)n_pairs * sizeof(*pb));
-	rc = g_cpu.ops->sample(g_cpu.ctx, oa, a, rows, pa, n_rows, v);
+	rc = g_cpu.ops->sample(g_cpu.ctx, oa, a, rows, pa, NULL, n_rows, v);
 	CHECK(rc == 0, "%s: op returned %d", what, rc);
 	for (int i = 0; i < n_rows; i++)
 		old_sample_one(b + (size_t)i * v, v, &rows[i], pb, &ob[i]);
@@ -904,6 +970,9 @@ int main(void)
 		printf("FAIL sample_setup: cannot create the cpu backend\n");
 		return 1;
 	}
+	RUN(sample_dense_mask_small);
+	RUN(sample_dense_mask_odd);
+	RUN(sample_dense_mask_gemma_vocab);
 	RUN(sample_keys_order);
 	RUN(sample_by_hand);
 	RUN(sample_distributions);

@@ -52,7 +52,7 @@ static int op_sample(struct smp *s, float *l, int v, const struct eng_sampling *
 	int rc = smp_row_build(s, p, r, toks, n_prompt, n_tokens, mask, n_mask, &row, 0, pairs,
 			       4096);
 
-	if (rc < 0 || (rc = g_cpu.ops->sample(g_cpu.ctx, &o, l, &row, pairs, 1, v)) < 0)
+	if (rc < 0 || (rc = g_cpu.ops->sample(g_cpu.ctx, &o, l, &row, pairs, NULL, 1, v)) < 0)
 		return rc;
 	return smp_row_result(&o, p, res);
 }
