@@ -9,9 +9,10 @@
  * widens a W vector once and uses it for every token of the tile, and each
  * x vector for every W row, so decode (few tokens) streams each W row once
  * for all rows of the batch and prefill reuses it from registers.
- * Threads: a task owns MM_ROWS consecutive W rows for all tokens (token
- * tiles outer, rows inner, so the task's W block stays in L2 while an x tile
- * is reused); no per-call allocation.
+ * Threads: a task owns MM_ROWS consecutive W rows for a block of up to
+ * MM_TOK_BLOCK tokens (token tiles outer, rows inner, so the task's W block
+ * stays in L2 while an x tile is reused, and the token block's x stays in
+ * L2 across the tasks of that block); no per-call allocation.
  *
  * Exactness invariant (batch invariance; tests/kernels/test_matmul.c):
  * every y[t][o] is the same sequence of fp32 operations whatever n_tok, the
@@ -32,6 +33,7 @@
 #define MM_LANES 16
 #define MM_TT 4		/* tokens per tile */
 #define MM_ROWS 32	/* W rows per task */
+#define MM_TOK_BLOCK 64	/* tokens per task: 64 x 2304 fp32 of x = 576 KiB, in L2 */
 #define MM_INLINE_WORK 65536.0	/* multiply-adds below which the caller runs all tasks */
 
 struct mm_job {
@@ -126,12 +128,23 @@ static inline __attribute__((always_inline)) void mm_block(const struct mm_job *
 		mm_tile(j, t, o0, o1, dt, 1);
 }
 
+/*
+ * Task i: W rows [rb*MM_ROWS, +MM_ROWS) for tokens [tb*MM_TOK_BLOCK, +MM_TOK_BLOCK),
+ * tb = i / n_rb (tasks of one token block are consecutive, so its x block
+ * stays in L2 while the threads sweep the W rows).
+ */
 #define MM_TASK(name, block, DT)							\
 	static void name(void *arg, int task)						\
 	{										\
 		const struct mm_job *j = arg;						\
-		int o0 = task * MM_ROWS, o1 = o0 + MM_ROWS < j->n_out ? o0 + MM_ROWS : j->n_out; \
-		block(j, o0, o1, DT);							\
+		int n_rb = (j->n_out + MM_ROWS - 1) / MM_ROWS;				\
+		int t0 = task / n_rb * MM_TOK_BLOCK, o0 = task % n_rb * MM_ROWS;		\
+		int o1 = o0 + MM_ROWS < j->n_out ? o0 + MM_ROWS : j->n_out;		\
+		struct mm_job sub = *j;							\
+		sub.x += (size_t)t0 * j->n_in;						\
+		sub.y += (size_t)t0 * j->n_out;						\
+		sub.n_tok = j->n_tok - t0 < MM_TOK_BLOCK ? j->n_tok - t0 : MM_TOK_BLOCK;	\
+		block(&sub, o0, o1, DT);						\
 	}
 MM_TASK(mmc_task_f32, mm_block, BE_F32)
 MM_TASK(mmc_task_bf16, mm_block, BE_BF16)
@@ -341,8 +354,14 @@ static T512 void block512(const struct mm_job *j, int o0, int o1, enum be_dtype 
 	static void name(void *arg, int task)						\
 	{										\
 		const struct mm_job *j = arg;						\
-		int o0 = task * MM_ROWS, o1 = o0 + MM_ROWS < j->n_out ? o0 + MM_ROWS : j->n_out; \
-		block512(j, o0, o1, DT);						\
+		int n_rb = (j->n_out + MM_ROWS - 1) / MM_ROWS;				\
+		int t0 = task / n_rb * MM_TOK_BLOCK, o0 = task % n_rb * MM_ROWS;		\
+		int o1 = o0 + MM_ROWS < j->n_out ? o0 + MM_ROWS : j->n_out;		\
+		struct mm_job sub = *j;							\
+		sub.x += (size_t)t0 * j->n_in;						\
+		sub.y += (size_t)t0 * j->n_out;						\
+		sub.n_tok = j->n_tok - t0 < MM_TOK_BLOCK ? j->n_tok - t0 : MM_TOK_BLOCK;	\
+		block512(&sub, o0, o1, DT);						\
 	}
 MM_TASK512(mm512_task_f32, BE_F32)
 MM_TASK512(mm512_task_bf16, BE_BF16)
@@ -418,7 +437,7 @@ int cpu_matmul(void *ctx, float *y, const float *x, const void *w, enum be_dtype
 	}
 	if (n_tok == 0)
 		return 0;
-	n_tasks = (n_out + MM_ROWS - 1) / MM_ROWS;
+	n_tasks = (n_out + MM_ROWS - 1) / MM_ROWS * ((n_tok + MM_TOK_BLOCK - 1) / MM_TOK_BLOCK);
 	if ((double)n_tok * n_out * n_in < MM_INLINE_WORK) {
 		/* too small to be worth waking the pool; same tasks, same results */
 		for (int i = 0; i < n_tasks; i++)

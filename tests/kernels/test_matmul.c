@@ -73,7 +73,7 @@ static void test_matmul_odd_sizes_vs_double(void)
 /* Each row alone equals the row inside any batch, on 1 and on 3 threads. */
 static void batch_invariant(int ni)
 {
-	int nt = 11, no = 70;
+	int nt = 70, no = 70;	/* past one 64-token task block */
 	struct rng r;
 	float *x = malloc((size_t)nt * ni * 4), *w = malloc((size_t)no * ni * 4);
 	float *yb = malloc((size_t)nt * no * 4), *y1 = malloc((size_t)no * 4);
@@ -107,7 +107,7 @@ static void batch_invariant(int ni)
 static void test_matmul_isa_paths_equal(void)
 {
 	const enum be_dtype dts[] = { BE_F32, BE_BF16, BE_F16 };
-	const int shapes[][3] = { { 1, 37, 256 }, { 7, 70, 131 }, { 13, 9, 272 }, { 4, 4, 16 }, { 6, 5, 48 }, { 2, 3, 2304 } };
+	const int shapes[][3] = { { 1, 37, 256 }, { 7, 70, 131 }, { 13, 9, 272 }, { 4, 4, 16 }, { 6, 5, 48 }, { 2, 3, 2304 }, { 70, 9, 48 } };
 	int top = cpu_matmul_isa(), low;
 	struct rng r;
 
