@@ -6,11 +6,13 @@
 #   PROJECT_ID=my-proj REGION=us-central1 MODEL_BUCKET=my-proj-models \
 #   INVOKERS=user:me@example.com,serviceAccount:caller@my-proj.iam.gserviceaccount.com \
 #   infra/deploy.sh [--model-dir ./gemma-2-9b-it] [--variant gcs|gcsfuse|nfs] \
-#                   [--gpu l4|rtx6000] [--skip-build] [--dry-run] [--render-only]
+#                   [--gpu l4|rtx6000|none] [--skip-build] [--dry-run] [--render-only]
 #
 # --gpu l4 (default) deploys service.yaml (or the --variant's file): 9B on an L4.
 # --gpu rtx6000 deploys infra/service-rtx6000.yaml: 27B (MODEL_NAME default
 # gemma-2-27b-it) on an RTX PRO 6000 Blackwell, weights from gs:// (--variant gcs).
+# --gpu none deploys infra/service-cpu.yaml: 2B (MODEL_NAME default gemma-2-2b-it)
+# on the CPU backend, 8 vCPU and 32 GiB, no GPU (no GPU quota needed; --variant gcs).
 #
 # Steps: enable APIs; create the bucket; upload the model's config/tokenizer/
 # safetensors files with `gcloud storage cp`; create the service account
@@ -28,7 +30,8 @@
 #                them): with any group: member, ALLOWED_INVOKERS is left out and IAM
 #                alone decides who calls.
 #   SERVICE      service name (default gemma-run; must match the YAML)
-#   MODEL_NAME   folder in the bucket (default gemma-2-9b-it; gemma-2-27b-it with --gpu rtx6000)
+#   MODEL_NAME   folder in the bucket (default gemma-2-9b-it; gemma-2-27b-it with --gpu rtx6000,
+#                gemma-2-2b-it with --gpu none)
 #   TAG          image tag (default latest)
 #   FILESTORE_IP, VPC_NETWORK, VPC_SUBNET   for --variant nfs
 #   RENDER_OUT   where to write the rendered YAML (default: a temp file)
@@ -70,7 +73,8 @@ SERVICE=${SERVICE:-gemma-run}
 case "$gpu" in
 l4) MODEL_NAME=${MODEL_NAME:-gemma-2-9b-it} ;;
 rtx6000) MODEL_NAME=${MODEL_NAME:-gemma-2-27b-it} ;;
-*) echo "deploy.sh: --gpu must be l4 or rtx6000" >&2; exit 2 ;;
+none) MODEL_NAME=${MODEL_NAME:-gemma-2-2b-it} ;;
+*) echo "deploy.sh: --gpu must be l4, rtx6000 or none" >&2; exit 2 ;;
 esac
 TAG=${TAG:-latest}
 INVOKERS=${INVOKERS:-}
@@ -102,6 +106,10 @@ esac
 if [ "$gpu" = rtx6000 ]; then
 	[ "$variant" = gcs ] || die "--gpu rtx6000 comes with --variant gcs only (infra/service-rtx6000.yaml)"
 	yaml=infra/service-rtx6000.yaml
+fi
+if [ "$gpu" = none ]; then
+	[ "$variant" = gcs ] || die "--gpu none comes with --variant gcs only (infra/service-cpu.yaml)"
+	yaml=infra/service-cpu.yaml
 fi
 
 # run CMD...: runs it, or prints it under --dry-run.
@@ -191,7 +199,7 @@ sed -n '/^apiVersion:/,$p' "$yaml" |
 sed -E -e "s|gemma-run:latest|gemma-run:${TAG}|g" \
     -e "s|PROJECT_ID|${PROJECT_ID}|g" \
     -e "s|MODEL_BUCKET|${MODEL_BUCKET}|g" \
-    -e "s#gemma-2-(9b|27b)-it#${MODEL_NAME}#g" \
+    -e "s#gemma-2-(2b|9b|27b)-it#${MODEL_NAME}#g" \
     -e "s|FILESTORE_IP|${FILESTORE_IP:-FILESTORE_IP}|g" \
     -e "s|VPC_NETWORK|${VPC_NETWORK:-VPC_NETWORK}|g" \
     -e "s|VPC_SUBNET|${VPC_SUBNET:-VPC_SUBNET}|g" \

@@ -82,6 +82,17 @@ int cpu_meminfo_parse(const char *text, size_t *total, size_t *avail);
 /* A cgroup v2 memory.max text: 0 and *limit, or 1 for "max" (no limit), or ST_EFORMAT. */
 int cpu_cgroup_max_parse(const char *text, size_t *limit);
 
+/*
+ * The thread count when --threads is 0 (cpu_backend.c): the CPUs this
+ * process may run on (online), capped by the cgroup CPU quota rounded up
+ * (v2 cg_dir/cpu.max "quota period"; v1 cpu.cfs_quota_us and
+ * cpu.cfs_period_us in cg_dir, cg_dir/cpu or cg_dir/cpu,cpuacct), as Cloud
+ * Run sets it to the vCPUs of the service. how says where the figure came from.
+ */
+int cpu_threads_read(const char *cg_dir, int online, char *how, size_t howlen);
+/* A cpu.max text ("quota period", "max period", or a v1 quota with an optional " period"): 0, 1 = no limit, or ST_EFORMAT. */
+int cpu_quota_parse(const char *text, long long *quota, long long *period);
+
 /* Thread pool (cpu_pool.c). */
 int cpu_pool_start(struct cpu_pool *p, int n_workers);
 void cpu_pool_stop(struct cpu_pool *p);
@@ -90,6 +101,17 @@ void cpu_parallel(struct cpu_ctx *c, int n_tasks, cpu_task_fn fn, void *arg);
 
 int cpu_copy_h2d(void *ctx, void *dst, const void *src, size_t n);
 int cpu_copy_d2h(void *ctx, void *dst, const void *src, size_t n);
+
+/*
+ * The matmul's instruction set, chosen once at run time: AVX-512 where the
+ * CPU has it (and the build is x86-64 with AVX2), else AVX2+FMA when built
+ * for it, else portable C. GR_CPU_ISA=avx2 or =portable lowers it. Every
+ * path gives bitwise the same results (cpu_matmul.c). cpu_matmul_set_isa
+ * sets it (tests compare the paths), never above what the CPU runs.
+ */
+enum { CPU_ISA_PORTABLE = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 };
+int cpu_matmul_isa(void);
+void cpu_matmul_set_isa(int isa);
 
 /* Compute ops, one file each beside its CUDA twin (cpu_X.c, cu_X.cu); see backend.h. */
 int cpu_embed(void *ctx, float *out, const void *table, enum be_dtype dt, const int32_t *ids,

@@ -6,6 +6,7 @@
  * kernels/cuda/cu_backend.cu; each op lives in cpu_X.c beside cu_X.cu.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +19,110 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu.h"
 
+/* A small text file whole into buf (NUL-terminated); 0 or ST_EIO. */
+static int read_small(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "re");
+	size_t got;
+	if (!f)
+		return ST_EIO;
+	got = fread(buf, 1, n - 1, f);
+	buf[got] = 0;
+	fclose(f);
+	return got ? 0 : ST_EIO;
+}
+
+int cpu_quota_parse(const char *text, long long *quota, long long *period)
+{
+	char *end;
+	const char *p = text;
+
+	if (strncmp(p, "max", 3) == 0 && (p[3] == ' ' || p[3] == '\n' || p[3] == 0))
+		return 1;
+	errno = 0;
+	*quota = strtoll(p, &end, 10);
+	if (errno || end == p)
+		return ST_EFORMAT;
+	if (*quota < 0)
+		return 1;	/* v1: -1 is no limit */
+	*period = 100000;	/* the kernel's default when the file has none */
+	if (*end == ' ') {
+		p = end + 1;
+		*period = strtoll(p, &end, 10);
+		if (errno || end == p)
+			return ST_EFORMAT;
+	}
+	if ((*end != '\n' && *end != 0) || *quota == 0 || *period <= 0)
+		return ST_EFORMAT;
+	return 0;
+}
+
+int cpu_threads_read(const char *cg_dir, int online, char *how, size_t howlen)
+{
+	char text[256], path[512];
+	long long quota = 0, period = 0;
+	int rc = 1, n = online > 0 ? online : 1;
+
+	snprintf(how, howlen, "%d online CPUs, no cgroup CPU quota", n);
+	if (!cg_dir)
+		return n;
+	snprintf(path, sizeof(path), "%s/cpu.max", cg_dir);
+	if (read_small(path, text, sizeof(text)) == 0) {
+		rc = cpu_quota_parse(text, &quota, &period);
+	} else {
+		/* cgroup v1: cpu.cfs_quota_us and cpu.cfs_period_us, in cpu/ or cpu,cpuacct/ */
+		static const char *const sub[] = { "", "/cpu", "/cpu,cpuacct" };
+		for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]) && rc == 1; i++) {
+			char t2[64];
+			snprintf(path, sizeof(path), "%s%s/cpu.cfs_quota_us", cg_dir, sub[i]);
+			if (read_small(path, text, sizeof(text)) < 0)
+				continue;
+			snprintf(path, sizeof(path), "%s%s/cpu.cfs_period_us", cg_dir, sub[i]);
+			if (read_small(path, t2, sizeof(t2)) == 0) {
+				size_t o = strcspn(text, "\n");
+				snprintf(text + o, sizeof(text) - o, " %s", t2);
+			}
+			rc = cpu_quota_parse(text, &quota, &period);
+		}
+	}
+	if (rc < 0) {
+		log_warn("cpu: cannot parse the cgroup CPU quota under '%s'; using %d online CPUs", cg_dir, n);
+		return n;
+	}
+	if (rc == 0) {
+		long long q = (quota + period - 1) / period;	/* a fraction of a core still gets a thread */
+		int byq = q < 1 ? 1 : q > 4096 ? 4096 : (int)q;
+		snprintf(how, howlen, "cgroup CPU quota %lld/%lld us = %d, %d online CPUs", quota, period,
+			 byq, n);
+		n = MIN(n, byq);
+	}
+	return n;
+}
+
+/* CPUs this process may run on (its affinity mask), else the online count. */
+static int online_cpus(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	return (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 int cpu_create(const struct be_opts *opts, void **ctx)
 {
 	struct cpu_ctx *c = calloc(1, sizeof(*c));
+	char how[160];
 	if (!c)
 		return ST_ENOMEM;
-	c->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (opts && opts->n_threads > 0) {
+		c->n_threads = opts->n_threads;
+		snprintf(how, sizeof(how), "--threads");
+	} else {
+		c->n_threads = cpu_threads_read("/sys/fs/cgroup", online_cpus(), how, sizeof(how));
+	}
 	if (c->n_threads < 1)
 		c->n_threads = 1;
+	log_info("cpu: %d threads (%s)", c->n_threads, how);
 	if (cpu_pool_start(&c->pool, c->n_threads - 1) < 0) {
 		cpu_pool_stop(&c->pool);
 		free(c);
@@ -122,19 +219,6 @@ int cpu_cgroup_max_parse(const char *text, size_t *limit)
 	return 0;
 }
 
-/* A small text file whole into buf (NUL-terminated); 0 or ST_EIO. */
-static int read_small(const char *path, char *buf, size_t n)
-{
-	FILE *f = fopen(path, "re");
-	size_t got;
-	if (!f)
-		return ST_EIO;
-	got = fread(buf, 1, n - 1, f);
-	buf[got] = 0;
-	fclose(f);
-	return got ? 0 : ST_EIO;
-}
-
 int cpu_mem_read(const char *meminfo_path, const char *cg_dir, size_t *free_bytes, size_t *total_bytes,
 		 char *how, size_t howlen)
 {
@@ -194,7 +278,7 @@ const struct be_ops be_cpu_ops = {
 	.name           = "cpu",
 	.host_visible   = 1,
 	.n_upload_lanes = 1,
-	.kv_dtype       = BE_F32,
+	.kv_dtype       = BE_BF16,	/* as the CUDA backend: half of fp32's bytes per token */
 	.create         = cpu_create,
 	.destroy        = cpu_destroy,
 	.alloc          = cpu_alloc,

@@ -34,14 +34,23 @@ int cpu_kv_write(void *ctx, void *k_cache, void *v_cache, enum be_dtype kv_dt, c
 		 const float *v, const int32_t *slots, int n_tok, int kv_dim)
 {
 	(void)ctx;
-	if (kv_dt != BE_F32)
+	if (kv_dt != BE_F32 && kv_dt != BE_BF16)
 		return ST_ENOSYS;
 	if (n_tok < 0 || kv_dim <= 0)
 		return ST_EINVAL;
 	for (int t = 0; t < n_tok; t++) {
 		size_t s = (size_t)slots[t] * (size_t)kv_dim;
-		memcpy((float *)k_cache + s, k + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
-		memcpy((float *)v_cache + s, v + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
+		const float *kt = k + (size_t)t * kv_dim, *vt = v + (size_t)t * kv_dim;
+		if (kv_dt == BE_F32) {
+			memcpy((float *)k_cache + s, kt, (size_t)kv_dim * sizeof(float));
+			memcpy((float *)v_cache + s, vt, (size_t)kv_dim * sizeof(float));
+			continue;
+		}
+		/* bf16, rounded to nearest even (the CUDA backend's __float2bfloat16) */
+		for (int i = 0; i < kv_dim; i++) {
+			((bf16 *)k_cache)[s + (size_t)i] = f32_to_bf16(kt[i]);
+			((bf16 *)v_cache)[s + (size_t)i] = f32_to_bf16(vt[i]);
+		}
 	}
 	return 0;
 }

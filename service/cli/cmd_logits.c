@@ -6,7 +6,8 @@
  * final soft-cap), each float with %.9g so it reads back exactly.
  *
  * Not the engine: one g2_forward over the whole prompt, no sampling, no
- * tokenizer (the ids are given). Exit status: 0 ok, 1 failure, 2 usage
+ * tokenizer (the ids are given). On the CPU backend the KV cache is fp32
+ * here (the reference figures; served, it is bf16). Exit status: 0 ok, 1 failure, 2 usage
  * error (bad ids, ids at or above vocab_size, more than the context).
  */
 #include "service/cli/cmd_logits.h"
@@ -105,6 +106,13 @@ int cmd_logits(int argc, char **argv)
 	}
 	m = cm.model;
 	vocab = m->cfg.vocab_size;
+	if (strcmp(cm.be.ops->name, "cpu") == 0 && cm.be.ops->kv_dtype != BE_F32) {
+		/* the reference figures: an fp32 KV cache (the served CPU cache is bf16) */
+		static struct be_ops f32kv;
+		f32kv = *cm.be.ops;
+		f32kv.kv_dtype = BE_F32;
+		cm.be.ops = &f32kv;
+	}
 	for (int i = 0; i < n; i++) {
 		if (ids[i] >= vocab) {
 			fprintf(stderr, "gemma-run logits: id %d at index %d is not below vocab_size %d\n",

@@ -87,6 +87,10 @@ def placeholders(obj, out):
         out.update(re.findall(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b|\bREGION\b", obj))
 
 
+# Settings with no effect on the CPU backend (GPU memory share, pinned staging).
+GPU_ONLY_ENV = {"GPU_MEMORY_UTILIZATION", "LOADER_PINNED_MB"}
+
+
 def check_file(path, text, doc, help_info, ref):
     flags, envs, defaults = help_info
     n = os.path.basename(path).replace(".yaml", "")
@@ -102,6 +106,9 @@ def check_file(path, text, doc, help_info, ref):
     c = ctrs[0]
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
 
+    # A CPU-only service (infra/service-cpu.yaml): no accelerator, BACKEND cpu.
+    cpu_only = "run.googleapis.com/accelerator" not in (spec.get("nodeSelector") or {}) \
+        and env.get("BACKEND") == "cpu"
     # annotations: strings, GPU essentials, scale bounds
     nonstr = [k for k, v in ann.items() if not isinstance(v, str)]
     try:
@@ -112,7 +119,8 @@ def check_file(path, text, doc, help_info, ref):
     result(n + "_annotations",
            not nonstr and ann.get("run.googleapis.com/cpu-throttling") == "false"
            and ann.get("run.googleapis.com/startup-cpu-boost") == "true"
-           and ann.get("run.googleapis.com/gpu-zonal-redundancy-disabled") in ("true", "false")
+           and (ann.get("run.googleapis.com/gpu-zonal-redundancy-disabled") in ("true", "false")
+                or cpu_only)
            and mn is not None and 0 <= mn <= mx,
            "non-string %s, annotations %r" % (nonstr, ann))
 
@@ -126,11 +134,20 @@ def check_file(path, text, doc, help_info, ref):
     gpus = {"nvidia-l4": (4, 16), "nvidia-rtx-pro-6000": (20, 80)}
     acc = spec.get("nodeSelector", {}).get("run.googleapis.com/accelerator")
     mcpu, mgib = gpus.get(acc, (None, None))
-    result(n + "_gpu_resources",
-           mcpu is not None and str(lim.get("nvidia.com/gpu")) == "1" and cpu >= mcpu
-           and gib is not None and gib >= mgib,
-           "nodeSelector %r limits %r (minimums: %s)" % (spec.get("nodeSelector"), lim,
-           ", ".join("%s >= %d vCPU, >= %d GiB" % (k, v[0], v[1]) for k, v in gpus.items())))
+    if cpu_only:
+        # Cloud Run without a GPU: at most 8 vCPU and 32 GiB, no GPU limit; the
+        # 2B weights (5.2 GB) and a KV cache need >= 8 GiB
+        result(n + "_cpu_resources",
+               "nvidia.com/gpu" not in lim and 1 <= cpu <= 8 and gib is not None and 8 <= gib <= 32
+               and "THREADS" not in env,
+               "limits %r (CPU-only: no nvidia.com/gpu, 1-8 vCPU, 8-32 GiB; THREADS unset: the "
+               "backend takes the cgroup quota) env THREADS %r" % (lim, env.get("THREADS")))
+    else:
+        result(n + "_gpu_resources",
+               mcpu is not None and str(lim.get("nvidia.com/gpu")) == "1" and cpu >= mcpu
+               and gib is not None and gib >= mgib,
+               "nodeSelector %r limits %r (minimums: %s)" % (spec.get("nodeSelector"), lim,
+               ", ".join("%s >= %d vCPU, >= %d GiB" % (k, v[0], v[1]) for k, v in gpus.items())))
 
     # port and probes
     ports = c.get("ports", [])
@@ -171,7 +188,7 @@ def check_file(path, text, doc, help_info, ref):
            "the rule must be stated in a comment" % (cc, seqs, want, queue, None if want is None else want - seqs))
     result(n + "_engine_values",
            gmu is not None and 0 < gmu <= 1 and sdt is not None and sdt < 10
-           and env.get("BACKEND") in ("cuda", "auto") and env.get("LOG_FORMAT") == "json",
+           and (env.get("BACKEND") in ("cuda", "auto") or cpu_only) and env.get("LOG_FORMAT") == "json",
            "GPU_MEMORY_UTILIZATION %r, SHUTDOWN_TIMEOUT %r (< Cloud Run's 10 s), BACKEND %r, LOG_FORMAT %r"
            % (gmu, sdt, env.get("BACKEND"), env.get("LOG_FORMAT")))
 
@@ -182,8 +199,10 @@ def check_file(path, text, doc, help_info, ref):
     if m:
         gb, rate, ovh, saf = (float(x) for x in m.groups())
         need = saf * (gb * 1000 / rate + ovh)
+        # the stated weight bytes must cover the model: 2B 5.2 GB, 9B 18.5, 27B 54.5
+        min_gb = 5 if "gemma-2-2b" in env.get("MODEL", "") else 54 if "gemma-2-27b" in env.get("MODEL", "") else 18
         result(n + "_startup_window",
-               need <= window <= 1800 and pto < per and gb >= 18,
+               need <= window <= (240 if cpu_only else 1800) and pto < per and gb >= min_gb,
                "window %d s x %d = %d s; need >= %.0f s (%.1f GB at %.0f MB/s + %.0f s, x%.1f) and <= 1800"
                % (per, thr, window, need, gb, rate, ovh, saf))
     else:
@@ -220,7 +239,10 @@ def check_file(path, text, doc, help_info, ref):
     missing = sorted(p for p in ph if p not in ref["deploy_md"])
     result(n + "_placeholders_documented", ref["deploy_md"] and not missing,
            "placeholders not listed in docs/DEPLOY.md: %s" % (missing or "(docs/DEPLOY.md missing)"))
-    return {"image": c.get("image"), "cc": cc, "env": set(env) - {"MODEL"}, "seqs": seqs, "gpu": acc}
+    env_names = set(env) - {"MODEL"}
+    if cpu_only:
+        env_names |= GPU_ONLY_ENV	# a CPU service leaves the GPU-only settings out
+    return {"image": c.get("image"), "cc": cc, "env": env_names, "seqs": seqs, "gpu": acc}
 
 
 def main():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/infra/service_yaml.test.sh - service.yaml and infra/service-{nfs,gcsfuse}.yaml
+# tests/infra/service_yaml.test.sh - service.yaml and infra/service-{nfs,gcsfuse,rtx6000,cpu}.yaml
 # agree with the binary and the rest of the deploy path.
 #
 # Runs `$BUILD/gemma-run serve --help` now (no hard-coded flag list) and checks,
@@ -40,13 +40,15 @@ else
 fi
 
 "$PY" tests/infra/check_service_yaml.py "$tmp/help.txt" \
-	service.yaml infra/service-nfs.yaml infra/service-gcsfuse.yaml infra/service-rtx6000.yaml
+	service.yaml infra/service-nfs.yaml infra/service-gcsfuse.yaml infra/service-rtx6000.yaml \
+	infra/service-cpu.yaml
 
 # deploy.sh --dry-run: render every variant, check the plan.
-for variant in gcs gcsfuse nfs rtx6000; do
+for variant in gcs gcsfuse nfs rtx6000 cpu; do
 	out="$tmp/rendered-$variant.yaml"
 	vargs=(--variant "$variant")
 	[ "$variant" = rtx6000 ] && vargs=(--gpu rtx6000)
+	[ "$variant" = cpu ] && vargs=(--gpu none)
 	PROJECT_ID=test-proj-1 REGION=europe-west4 MODEL_BUCKET=test-proj-1-models TAG=v1 \
 	INVOKERS=user:alice@example.com,serviceAccount:caller@test-proj-1.iam.gserviceaccount.com \
 	FILESTORE_IP=10.0.0.2 VPC_NETWORK=default VPC_SUBNET=default RENDER_OUT="$out" \
@@ -78,12 +80,17 @@ checks = [
     (variant != "rtx6000" or (env.get("MODEL") == "gs://test-proj-1-models/gemma-2-27b-it"
      and doc["spec"]["template"]["spec"]["nodeSelector"]["run.googleapis.com/accelerator"] == "nvidia-rtx-pro-6000"),
      "rtx6000: MODEL %r, nodeSelector %r" % (env.get("MODEL"), doc["spec"]["template"]["spec"].get("nodeSelector"))),
+    (variant != "cpu" or (env.get("MODEL") == "gs://test-proj-1-models/gemma-2-2b-it" and env.get("BACKEND") == "cpu"
+     and "nodeSelector" not in doc["spec"]["template"]["spec"]
+     and "nvidia.com/gpu" not in c["resources"]["limits"]
+     and doc["spec"]["template"]["metadata"]["annotations"].get("run.googleapis.com/startup-cpu-boost") == "true"),
+     "cpu: MODEL %r BACKEND %r, a GPU in the spec or no startup boost" % (env.get("MODEL"), env.get("BACKEND"))),
     ("roles/storage.objectViewer" in plan and "add-iam-policy-binding gs://test-proj-1-models" in plan,
      "no bucket-scoped objectViewer grant in the plan"),
     ("projects add-iam-policy-binding" not in plan, "grants a project-wide role"),
     (plan.count("--role roles/run.invoker") == 2, "expected 2 run.invoker grants"),
     ("gcloud run services replace " + out in plan, "no `gcloud run services replace` of the rendered file"),
-    ("gcloud storage cp" in plan and ("gs://test-proj-1-models/%s/" % ("gemma-2-27b-it" if variant == "rtx6000" else "gemma-2-9b-it")) in plan, "no model upload"),
+    ("gcloud storage cp" in plan and ("gs://test-proj-1-models/%s/" % ({"rtx6000": "gemma-2-27b-it", "cpu": "gemma-2-2b-it"}.get(variant, "gemma-2-9b-it"))) in plan, "no model upload"),
     ("--config infra/cloudbuild.yaml" in plan, "no Cloud Build step"),
 ]
 bad = [why for ok, why in checks if not ok]

@@ -3,10 +3,12 @@
  * hand-checked cases (one key returns its value; a zero query averages the
  * visible values, which shows the window edges), and a random batch of
  * several sequences with scattered blocks, GQA, soft-cap and window against
- * a naive double-precision reference. CUDA parity: SKIP here.
+ * a naive double-precision reference; the bf16 cache (round to nearest
+ * even; bitwise an fp32 cache of the same values). CUDA parity: SKIP here.
  */
 #include <math.h>
 
+#include "common/status.h"
 #include "tests/harness.h"
 #include "tests/kernels/kern_util.h"
 
@@ -153,6 +155,38 @@ static void run_random(int nh, int nkv, int hd, float cap, int window)
 		}
 	printf("  heads %d/%d hd %d cap %g window %d: max|d| %.3g\n", nh, nkv, hd, cap, window, worst);
 	CHECK(worst <= 2e-6, "max|d| %.3g", worst);
+
+	/*
+	 * The bf16 cache (the backend's own): kv_write rounds to nearest even,
+	 * and attention over it is bitwise attention over an fp32 cache that
+	 * holds the same rounded values (the widening adds nothing).
+	 */
+	{
+		size_t cn = (size_t)NB * BS * kvd;
+		bf16 *kb = calloc(cn, 2), *vb = calloc(cn, 2), *ek = calloc(cn, 2), *ev = calloc(cn, 2);
+		float *out2 = malloc(64 * (size_t)nh * hd * 4);
+		CHECK(be.ops->kv_write(be.ctx, kb, vb, BE_BF16, k, v, slots, n, kvd) == 0, "kv_write bf16");
+		for (int t = 0; t < n; t++)	/* in token order: a later token's slot wins, as in kv_write */
+			for (int i = 0; i < kvd; i++) {
+				size_t c = (size_t)slots[t] * kvd + i, x = (size_t)t * kvd + i;
+				ek[c] = f32_to_bf16(k[x]);
+				ev[c] = f32_to_bf16(v[x]);
+				k[x] = bf16_to_f32(ek[c]);
+				v[x] = bf16_to_f32(ev[c]);
+			}
+		CHECK(memcmp(kb, ek, cn * 2) == 0 && memcmp(vb, ev, cn * 2) == 0,
+		      "cache values are not the round-to-nearest-even bf16");
+		free(ek);
+		free(ev);
+		be.ops->kv_write(be.ctx, s.kc, s.vc, BE_F32, k, v, slots, n, kvd);
+		CHECK(be.ops->attention(be.ctx, out, q, s.kc, s.vc, BE_F32, &a) == 0, "attention f32");
+		CHECK(be.ops->attention(be.ctx, out2, q, kb, vb, BE_BF16, &a) == 0, "attention bf16");
+		CHECK(memcmp(out, out2, (size_t)n * nh * hd * 4) == 0,
+		      "bf16 cache differs from an fp32 cache of the same values");
+		free(kb);
+		free(vb);
+		free(out2);
+	}
 	free(s.kc);
 	free(s.vc);
 	free(k);
@@ -182,7 +216,8 @@ static void test_attention_rejects_bad_args(void)
 	CHECK(be.ops->attention(be.ctx, out, q, s.kc, s.vc, BE_F32, &a) < 0, "heads 3/2 accepted");
 	a.n_heads = 2;
 	CHECK(be.ops->attention(be.ctx, out, q, s.kc, s.vc, BE_F32, &a) < 0, "pos past table accepted");
-	CHECK(be.ops->attention(be.ctx, out, q, s.kc, s.vc, BE_BF16, &a) < 0, "bf16 cache accepted");
+	a.pos = &seq;	/* position 0: valid */
+	CHECK(be.ops->attention(be.ctx, out, q, s.kc, s.vc, BE_F16, &a) == ST_ENOSYS, "f16 cache accepted");
 	free(s.kc);
 	free(s.vc);
 }

@@ -23,17 +23,18 @@ static void test_kv_sizes(void)
 
 	CHECK(per == 2u * 3 * 16 * 2 * 16 * 4, "bytes per block %zu", per);
 	CHECK(kv_bytes_per_block(&cfg, 8, BE_BF16) == 2u * 3 * 8 * 2 * 16 * 2, "bf16 size");
+	per = kv_bytes_per_block(&cfg, 16, BE_BF16);	/* the cpu backend's cache is bf16 */
 	CHECK(kv_cache_create(&be, &cfg, 16, per - 1, &kv) == ST_EINVAL, "budget below a block");
 	CHECK(kv_cache_create(&be, &cfg, 16, per * 10 + per / 2, &kv) == 0, "create");
 	CHECK(kv_n_blocks(kv) == 10 && kv_n_free(kv) == 10, "blocks %d", kv_n_blocks(kv));
-	CHECK(kv_block_size(kv) == 16 && kv_dtype(kv) == BE_F32, "geometry");
+	CHECK(kv_block_size(kv) == 16 && kv_dtype(kv) == BE_BF16, "geometry");
 	CHECK(kv_blocks_for(kv, 0) == 0 && kv_blocks_for(kv, 1) == 1 && kv_blocks_for(kv, 16) == 1 &&
 	      kv_blocks_for(kv, 17) == 2, "blocks_for");
 	CHECK(kv_layer_k(kv, 3) == NULL && kv_layer_k(kv, 0) && kv_layer_v(kv, 2), "layers");
 	/* layers are distinct and writable end to end */
 	for (int l = 0; l < 3; l++) {
-		memset(kv_layer_k(kv, l), l, (size_t)10 * 16 * 2 * 16 * 4);
-		memset(kv_layer_v(kv, l), l + 3, (size_t)10 * 16 * 2 * 16 * 4);
+		memset(kv_layer_k(kv, l), l, (size_t)10 * 16 * 2 * 16 * 2);	/* bf16 */
+		memset(kv_layer_v(kv, l), l + 3, (size_t)10 * 16 * 2 * 16 * 2);
 	}
 	CHECK(((unsigned char *)kv_layer_k(kv, 0))[0] == 0 && ((unsigned char *)kv_layer_v(kv, 2))[5] == 5,
 	      "storage overlaps");
@@ -49,7 +50,7 @@ static void test_kv_alloc_free(void)
 	struct kv_cache *kv;
 	int32_t ids[8], seen[8] = { 0 };
 
-	CHECK(kv_cache_create(&be, &cfg, 4, kv_bytes_per_block(&cfg, 4, BE_F32) * 6, &kv) == 0, "create");
+	CHECK(kv_cache_create(&be, &cfg, 4, kv_bytes_per_block(&cfg, 4, be.ops->kv_dtype) * 6, &kv) == 0, "create");
 	CHECK(kv_alloc_n(kv, 7, ids) == ST_EFULL && kv_n_free(kv) == 6, "over-ask must take nothing");
 	CHECK(kv_alloc_n(kv, 4, ids) == 0 && kv_n_free(kv) == 2, "alloc 4");
 	ids[4] = kv_alloc(kv);

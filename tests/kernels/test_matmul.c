@@ -7,6 +7,7 @@
 
 #include "tests/harness.h"
 #include "tests/kernels/kern_util.h"
+#include "kernels/cpu/cpu.h"
 
 static struct be be1, be3;
 
@@ -72,7 +73,7 @@ static void test_matmul_odd_sizes_vs_double(void)
 /* Each row alone equals the row inside any batch, on 1 and on 3 threads. */
 static void batch_invariant(int ni)
 {
-	int nt = 11, no = 70;
+	int nt = 70, no = 70;	/* past one 64-token task block */
 	struct rng r;
 	float *x = malloc((size_t)nt * ni * 4), *w = malloc((size_t)no * ni * 4);
 	float *yb = malloc((size_t)nt * no * 4), *y1 = malloc((size_t)no * 4);
@@ -98,6 +99,56 @@ static void batch_invariant(int ni)
 	free(ws);
 }
 
+/*
+ * Every instruction-set path this CPU runs (AVX-512 and AVX2 register-
+ * blocked GEMMs) gives bitwise the portable C path's y, for every dtype,
+ * token counts around the micro-tile sizes (4x4, 3x2) and a lane tail.
+ */
+static void test_matmul_isa_paths_equal(void)
+{
+	const enum be_dtype dts[] = { BE_F32, BE_BF16, BE_F16 };
+	const int shapes[][3] = { { 1, 37, 256 }, { 7, 70, 131 }, { 13, 9, 272 }, { 4, 4, 16 }, { 6, 5, 48 }, { 2, 3, 2304 }, { 70, 9, 48 } };
+	int top = cpu_matmul_isa(), low;
+	struct rng r;
+
+	cpu_matmul_set_isa(CPU_ISA_PORTABLE);
+	low = cpu_matmul_isa();
+	CHECK(low == CPU_ISA_PORTABLE, "cannot select the portable path");
+	if (low == top)
+		printf("  note: only the portable path on this CPU: nothing to compare\n");
+	else
+		printf("  compared isa %d..%d with the portable path\n", low + 1, top);
+
+	rng_seed(&r, 21);
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+		int nt = shapes[s][0], no = shapes[s][1], ni = shapes[s][2];
+		float *x = malloc((size_t)nt * ni * 4), *w = malloc((size_t)no * ni * 4);
+		float *ref = malloc((size_t)nt * no * 4), *y = malloc((size_t)nt * no * 4);
+		ku_fill(&r, x, (size_t)nt * ni, 1);
+		ku_fill(&r, w, (size_t)no * ni, 1);
+		for (int d = 0; d < 3; d++) {
+			void *ws = ku_store(w, (size_t)no * ni, dts[d]);
+			cpu_matmul_set_isa(low);
+			be3.ops->matmul(be3.ctx, ref, x, ws, dts[d], nt, no, ni);
+			for (int isa = low + 1; isa <= top; isa++) {
+				cpu_matmul_set_isa(isa);
+				CHECK(cpu_matmul_isa() == isa, "isa %d not selected", isa);
+				memset(y, 0xff, (size_t)nt * no * 4);
+				be3.ops->matmul(be3.ctx, y, x, ws, dts[d], nt, no, ni);
+				CHECK(memcmp(y, ref, (size_t)nt * no * 4) == 0,
+				      "isa %d differs from isa %d (dtype %d, %dx%dx%d)", isa, low, dts[d], nt, no, ni);
+			}
+			free(ws);
+		}
+		free(x);
+		free(w);
+		free(ref);
+		free(y);
+	}
+	cpu_matmul_set_isa(CPU_ISA_AVX512);	/* back to the CPU's best */
+	CHECK(cpu_matmul_isa() == top, "isa not restored");
+}
+
 static void test_matmul_batch_invariant(void)
 {
 	batch_invariant(131);	/* lane tail */
@@ -111,6 +162,7 @@ int main(void)
 	RUN(test_matmul_hand);
 	RUN(test_matmul_odd_sizes_vs_double);
 	RUN(test_matmul_batch_invariant);
+	RUN(test_matmul_isa_paths_equal);
 	be_destroy(&be1);
 	be_destroy(&be3);
 	return th_done();

@@ -92,9 +92,15 @@ static inline void tm_close(struct tm_model *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* Opens dir on the cpu backend; cache of n_blocks blocks of block_size. */
-static inline int tm_open(struct tm_model *t, const char *dir, int n_threads, int max_tokens,
-			  int max_seqs, int max_ctx, int block_size, int n_blocks)
+/* The cpu backend's ops with an F32 KV cache (the reference configuration). */
+static struct be_ops tm_cpu_f32kv_ops;
+
+/*
+ * Opens dir on the cpu backend; cache of n_blocks blocks of block_size.
+ * kv_f32: an fp32 KV cache instead of the backend's (bf16, as served).
+ */
+static inline int tm_open_kv(struct tm_model *t, const char *dir, int n_threads, int max_tokens,
+			     int max_seqs, int max_ctx, int block_size, int n_blocks, int kv_f32)
 {
 	struct be_opts bo = { .n_threads = n_threads };
 	struct ld_opts lo;
@@ -104,6 +110,11 @@ static inline int tm_open(struct tm_model *t, const char *dir, int n_threads, in
 	ld_opts_default(&lo);
 	if ((rc = be_create("cpu", &bo, &t->be)) < 0)
 		return rc;
+	if (kv_f32) {
+		tm_cpu_f32kv_ops = *t->be.ops;
+		tm_cpu_f32kv_ops.kv_dtype = BE_F32;
+		t->be.ops = &tm_cpu_f32kv_ops;
+	}
 	if ((rc = ld_load(dir, &lo, &t->be, NULL, &t->m)) < 0)
 		goto fail;
 	if ((rc = kv_cache_create(&t->be, &t->m->cfg, block_size,
@@ -118,6 +129,12 @@ static inline int tm_open(struct tm_model *t, const char *dir, int n_threads, in
 fail:
 	tm_close(t);
 	return rc;
+}
+
+static inline int tm_open(struct tm_model *t, const char *dir, int n_threads, int max_tokens,
+			  int max_seqs, int max_ctx, int block_size, int n_blocks)
+{
+	return tm_open_kv(t, dir, n_threads, max_tokens, max_seqs, max_ctx, block_size, n_blocks, 0);
 }
 
 /* Index of the largest value (lowest index on ties). */

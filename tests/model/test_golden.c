@@ -2,11 +2,21 @@
  * test_golden.c - golden parity of the Gemma 2 forward pass (CPU backend).
  *
  * For every model directory under $GR_GOLDEN_DIR (default tests/golden)
- * that holds a cases.json and a config.json, and for every case in it:
+ * that holds a cases.json and a config.json, and for every case in it, in
+ * the reference configuration (an fp32 KV cache: the references are fp32):
  *   - logits of every input position, computed in one step, within
  *     max|d| <= 1e-3 and mean|d| <= 5e-5 of the stored reference;
  *   - the 16 greedy tokens, decoded one token per step through the paged
- *     KV cache after a one-step prefill, identical to the stored ones.
+ *     KV cache after a one-step prefill, identical to the stored ones;
+ * and in the served configuration (the backend's bf16 KV cache, as the
+ * CUDA backend's), golden_logits_bf16kv_*: logits within max|d| <= 1.0 and
+ * mean|d| <= 0.075. Why so loose: these tiny models are built to be
+ * sensitive (both soft-caps bite, an o_proj scaled by 1e-4); rounding K
+ * and V to bf16 (relative 2^-9) moves their logits by up to 0.55 (mean
+ * 0.037, measured 2026-12-04), in line with the 0.95 / 0.07 that
+ * emulating the CUDA path's bf16 roundings gives (test_cuda_model.c), and
+ * still far below the 3.7-13 of a wrong scale, window, RoPE, soft-cap or
+ * GQA mapping. Greedy tokens are not compared there (near-ties flip).
  * Directories are visited in name order, so held-back models in the same
  * format are picked up without an edit.
  */
@@ -22,6 +32,7 @@
 #define MAX_IDS 4096
 
 static struct tm_model tm;
+static int cur_bf16kv;		/* the served bf16 KV cache, loose tolerances */
 static const cJSON *cur_case;
 static char cur_model[128];
 
@@ -74,8 +85,9 @@ static void test_case_logits(void)
 	}
 	printf("  %s/%s: %d positions, max|d| %.3g mean|d| %.3g\n", cur_model,
 	       cJSON_GetObjectItem(cur_case, "name")->valuestring, n, maxd, sumd / (double)cnt);
-	CHECK(maxd <= 1e-3, "max|d| %.3g > 1e-3", maxd);
-	CHECK(sumd / (double)cnt <= 5e-5, "mean|d| %.3g > 5e-5", sumd / (double)cnt);
+	double tol_max = cur_bf16kv ? 1.0 : 1e-3, tol_mean = cur_bf16kv ? 0.075 : 5e-5;
+	CHECK(maxd <= tol_max, "max|d| %.3g > %g", maxd, tol_max);
+	CHECK(sumd / (double)cnt <= tol_mean, "mean|d| %.3g > %g", sumd / (double)cnt, tol_mean);
 	free(lg);
 }
 
@@ -152,22 +164,29 @@ static void run_model(const char *root, const char *name)
 		cJSON_Delete(doc);
 		return;
 	}
-	if (tm_open(&tm, dir, 2, max_len, 1, max_len + N_GREEDY, 16,
-			    (max_len + N_GREEDY + 15) / 16) < 0) {
-		printf("FAIL golden_%s: cannot parse cases or open the model\n", name);
-		th_n_fail++;
-		cJSON_Delete(doc);
-		return;
+	for (cur_bf16kv = 0; cur_bf16kv < 2; cur_bf16kv++) {
+		if (tm_open_kv(&tm, dir, 2, max_len, 1, max_len + N_GREEDY, 16,
+			       (max_len + N_GREEDY + 15) / 16, !cur_bf16kv) < 0) {
+			printf("FAIL golden_%s: cannot parse cases or open the model\n", name);
+			th_n_fail++;
+			break;
+		}
+		if (cur_bf16kv && kv_dtype(tm.kv) != BE_BF16) {
+			printf("FAIL golden_%s: the cpu backend's KV cache is not bf16\n", name);
+			th_n_fail++;
+		}
+		cJSON_ArrayForEach(c, cJSON_GetObjectItem(doc, "cases")) {
+			const char *cn = cJSON_GetObjectItem(c, "name")->valuestring;
+			cur_case = c;
+			snprintf(tname, sizeof(tname), "golden_logits_%s%s_%s", cur_bf16kv ? "bf16kv_" : "", name, cn);
+			th_run(tname, test_case_logits);
+			if (cur_bf16kv)
+				continue;
+			snprintf(tname, sizeof(tname), "golden_greedy_%s_%s", name, cn);
+			th_run(tname, test_case_greedy);
+		}
+		tm_close(&tm);
 	}
-	cJSON_ArrayForEach(c, cJSON_GetObjectItem(doc, "cases")) {
-		const char *cn = cJSON_GetObjectItem(c, "name")->valuestring;
-		cur_case = c;
-		snprintf(tname, sizeof(tname), "golden_logits_%s_%s", name, cn);
-		th_run(tname, test_case_logits);
-		snprintf(tname, sizeof(tname), "golden_greedy_%s_%s", name, cn);
-		th_run(tname, test_case_greedy);
-	}
-	tm_close(&tm);
 	cJSON_Delete(doc);
 }
 
