@@ -112,7 +112,7 @@ $(BUILD)/obj/%.o: %.c | $(INC_STAMP)
 	$(CC) $(CFLAGS) $(call inc_flags,$<) -c $< -o $@
 $(BUILD)/obj/%.o: %.cu Makefile | $(INC_STAMP)
 	@mkdir -p $(@D)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC) $(NVFLAGS) -MD -MP -MF $(@:.o=.d) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
