@@ -92,7 +92,7 @@ static void test_kv_prefix(void)
 	int32_t s1[2], s2[2], x[4];
 	uint64_t root = kv_hash_salt(NULL), ha, hb;
 
-	CHECK(kv_cache_create(&be, &cfg, 4, kv_bytes_per_block(&cfg, 4, BE_F32) * 4, &kv) == 0, "create");
+	CHECK(kv_cache_create(&be, &cfg, 4, kv_bytes_per_block(&cfg, 4, be.ops->kv_dtype) * 4, &kv) == 0, "create");
 	/* hashes: chained, salted, order-sensitive */
 	ha = kv_hash_block(root, a, 4);
 	hb = kv_hash_block(ha, b, 4);
