@@ -40,9 +40,9 @@ assert kinds["kv_cache"] > 0, kinds
 assert kinds["budget"] >= kinds["weights"] + kinds["activations"] + kinds["kv_cache"], kinds
 tokens = val("gemma_run_kv_cache_tokens")
 blocks = val("gemma_run_kv_blocks")
-# tiny on the CPU: f32 K and V, 4 layers x 2 kv heads x 32 = 2 KiB per token; 16 per block
+# tiny: bf16 K and V on either backend, 4 layers x 2 kv heads x 32 = 1 KiB per token; 16 per block
 assert tokens == blocks * 16, (tokens, blocks)
-assert kinds["kv_cache"] == tokens * 2 * 4 * 2 * 32 * 4, (kinds["kv_cache"], tokens)
+assert kinds["kv_cache"] == tokens * 2 * 4 * 2 * 32 * 2, (kinds["kv_cache"], tokens)
 # 4 sequences of 256 tokens are all the cache can use (host RAM is plentiful)
 assert tokens == 4 * 256, tokens
 PY
