@@ -6,7 +6,7 @@
 #   2. build with nvcc: make BUILD=$BUILD all tests (CUDA on; warnings are errors)
 #   3. the CUDA op and model tests with GR_TEST_GPU=1 (a missing device is a FAIL)
 #   4. compute-sanitizer --tool memcheck on $BUILD/tests/kernels/test_cuda_ops and
-#      test_cuda_attention
+#      test_cuda_attention, test_cuda_sample and test_cuda_matmul_fp8
 #   5. compute-sanitizer --tool racecheck on test_cuda_attention (shared-memory hazards)
 #   6. make test-gpu: the whole suite with GR_TEST_GPU=1 (needs tools/deps.sh to pass)
 # and prints a summary line per step. Exit status: 0 when steps 2-4 passed.
@@ -110,6 +110,8 @@ if [ "$built" = 1 ] && [ -n "$san" ]; then
 		"$BUILD/tests/kernels/test_cuda_attention"
 	step memcheck-sample 1 900 env GR_TEST_GPU=1 "$san" --tool memcheck --error-exitcode 3 \
 		"$BUILD/tests/kernels/test_cuda_sample"
+	step memcheck-fp8 1 900 env GR_TEST_GPU=1 "$san" --tool memcheck --error-exitcode 3 \
+		"$BUILD/tests/kernels/test_cuda_matmul_fp8"
 	step racecheck 0 900 env GR_TEST_GPU=1 "$san" --tool racecheck --error-exitcode 3 \
 		"$BUILD/tests/kernels/test_cuda_attention"
 	step racecheck-sample 0 900 env GR_TEST_GPU=1 "$san" --tool racecheck --error-exitcode 3 \
@@ -118,6 +120,7 @@ else
 	[ -z "$san" ] && required_failed=1
 	skip_step memcheck "$([ "$built" = 1 ] && echo 'compute-sanitizer not found' || echo 'build failed')"
 	skip_step memcheck-attn "same"
+	skip_step memcheck-fp8 "same"
 	skip_step racecheck "same"
 fi
 
