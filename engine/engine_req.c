@@ -17,6 +17,7 @@
 #include "engine/engine_req.h"
 #include "engine/grammar_cache.h"
 #include "engine/grammar_schema.h"
+#include "kernels/kv_hash.h"
 
 void eng_list_push_back(struct eng_list *l, struct eng_req *q)
 {

@@ -40,6 +40,7 @@
 #include "common/status.h"
 #include "engine/engine_req.h"
 #include "engine/engine_step.h"
+#include "kernels/kv_hash.h"
 
 static inline int blocks_for(const struct engine *e, int n_pos)
 {

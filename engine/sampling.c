@@ -20,7 +20,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "engine/sampling.h"
-#include "kernels/kv_cache.h"
+#include "kernels/kv_hash.h"
 
 #define SMP_MAX_STOP_LEN 512	/* bytes per stop string */
 

@@ -99,12 +99,6 @@ void kv_reset(struct kv_cache *kv);
 void kv_set_prefix_caching(struct kv_cache *kv, int on);
 int kv_prefix_caching(const struct kv_cache *kv);
 
-/* The root of a hash chain for a request's cache_salt (NULL or "": no salt). */
-uint64_t kv_hash_salt(const char *salt);
-
-/* The hash of a full block of tokens[0..n) whose parent block hashed to parent. */
-uint64_t kv_hash_block(uint64_t parent, const int *tokens, int n);
-
 /*
  * The block registered under hash whose block_size tokens equal tokens[],
  * in use or evictable (refcount unchanged): its id, or -1.

@@ -10,6 +10,7 @@
  */
 #include "common/status.h"
 #include "kernels/kv_cache.h"
+#include "kernels/kv_hash.h"
 #include "tests/harness.h"
 #include "tests/kernels/kern_util.h"
 
